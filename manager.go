@@ -1,0 +1,504 @@
+package tether
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Config configures a Manager. Zero fields take the documented defaults.
+type Config struct {
+	// Store keeps the sessions. Required.
+	Store Store
+
+	// Lifetime is a session's absolute lifetime; sliding never extends it.
+	// Default 24h.
+	Lifetime time.Duration
+	// IdleTimeout ends a session that has not been used for this long. Each
+	// use slides it, up to Lifetime. Default 2h.
+	IdleTimeout time.Duration
+	// TouchInterval throttles last-seen writes: a session is touched at most
+	// once per interval, so validation stays a read. Default 1m, and never more
+	// than a tenth of IdleTimeout.
+	TouchInterval time.Duration
+
+	// MaxStaleness bounds how long a cached record or role set may be served
+	// without reading the store. Default 1s; negative disables the cache, so
+	// that every validation reads the store.
+	MaxStaleness time.Duration
+	// CacheSize caps the number of cached sessions. Default 100,000.
+	CacheSize int
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives operational events; never tokens. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Limits on caller input; beyond them Create and SetRoles fail with ErrBadInput.
+const (
+	MaxSubjectLen      = 256
+	MaxRoles           = 64
+	MaxRoleLen         = 128
+	MaxMetadataEntries = 16
+	MaxMetadataKeyLen  = 64
+	MaxMetadataValLen  = 1024
+	MaxLifetime        = 90 * 24 * time.Hour
+)
+
+// Manager creates, validates, rotates and revokes sessions. It is safe for
+// concurrent use. Close it to stop its background work.
+type Manager struct {
+	cfg   Config
+	store Store
+	now   func() time.Time
+	log   *slog.Logger
+	cache *cache // nil when disabled
+
+	stats counters
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// NewManager checks cfg, fills in defaults and, when the store is a Watcher,
+// starts following its changes.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("tether: Config.Store is required")
+	}
+	if cfg.Lifetime == 0 {
+		cfg.Lifetime = 24 * time.Hour
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 2 * time.Hour
+	}
+	if cfg.TouchInterval == 0 {
+		cfg.TouchInterval = time.Minute
+	}
+	cfg.TouchInterval = min(cfg.TouchInterval, cfg.IdleTimeout/10)
+	if cfg.MaxStaleness == 0 {
+		cfg.MaxStaleness = time.Second
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 100_000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	switch {
+	case cfg.Lifetime < 0 || cfg.Lifetime > MaxLifetime:
+		return nil, fmt.Errorf("tether: Lifetime %v out of range (0, %v]", cfg.Lifetime, MaxLifetime)
+	case cfg.IdleTimeout < 0:
+		return nil, fmt.Errorf("tether: IdleTimeout %v is negative", cfg.IdleTimeout)
+	case cfg.CacheSize < 0:
+		return nil, fmt.Errorf("tether: CacheSize %d is negative", cfg.CacheSize)
+	}
+
+	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: func() {}}
+	if cfg.MaxStaleness > 0 {
+		w, shared := cfg.Store.(Watcher)
+		// A store that announces changes is cached only while its channel is
+		// up; one that does not is cached on the staleness bound alone.
+		m.cache = newCache(cfg.MaxStaleness, cfg.CacheSize, !shared)
+		if shared {
+			ctx, cancel := context.WithCancel(context.Background())
+			m.stop = cancel
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				err := w.Watch(ctx, m.cache.apply)
+				m.cache.setEnabled(false) // nobody tells us of changes any more
+				if err != nil && ctx.Err() == nil {
+					m.log.Error("tether: change channel stopped; cache disabled", "err", err)
+				}
+			}()
+		}
+	}
+	return m, nil
+}
+
+// Close stops the Manager's background work. It does not close the store.
+func (m *Manager) Close() error {
+	m.stop()
+	m.wg.Wait()
+	return nil
+}
+
+// Store returns the store the Manager uses.
+func (m *Manager) Store() Store { return m.store }
+
+// CreateParams describes a new session.
+type CreateParams struct {
+	Subject     string            // required: who the session belongs to
+	Lifetime    time.Duration     // absolute lifetime; default Config.Lifetime
+	IdleTimeout time.Duration     // default Config.IdleTimeout
+	Metadata    map[string]string // client facts: ip, user_agent, device…
+	AuthTime    time.Time         // when the subject authenticated, if known
+	AuthMethod  string            // how, if known ("password", "handshake"…)
+}
+
+// Create starts a session and returns its token, which is shown only this once.
+func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session, error) {
+	if err := checkSubject(p.Subject); err != nil {
+		return "", nil, err
+	}
+	if err := checkMetadata(p.Metadata); err != nil {
+		return "", nil, err
+	}
+	if p.Lifetime < 0 || p.Lifetime > MaxLifetime || p.IdleTimeout < 0 || p.IdleTimeout > MaxLifetime {
+		return "", nil, fmt.Errorf("%w: lifetimes must be between 0 and %v", ErrBadInput, MaxLifetime)
+	}
+	if len(p.AuthMethod) > MaxRoleLen {
+		return "", nil, fmt.Errorf("%w: auth method longer than %d bytes", ErrBadInput, MaxRoleLen)
+	}
+	lifetime := cmp.Or(p.Lifetime, m.cfg.Lifetime)
+	idle := cmp.Or(p.IdleTimeout, m.cfg.IdleTimeout)
+	now := m.now()
+	token, pt := newToken("")
+	rec := &Record{
+		ID: pt.id, SecretHash: hashSecret(pt.secret), Subject: p.Subject,
+		CreatedAt: now, LastSeenAt: now,
+		ExpiresAt: now.Add(lifetime), IdleExpiresAt: minTime(now.Add(idle), now.Add(lifetime)),
+		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
+	}
+	rec = rec.Clone()
+	if err := m.store.Create(ctx, rec); err != nil {
+		return "", nil, fmt.Errorf("tether: create session: %w", err)
+	}
+	roles, err := m.store.Roles(ctx, p.Subject)
+	if err != nil {
+		return "", nil, fmt.Errorf("tether: create session: %w", err)
+	}
+	m.stats.created.Add(1)
+	return token, rec.session(roles), nil
+}
+
+// Validate returns the live session a token stands for. It fails with
+// ErrInvalidToken for anything but a live session (a malformed token without
+// a store read) and with ErrUnavailable when the store cannot say.
+func (m *Manager) Validate(ctx context.Context, rawToken string) (*Session, error) {
+	s, err := m.validate(ctx, rawToken)
+	m.stats.count(err)
+	return s, err
+}
+
+func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, error) {
+	pt, err := parseToken(rawToken)
+	if err != nil {
+		return nil, err
+	}
+	now := m.now()
+	if m.cache != nil {
+		rec, roles, ok, seq := m.cache.get(pt.id, now)
+		if ok {
+			m.stats.cacheHits.Add(1)
+			return m.accept(ctx, pt, rec, roles, now, true)
+		}
+		m.stats.cacheMisses.Add(1)
+		rec, roles, err := m.read(ctx, pt.id)
+		if err != nil {
+			return nil, err
+		}
+		if pt.matches(rec.SecretHash) {
+			m.cache.fill(seq, rec, roles, now)
+		}
+		return m.accept(ctx, pt, rec, roles, now, false)
+	}
+	rec, roles, err := m.read(ctx, pt.id)
+	if err != nil {
+		return nil, err
+	}
+	return m.accept(ctx, pt, rec, roles, now, false)
+}
+
+// read fetches a record and its subject's roles from the store.
+func (m *Manager) read(ctx context.Context, id string) (*Record, []string, error) {
+	rec, err := m.store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("tether: read session: %w", err)
+	}
+	roles, err := m.store.Roles(ctx, rec.Subject)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tether: read roles: %w", err)
+	}
+	return rec, roles, nil
+}
+
+// accept checks the secret and expiry, slides the idle expiry when a touch is
+// due, and returns the session.
+func (m *Manager) accept(ctx context.Context, pt parsedToken, rec *Record, roles []string, now time.Time, cached bool) (*Session, error) {
+	if !pt.matches(rec.SecretHash) {
+		return nil, fmt.Errorf("%w: secret does not match", ErrInvalidToken)
+	}
+	if !rec.Live(now) {
+		return nil, fmt.Errorf("%w: expired", ErrInvalidToken)
+	}
+	if now.Sub(rec.LastSeenAt) >= m.cfg.TouchInterval {
+		touched := rec.Clone()
+		touched.LastSeenAt = now
+		touched.IdleExpiresAt = minTime(now.Add(rec.IdleTimeout), rec.ExpiresAt)
+		err := m.store.Touch(ctx, rec.ID, touched.LastSeenAt, touched.IdleExpiresAt)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if m.cache != nil {
+				m.cache.invalidateSession(rec.ID)
+			}
+			return nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
+		case err != nil:
+			return nil, fmt.Errorf("tether: touch session: %w", err)
+		}
+		if cached {
+			m.cache.replace(touched)
+		}
+		rec = touched
+	}
+	return rec.session(roles), nil
+}
+
+// Rotate issues a new token for the session that rawToken stands for; the old
+// token dies at once. Use it after login and privilege elevation.
+func (m *Manager) Rotate(ctx context.Context, rawToken string) (string, *Session, error) {
+	pt, err := parseToken(rawToken)
+	if err != nil {
+		return "", nil, err
+	}
+	rec, roles, err := m.read(ctx, pt.id) // a write decides on the store, never the cache
+	if err != nil {
+		return "", nil, err
+	}
+	if !pt.matches(rec.SecretHash) || !rec.Live(m.now()) {
+		return "", nil, fmt.Errorf("%w: not a live session", ErrInvalidToken)
+	}
+	token, fresh := newToken(rec.ID)
+	newHash := hashSecret(fresh.secret)
+	defer m.invalidateSession(rec.ID)
+	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return "", nil, fmt.Errorf("%w: rotated or revoked meanwhile", ErrInvalidToken)
+		}
+		return "", nil, fmt.Errorf("tether: rotate session: %w", err)
+	}
+	rec.SecretHash = newHash
+	return token, rec.session(roles), nil
+}
+
+// Get returns a live session by ID, read from the store.
+func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	rec, err := m.store.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("tether: get session: %w", err)
+	}
+	if !rec.Live(m.now()) {
+		return nil, ErrNotFound
+	}
+	roles, err := m.store.Roles(ctx, rec.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("tether: get roles: %w", err)
+	}
+	return rec.session(roles), nil
+}
+
+// Revoke ends one session. When it returns, no node's store read accepts the
+// session, and this node's cache has dropped it.
+func (m *Manager) Revoke(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return ErrNotFound
+	}
+	defer m.invalidateSession(id) // even on error: the outcome may be unknown
+	if err := m.store.Delete(ctx, id); err != nil {
+		return fmt.Errorf("tether: revoke session: %w", err)
+	}
+	m.stats.revoked.Add(1)
+	return nil
+}
+
+// RevokeSubject ends every session of subject but keepID (which may be empty),
+// atomically in the store, and returns how many it ended.
+func (m *Manager) RevokeSubject(ctx context.Context, subject, keepID string) (int, error) {
+	if err := checkSubject(subject); err != nil {
+		return 0, err
+	}
+	defer m.invalidateSubject(subject)
+	n, err := m.store.DeleteSubject(ctx, subject, keepID)
+	if err != nil {
+		return 0, fmt.Errorf("tether: revoke sessions: %w", err)
+	}
+	m.stats.revoked.Add(uint64(n))
+	return n, nil
+}
+
+// List returns the subject's live sessions, oldest first.
+func (m *Manager) List(ctx context.Context, subject string) ([]*Session, error) {
+	if err := checkSubject(subject); err != nil {
+		return nil, err
+	}
+	recs, err := m.store.List(ctx, subject)
+	if err != nil {
+		return nil, fmt.Errorf("tether: list sessions: %w", err)
+	}
+	roles, err := m.store.Roles(ctx, subject)
+	if err != nil {
+		return nil, fmt.Errorf("tether: list sessions: %w", err)
+	}
+	now := m.now()
+	out := make([]*Session, 0, len(recs))
+	for _, r := range recs {
+		if r.Live(now) {
+			out = append(out, r.session(roles))
+		}
+	}
+	return out, nil
+}
+
+// Roles returns the subject's current roles.
+func (m *Manager) Roles(ctx context.Context, subject string) ([]string, error) {
+	if err := checkSubject(subject); err != nil {
+		return nil, err
+	}
+	roles, err := m.store.Roles(ctx, subject)
+	if err != nil {
+		return nil, fmt.Errorf("tether: get roles: %w", err)
+	}
+	if roles == nil {
+		roles = []string{}
+	}
+	return roles, nil
+}
+
+// SetRoles replaces the subject's roles; every live session of the subject
+// carries them from its next validation on.
+func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) error {
+	if err := checkSubject(subject); err != nil {
+		return err
+	}
+	if err := checkRoles(roles); err != nil {
+		return err
+	}
+	defer m.invalidateSubject(subject)
+	if err := m.store.SetRoles(ctx, subject, roles); err != nil {
+		return fmt.Errorf("tether: set roles: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) invalidateSession(id string) {
+	if m.cache != nil {
+		m.cache.invalidateSession(id)
+	}
+}
+
+func (m *Manager) invalidateSubject(subject string) {
+	if m.cache != nil {
+		m.cache.invalidateSubject(subject)
+	}
+}
+
+// Stats is a snapshot of a Manager's counters.
+type Stats struct {
+	ValidationsOK, ValidationsInvalid, ValidationsUnavailable uint64
+	CacheHits, CacheMisses                                    uint64
+	Created, Revoked                                          uint64
+	CachedSessions                                            int
+}
+
+type counters struct {
+	ok, invalid, unavailable atomic.Uint64
+	cacheHits, cacheMisses   atomic.Uint64
+	created, revoked         atomic.Uint64
+}
+
+func (c *counters) count(err error) {
+	switch {
+	case err == nil:
+		c.ok.Add(1)
+	case errors.Is(err, ErrInvalidToken):
+		c.invalid.Add(1)
+	default:
+		c.unavailable.Add(1)
+	}
+}
+
+// Stats returns the Manager's counters.
+func (m *Manager) Stats() Stats {
+	s := Stats{
+		ValidationsOK: m.stats.ok.Load(), ValidationsInvalid: m.stats.invalid.Load(),
+		ValidationsUnavailable: m.stats.unavailable.Load(),
+		CacheHits:              m.stats.cacheHits.Load(), CacheMisses: m.stats.cacheMisses.Load(),
+		Created: m.stats.created.Load(), Revoked: m.stats.revoked.Load(),
+	}
+	if m.cache != nil {
+		s.CachedSessions = m.cache.len()
+	}
+	return s
+}
+
+func checkSubject(s string) error {
+	if s == "" || len(s) > MaxSubjectLen {
+		return fmt.Errorf("%w: subject must be 1 to %d bytes", ErrBadInput, MaxSubjectLen)
+	}
+	if !printable(s) {
+		return fmt.Errorf("%w: subject must be printable UTF-8", ErrBadInput)
+	}
+	return nil
+}
+
+func checkRoles(roles []string) error {
+	if len(roles) > MaxRoles {
+		return fmt.Errorf("%w: at most %d roles", ErrBadInput, MaxRoles)
+	}
+	for _, r := range roles {
+		if r == "" || len(r) > MaxRoleLen || !printable(r) {
+			return fmt.Errorf("%w: a role must be 1 to %d printable bytes", ErrBadInput, MaxRoleLen)
+		}
+	}
+	return nil
+}
+
+func checkMetadata(md map[string]string) error {
+	if len(md) > MaxMetadataEntries {
+		return fmt.Errorf("%w: at most %d metadata entries", ErrBadInput, MaxMetadataEntries)
+	}
+	for k, v := range md {
+		if k == "" || len(k) > MaxMetadataKeyLen || len(v) > MaxMetadataValLen || !printable(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("%w: metadata keys must be 1 to %d printable bytes and values at most %d bytes of UTF-8",
+				ErrBadInput, MaxMetadataKeyLen, MaxMetadataValLen)
+		}
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

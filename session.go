@@ -1,0 +1,72 @@
+package tether
+
+import (
+	"slices"
+	"time"
+)
+
+// Session is a live session as a caller sees it: the stored record joined with
+// the subject's current roles. It never holds the token or its hash.
+type Session struct {
+	ID            string            `json:"id"`
+	Subject       string            `json:"subject"`
+	Roles         []string          `json:"roles"`
+	CreatedAt     time.Time         `json:"created_at"`
+	LastSeenAt    time.Time         `json:"last_seen_at"`
+	ExpiresAt     time.Time         `json:"expires_at"`
+	IdleExpiresAt time.Time         `json:"idle_expires_at"`
+	Metadata      map[string]string `json:"metadata"`
+	AuthTime      time.Time         `json:"auth_time,omitzero"`
+	AuthMethod    string            `json:"auth_method,omitempty"`
+}
+
+// HasRole reports whether the session's subject holds role.
+func (s *Session) HasRole(role string) bool { return slices.Contains(s.Roles, role) }
+
+// Record is what a Store keeps for one session.
+type Record struct {
+	ID            string
+	SecretHash    [32]byte // SHA-256 of the token's secret; the secret itself is never stored
+	Subject       string
+	CreatedAt     time.Time
+	LastSeenAt    time.Time
+	ExpiresAt     time.Time     // absolute: sliding never moves it
+	IdleExpiresAt time.Time     // LastSeenAt + IdleTimeout, never past ExpiresAt
+	IdleTimeout   time.Duration // so any node can slide the idle expiry
+	Metadata      map[string]string
+	AuthTime      time.Time
+	AuthMethod    string
+}
+
+// Live reports whether r is usable at now.
+func (r *Record) Live(now time.Time) bool {
+	return now.Before(r.ExpiresAt) && now.Before(r.IdleExpiresAt)
+}
+
+// Clone returns a deep copy, so stores and caches never share mutable maps.
+func (r *Record) Clone() *Record {
+	c := *r
+	if r.Metadata != nil {
+		c.Metadata = make(map[string]string, len(r.Metadata))
+		for k, v := range r.Metadata {
+			c.Metadata[k] = v
+		}
+	}
+	return &c
+}
+
+func (r *Record) session(roles []string) *Session {
+	md := r.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	if roles == nil {
+		roles = []string{}
+	}
+	return &Session{
+		ID: r.ID, Subject: r.Subject, Roles: slices.Clone(roles),
+		CreatedAt: r.CreatedAt, LastSeenAt: r.LastSeenAt,
+		ExpiresAt: r.ExpiresAt, IdleExpiresAt: r.IdleExpiresAt,
+		Metadata: r.Clone().Metadata, AuthTime: r.AuthTime, AuthMethod: r.AuthMethod,
+	}
+}

@@ -1,0 +1,83 @@
+package tether
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps session records, subjects' roles and the handshake replay guard.
+// Every backend passes the same conformance suite, store/storetest.
+//
+// The contract:
+//   - Every method may fail with an error wrapping ErrUnavailable when the
+//     backend cannot be reached; callers fail closed.
+//   - Get and List return only records that are live by the store's clock
+//     (ExpiresAt and IdleExpiresAt both in the future); a missing or expired
+//     record is ErrNotFound, never a zero record. Stores drop expired records on
+//     their own (native TTLs or a background sweep) without blocking reads.
+//   - Writes are atomic and durable per the backend's documented guarantee once
+//     they return nil. Delete, DeleteSubject and Rotate are visible to every
+//     later Get on any node sharing the store.
+//   - Returned records are the caller's to keep; the store holds no reference.
+type Store interface {
+	// Create stores a new record; ErrExists if its ID is taken.
+	Create(ctx context.Context, r *Record) error
+	// Get returns the live record with this ID, or ErrNotFound.
+	Get(ctx context.Context, id string) (*Record, error)
+	// Touch sets LastSeenAt and IdleExpiresAt of a live record; ErrNotFound if
+	// there is none. It never revives a deleted record.
+	Touch(ctx context.Context, id string, lastSeen, idleExpires time.Time) error
+	// Rotate replaces the secret hash of a live record if it still equals old;
+	// otherwise ErrNotFound. The old token dies the moment Rotate returns.
+	Rotate(ctx context.Context, id string, old, new [32]byte) error
+	// Delete removes one record; ErrNotFound if there was no live one.
+	Delete(ctx context.Context, id string) error
+	// DeleteSubject removes every record of subject except keepID (may be
+	// empty) in one atomic step, and returns how many live ones it removed.
+	DeleteSubject(ctx context.Context, subject, keepID string) (int, error)
+	// List returns the subject's live records, oldest first.
+	List(ctx context.Context, subject string) ([]*Record, error)
+	// Roles returns the subject's roles; none (and no error) for an unknown subject.
+	Roles(ctx context.Context, subject string) ([]string, error)
+	// SetRoles replaces the subject's roles.
+	SetRoles(ctx context.Context, subject string, roles []string) error
+	// Consume records key as used until the given time. It returns ErrReplayed
+	// if key was consumed before and has not expired; among concurrent calls for
+	// one key on any number of nodes, exactly one returns nil.
+	Consume(ctx context.Context, key string, until time.Time) error
+	// Ping reports whether the backend is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// ChangeKind says what a Change is about.
+type ChangeKind int
+
+const (
+	// SessionChanged: one session was revoked, rotated or altered.
+	SessionChanged ChangeKind = iota + 1
+	// SubjectChanged: a subject's roles changed or its sessions were revoked.
+	SubjectChanged
+	// ChannelLost: changes may have been missed; drop everything cached and do
+	// not cache again until ChannelRestored.
+	ChannelLost
+	// ChannelRestored: the change channel is back.
+	ChannelRestored
+)
+
+// Change tells caches what to drop.
+type Change struct {
+	Kind      ChangeKind
+	SessionID string // for SessionChanged
+	Subject   string // for SubjectChanged
+}
+
+// Watcher is implemented by stores that announce changes to every node that
+// shares them, so that caches everywhere drop what was revoked or changed.
+type Watcher interface {
+	// Watch calls fn for each change made through any node until ctx ends,
+	// beginning with ChannelRestored once the channel is up, and ChannelLost
+	// whenever it breaks. fn must be quick; it runs on the watch goroutine.
+	Watch(ctx context.Context, fn func(Change)) error
+}

@@ -1,0 +1,286 @@
+// Package memstore is an in-process, non-durable tether.Store for tests and
+// throw-away demos. Everything is lost when the process ends.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tetherhq/tether"
+)
+
+// Store is an in-memory tether.Store. Its zero value is not usable; call New.
+type Store struct {
+	tether.Hub
+	now func() time.Time
+
+	mu        sync.RWMutex
+	sessions  map[string]*tether.Record
+	bySubject map[string]map[string]struct{}
+	roles     map[string][]string
+	consumed  map[string]time.Time
+	closed    bool
+}
+
+var (
+	_ tether.Store   = (*Store)(nil)
+	_ tether.Watcher = (*Store)(nil)
+)
+
+// Options configures a Store. Zero fields take defaults.
+type Options struct {
+	Now func() time.Time // the clock deciding expiry; default time.Now
+}
+
+// New returns an empty Store.
+func New() *Store { return NewWithOptions(Options{}) }
+
+// NewWithOptions returns an empty Store with the given options.
+func NewWithOptions(o Options) *Store {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Store{
+		now:       o.Now,
+		sessions:  make(map[string]*tether.Record),
+		bySubject: make(map[string]map[string]struct{}),
+		roles:     make(map[string][]string),
+		consumed:  make(map[string]time.Time),
+	}
+}
+
+func (s *Store) check() error {
+	if s.closed {
+		return fmt.Errorf("%w: memstore closed", tether.ErrUnavailable)
+	}
+	return nil
+}
+
+// liveLocked returns the live record with id, dropping it if it has expired;
+// expired records are swept lazily, on access and by Sweep.
+func (s *Store) liveLocked(id string) *tether.Record {
+	r := s.sessions[id]
+	if r != nil && !r.Live(s.now()) {
+		s.deleteLocked(r)
+		return nil
+	}
+	return r
+}
+
+func (s *Store) deleteLocked(r *tether.Record) {
+	delete(s.sessions, r.ID)
+	if ids := s.bySubject[r.Subject]; ids != nil {
+		delete(ids, r.ID)
+		if len(ids) == 0 {
+			delete(s.bySubject, r.Subject)
+		}
+	}
+}
+
+func (s *Store) Create(_ context.Context, r *tether.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	if s.liveLocked(r.ID) != nil {
+		return tether.ErrExists
+	}
+	if !r.Live(s.now()) {
+		return nil // born dead: nothing to keep
+	}
+	s.sessions[r.ID] = r.Clone()
+	ids := s.bySubject[r.Subject]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		s.bySubject[r.Subject] = ids
+	}
+	ids[r.ID] = struct{}{}
+	return nil
+}
+
+func (s *Store) Get(_ context.Context, id string) (*tether.Record, error) {
+	s.mu.Lock() // liveLocked may delete
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	r := s.liveLocked(id)
+	if r == nil {
+		return nil, tether.ErrNotFound
+	}
+	return r.Clone(), nil
+}
+
+func (s *Store) Touch(_ context.Context, id string, lastSeen, idleExpires time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	r := s.liveLocked(id)
+	if r == nil {
+		return tether.ErrNotFound
+	}
+	c := r.Clone()
+	c.LastSeenAt, c.IdleExpiresAt = lastSeen, idleExpires
+	s.sessions[id] = c
+	return nil
+}
+
+func (s *Store) Rotate(_ context.Context, id string, old, new [32]byte) error {
+	s.mu.Lock()
+	err := s.check()
+	if err == nil {
+		r := s.liveLocked(id)
+		if r == nil || r.SecretHash != old {
+			err = tether.ErrNotFound
+		} else {
+			c := r.Clone()
+			c.SecretHash = new
+			s.sessions[id] = c
+		}
+	}
+	s.mu.Unlock()
+	if err == nil {
+		s.Publish(tether.Change{Kind: tether.SessionChanged, SessionID: id})
+	}
+	return err
+}
+
+func (s *Store) Delete(_ context.Context, id string) error {
+	s.mu.Lock()
+	err := s.check()
+	if err == nil {
+		if r := s.liveLocked(id); r != nil {
+			s.deleteLocked(r)
+		} else {
+			err = tether.ErrNotFound
+		}
+	}
+	s.mu.Unlock()
+	if err == nil {
+		s.Publish(tether.Change{Kind: tether.SessionChanged, SessionID: id})
+	}
+	return err
+}
+
+func (s *Store) DeleteSubject(_ context.Context, subject, keepID string) (int, error) {
+	s.mu.Lock()
+	if err := s.check(); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	n := 0
+	for id := range s.bySubject[subject] {
+		if id == keepID {
+			continue
+		}
+		if r := s.sessions[id]; r != nil {
+			if r.Live(s.now()) {
+				n++
+			}
+			s.deleteLocked(r)
+		}
+	}
+	s.mu.Unlock()
+	s.Publish(tether.Change{Kind: tether.SubjectChanged, Subject: subject})
+	return n, nil
+}
+
+func (s *Store) List(_ context.Context, subject string) ([]*tether.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	var out []*tether.Record
+	for id := range s.bySubject[subject] {
+		if r := s.liveLocked(id); r != nil {
+			out = append(out, r.Clone())
+		}
+	}
+	slices.SortFunc(out, func(a, b *tether.Record) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+func (s *Store) Roles(_ context.Context, subject string) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return slices.Clone(s.roles[subject]), nil
+}
+
+func (s *Store) SetRoles(_ context.Context, subject string, roles []string) error {
+	s.mu.Lock()
+	err := s.check()
+	if err == nil {
+		if len(roles) == 0 {
+			delete(s.roles, subject)
+		} else {
+			s.roles[subject] = slices.Clone(roles)
+		}
+	}
+	s.mu.Unlock()
+	if err == nil {
+		s.Publish(tether.Change{Kind: tether.SubjectChanged, Subject: subject})
+	}
+	return err
+}
+
+func (s *Store) Consume(_ context.Context, key string, until time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	if exp, ok := s.consumed[key]; ok && s.now().Before(exp) {
+		return tether.ErrReplayed
+	}
+	s.consumed[key] = until
+	return nil
+}
+
+// Sweep drops expired sessions and replay-guard keys. Memstore also drops
+// them lazily on access; Sweep bounds the memory of ones never touched again.
+func (s *Store) Sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for _, r := range s.sessions {
+		if !r.Live(now) {
+			s.deleteLocked(r)
+		}
+	}
+	for k, exp := range s.consumed {
+		if !now.Before(exp) {
+			delete(s.consumed, k)
+		}
+	}
+}
+
+func (s *Store) Ping(context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.check()
+}
+
+// Close makes every later call fail with tether.ErrUnavailable, which is what
+// tests of fail-closed behaviour need.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}

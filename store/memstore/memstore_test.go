@@ -1,0 +1,13 @@
+package memstore_test
+
+import (
+	"testing"
+
+	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/memstore"
+	"github.com/tetherhq/tether/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) tether.Store { return memstore.New() })
+}
