@@ -141,6 +141,7 @@ func (m *Manager) Store() Store { return m.store }
 // CreateParams describes a new session.
 type CreateParams struct {
 	Subject     string            // required: who the session belongs to
+	Roles       []string          // when not nil, replaces the subject's roles (they belong to the subject, not the session)
 	Lifetime    time.Duration     // absolute lifetime; default Config.Lifetime
 	IdleTimeout time.Duration     // default Config.IdleTimeout
 	Metadata    map[string]string // client facts: ip, user_agent, device…
@@ -162,9 +163,14 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if len(p.AuthMethod) > MaxRoleLen {
 		return "", nil, fmt.Errorf("%w: auth method longer than %d bytes", ErrBadInput, MaxRoleLen)
 	}
+	if p.Roles != nil {
+		if err := m.SetRoles(ctx, p.Subject, p.Roles); err != nil {
+			return "", nil, err
+		}
+	}
 	lifetime := cmp.Or(p.Lifetime, m.cfg.Lifetime)
 	idle := cmp.Or(p.IdleTimeout, m.cfg.IdleTimeout)
-	now := m.now()
+	now := m.now().UTC().Truncate(time.Microsecond) // the finest precision every store keeps
 	token, pt := newToken("")
 	rec := &Record{
 		ID: pt.id, SecretHash: hashSecret(pt.secret), Subject: p.Subject,

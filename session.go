@@ -1,6 +1,7 @@
 package tether
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -46,17 +47,12 @@ func (r *Record) Live(now time.Time) bool {
 // Clone returns a deep copy, so stores and caches never share mutable maps.
 func (r *Record) Clone() *Record {
 	c := *r
-	if r.Metadata != nil {
-		c.Metadata = make(map[string]string, len(r.Metadata))
-		for k, v := range r.Metadata {
-			c.Metadata[k] = v
-		}
-	}
+	c.Metadata = maps.Clone(r.Metadata)
 	return &c
 }
 
 func (r *Record) session(roles []string) *Session {
-	md := r.Metadata
+	md := maps.Clone(r.Metadata)
 	if md == nil {
 		md = map[string]string{}
 	}
@@ -67,6 +63,6 @@ func (r *Record) session(roles []string) *Session {
 		ID: r.ID, Subject: r.Subject, Roles: slices.Clone(roles),
 		CreatedAt: r.CreatedAt, LastSeenAt: r.LastSeenAt,
 		ExpiresAt: r.ExpiresAt, IdleExpiresAt: r.IdleExpiresAt,
-		Metadata: r.Clone().Metadata, AuthTime: r.AuthTime, AuthMethod: r.AuthMethod,
+		Metadata: md, AuthTime: r.AuthTime, AuthMethod: r.AuthMethod,
 	}
 }

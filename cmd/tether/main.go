@@ -59,6 +59,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	for _, newCmd := range []func() *cobra.Command{
+		newServeCmd,
 		newVersionCmd,
 	} {
 		root.AddCommand(newCmd())

@@ -1,0 +1,169 @@
+package tether
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Cookie names. Under TLS (or behind a TLS-terminating proxy on a public name)
+// the cookie carries the __Host- prefix, which browsers accept only when it is
+// Secure, host-only and Path=/. On plain-HTTP loopback, for development, it is
+// a plain name without Secure, since browsers would not send it back otherwise.
+const (
+	CookieName       = "tether_session"
+	SecureCookieName = "__Host-tether"
+)
+
+// ErrCrossOrigin: a cookie-authenticated, state-changing request did not come
+// from this site. Callers answer 403.
+var ErrCrossOrigin = errors.New("tether: cross-origin request refused")
+
+// TokenFromRequest returns the session token r carries, from an
+// "Authorization: Bearer" header or else the session cookie, and whether it
+// came from the cookie (which makes the request subject to CSRF checks).
+func TokenFromRequest(r *http.Request) (token string, fromCookie bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(tok), false
+		}
+		return "", false // some other scheme: never fall back to the cookie
+	}
+	for _, name := range []string{SecureCookieName, CookieName} {
+		if c, err := r.Cookie(name); err == nil && c.Value != "" {
+			return c.Value, true
+		}
+	}
+	return "", false
+}
+
+var crossOrigin = http.NewCrossOriginProtection()
+
+// CheckCSRF refuses a state-changing request that a browser sent from another
+// site. It is Go's CrossOriginProtection (Sec-Fetch-Site, then Origin against
+// Host) plus what that lets through: a request that has neither header, which
+// no current browser sends for a cross-site form post but an old one might.
+func CheckCSRF(r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	if err := crossOrigin.Check(r); err != nil {
+		return fmt.Errorf("%w: %v", ErrCrossOrigin, err)
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "" && r.Header.Get("Origin") == "" {
+		return fmt.Errorf("%w: neither Sec-Fetch-Site nor Origin is set", ErrCrossOrigin)
+	}
+	return nil
+}
+
+// Authenticate validates the token r carries, applying the CSRF check when it
+// came from the cookie. It returns the session and the token.
+func (m *Manager) Authenticate(r *http.Request) (*Session, string, error) {
+	token, fromCookie := TokenFromRequest(r)
+	if token == "" {
+		m.stats.count(ErrInvalidToken)
+		return nil, "", fmt.Errorf("%w: no token", ErrInvalidToken)
+	}
+	if fromCookie {
+		if err := CheckCSRF(r); err != nil {
+			return nil, "", err
+		}
+	}
+	s, err := m.Validate(r.Context(), token)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, token, nil
+}
+
+type ctxKey struct{}
+
+// NewContext returns a copy of ctx carrying s.
+func NewContext(ctx context.Context, s *Session) context.Context {
+	return context.WithValue(ctx, ctxKey{}, s)
+}
+
+// FromContext returns the session that Middleware put in ctx.
+func FromContext(ctx context.Context) (*Session, bool) {
+	s, ok := ctx.Value(ctxKey{}).(*Session)
+	return s, ok
+}
+
+// Middleware lets through only requests with a live session, which handlers
+// find with FromContext. Others get 401 (with WWW-Authenticate: Bearer), 403 for
+// a cross-site cookie request, or 503 when the store cannot be reached: never
+// the handler.
+func (m *Manager) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _, err := m.Authenticate(r)
+		if err != nil {
+			WriteAuthError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), s)))
+	})
+}
+
+// WriteAuthError answers a failed Authenticate as JSON {"error": code}.
+func WriteAuthError(w http.ResponseWriter, err error) {
+	status, code := http.StatusServiceUnavailable, "unavailable"
+	switch {
+	case errors.Is(err, ErrInvalidToken):
+		status, code = http.StatusUnauthorized, "unauthenticated"
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tether"`)
+	case errors.Is(err, ErrCrossOrigin):
+		status, code = http.StatusForbidden, "cross_origin"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": code})
+}
+
+// SetCookie writes the session cookie with hardened defaults: HttpOnly,
+// SameSite=Lax, Path=/, host-only, and Secure with the __Host- prefix unless
+// the request is plain HTTP to a loopback address.
+func SetCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+	c := sessionCookie(r)
+	c.Value, c.Expires = token, expires
+	http.SetCookie(w, c)
+}
+
+// ClearCookie removes the session cookie.
+func ClearCookie(w http.ResponseWriter, r *http.Request) {
+	c := sessionCookie(r)
+	c.MaxAge = -1
+	http.SetCookie(w, c)
+}
+
+func sessionCookie(r *http.Request) *http.Cookie {
+	c := &http.Cookie{Name: CookieName, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	if requestIsSecure(r) {
+		c.Name, c.Secure = SecureCookieName, true
+	}
+	return c
+}
+
+// requestIsSecure is false only for plain HTTP to a loopback host: anywhere
+// else a plain-HTTP request is taken to sit behind a TLS-terminating proxy.
+func requestIsSecure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}

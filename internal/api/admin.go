@@ -1,0 +1,147 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tetherhq/tether"
+)
+
+// Admin returns the admin API. Every route needs the admin key as a Bearer
+// token; failed attempts are rate-limited per client IP.
+func (s *Server) Admin() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/sessions", s.handle(s.createSession))
+	mux.Handle("GET /v1/sessions/{id}", s.handle(s.getSession))
+	mux.Handle("DELETE /v1/sessions/{id}", s.handle(s.revokeSession))
+	mux.Handle("GET /v1/subjects/{subject}/sessions", s.handle(s.subjectSessions))
+	mux.Handle("DELETE /v1/subjects/{subject}/sessions", s.handle(s.revokeSubject))
+	mux.Handle("PUT /v1/subjects/{subject}/roles", s.handle(s.setRoles))
+	mux.Handle("POST /v1/introspect", s.handle(s.introspect))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.Handle("/", s.handle(notFound))
+	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.checkAdmin(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return s.common("admin", admin)
+}
+
+type createRequest struct {
+	Subject  string            `json:"subject"`
+	Roles    []string          `json:"roles"`
+	TTL      duration          `json:"ttl"`
+	IdleTTL  duration          `json:"idle_ttl"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
+	var req createRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if ok, wait := s.limits.creates.allow(req.Subject); !ok {
+		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many sessions created for this subject", retry: wait}
+	}
+	token, sess, err := s.m.Create(r.Context(), tether.CreateParams{
+		Subject: req.Subject, Roles: req.Roles, Metadata: req.Metadata,
+		Lifetime: time.Duration(req.TTL), IdleTimeout: time.Duration(req.IdleTTL),
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, tokenResponse{Token: token, Session: sess})
+}
+
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.m.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, sess)
+}
+
+func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request) error {
+	if err := s.m.Revoke(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) subjectSessions(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.m.List(r.Context(), r.PathValue("subject"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, sessionsResponse{list})
+}
+
+func (s *Server) revokeSubject(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.m.RevokeSubject(r.Context(), r.PathValue("subject"), "")
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, revokedResponse{n})
+}
+
+func (s *Server) setRoles(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Roles *[]string `json:"roles"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Roles == nil {
+		return badRequest(`"roles" is required (an empty list clears them)`)
+	}
+	subject := r.PathValue("subject")
+	if err := s.m.SetRoles(r.Context(), subject, *req.Roles); err != nil {
+		return err
+	}
+	roles, err := s.m.Roles(r.Context(), subject)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"subject": subject, "roles": roles})
+}
+
+// introspect answers RFC 7662: active with the session's claims, or just
+// {"active": false} for anything that is not a live session.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return badRequest("Content-Type must be application/x-www-form-urlencoded")
+	}
+	if err := r.ParseForm(); err != nil {
+		return badRequest("malformed form body")
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		return badRequest(`"token" is required`)
+	}
+	start := time.Now()
+	sess, err := s.m.Validate(r.Context(), token)
+	s.metrics.observeValidation(err, time.Since(start))
+	switch {
+	case err == nil:
+	case errors.Is(err, tether.ErrInvalidToken):
+		return writeJSON(w, http.StatusOK, map[string]bool{"active": false})
+	default:
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"active": true, "token_type": "tether_session",
+		"sub": sess.Subject, "sid": sess.ID, "roles": sess.Roles,
+		"scope": strings.Join(sess.Roles, " "),
+		"iat":   sess.CreatedAt.Unix(), "exp": sess.ExpiresAt.Unix(),
+		"idle_exp": sess.IdleExpiresAt.Unix(),
+	})
+}

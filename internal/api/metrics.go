@@ -1,0 +1,135 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tetherhq/tether"
+)
+
+// Metrics is the server's Prometheus registry, served at the admin /metrics.
+type Metrics struct {
+	registry          *prometheus.Registry
+	validationSeconds *prometheus.HistogramVec
+	requests          *prometheus.CounterVec
+	adminAuthFailures prometheus.Counter
+	exchangeFailures  *prometheus.CounterVec
+}
+
+func newMetrics(m *tether.Manager) *Metrics {
+	reg := prometheus.NewRegistry()
+	x := &Metrics{
+		registry: reg,
+		validationSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tether_validation_duration_seconds",
+			Help:    "Time to validate a session token, by result.",
+			Buckets: []float64{1e-6, 5e-6, 2e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.02, 0.1, 0.5},
+		}, []string{"result"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_http_requests_total",
+			Help: "HTTP requests by listener, route and status code.",
+		}, []string{"listener", "route", "code"}),
+		adminAuthFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tether_admin_auth_failures_total",
+			Help: "Admin API requests refused for a missing or wrong admin key.",
+		}),
+		exchangeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tether_handshake_exchange_failures_total",
+			Help: "Refused handshake exchanges, by reason (the client is told only 401).",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(x.validationSeconds, x.requests, x.adminAuthFailures, x.exchangeFailures,
+		managerCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return x
+}
+
+// Registry returns the registry, for callers that add their own collectors.
+func (x *Metrics) Registry() *prometheus.Registry { return x.registry }
+
+func (x *Metrics) observeValidation(err error, d time.Duration) {
+	x.validationSeconds.WithLabelValues(validationResult(err)).Observe(d.Seconds())
+}
+
+func validationResult(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, tether.ErrInvalidToken):
+		return "invalid"
+	case errors.Is(err, tether.ErrCrossOrigin):
+		return "cross_origin"
+	default:
+		return "unavailable"
+	}
+}
+
+// managerCollector reads the Manager's own counters at scrape time, so the
+// validation hot path carries no Prometheus cost.
+type managerCollector struct{ m *tether.Manager }
+
+var (
+	descValidations = prometheus.NewDesc("tether_validations_total", "Session validations by result.", []string{"result"}, nil)
+	descCache       = prometheus.NewDesc("tether_cache_lookups_total", "Validation cache lookups by outcome.", []string{"outcome"}, nil)
+	descCreated     = prometheus.NewDesc("tether_sessions_created_total", "Sessions created.", nil, nil)
+	descRevoked     = prometheus.NewDesc("tether_sessions_revoked_total", "Sessions revoked.", nil, nil)
+	descCached      = prometheus.NewDesc("tether_cached_sessions", "Sessions in this node's cache.", nil, nil)
+)
+
+func (c managerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descValidations, descCache, descCreated, descRevoked, descCached} {
+		ch <- d
+	}
+}
+
+func (c managerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.m.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descValidations, s.ValidationsOK, "ok")
+	counter(descValidations, s.ValidationsInvalid, "invalid")
+	counter(descValidations, s.ValidationsUnavailable, "unavailable")
+	counter(descCache, s.CacheHits, "hit")
+	counter(descCache, s.CacheMisses, "miss")
+	counter(descCreated, s.Created)
+	counter(descRevoked, s.Revoked)
+	ch <- prometheus.MustNewConstMetric(descCached, prometheus.GaugeValue, float64(s.CachedSessions))
+}
+
+// common wraps a listener's handler with what every response needs: security
+// headers, a request log line (never a token: paths hold none) and metrics.
+func (s *Server) common(listener string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		s.metrics.requests.WithLabelValues(listener, route, strconv.Itoa(rec.status)).Inc()
+		s.log.Debug("request", "listener", listener, "method", r.Method, "route", route,
+			"status", rec.status, "duration", time.Since(start), "remote", clientIP(r))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

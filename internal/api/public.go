@@ -1,0 +1,134 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/tetherhq/tether"
+)
+
+// Public returns the public API: what a session holder may do with its own
+// session. The token comes as a Bearer header or the session cookie.
+func (s *Server) Public() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/session", s.authed(s.whoami))
+	mux.Handle("DELETE /v1/session", s.authed(s.logout))
+	mux.Handle("POST /v1/session/rotate", s.authed(s.rotate))
+	mux.Handle("GET /v1/sessions", s.authed(s.mySessions))
+	mux.Handle("DELETE /v1/sessions", s.authed(s.signOutEverywhere))
+	mux.Handle("DELETE /v1/sessions/{id}", s.authed(s.revokeMine))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /readyz", s.handle(s.ready))
+	mux.Handle("/", s.handle(notFound))
+	return s.common("public", mux)
+}
+
+func notFound(http.ResponseWriter, *http.Request) error {
+	return &apiError{status: http.StatusNotFound, code: "not_found", message: "no such route"}
+}
+
+// authed runs h only for a request with a live session.
+func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, sess *tether.Session, token string) error) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		start := time.Now()
+		sess, token, err := s.m.Authenticate(r)
+		s.metrics.observeValidation(err, time.Since(start))
+		if err != nil {
+			return err
+		}
+		return h(w, r.WithContext(tether.NewContext(r.Context(), sess)), sess, token)
+	})
+}
+
+func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, sess *tether.Session, _ string) error {
+	return writeJSON(w, http.StatusOK, sess)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {
+	if err := s.m.Revoke(r.Context(), sess.ID); err != nil {
+		return err
+	}
+	tether.ClearCookie(w, r)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) rotate(w http.ResponseWriter, r *http.Request, _ *tether.Session, token string) error {
+	fresh, sess, err := s.m.Rotate(r.Context(), token)
+	if err != nil {
+		return err
+	}
+	if _, fromCookie := tether.TokenFromRequest(r); fromCookie {
+		tether.SetCookie(w, r, fresh, sess.ExpiresAt)
+	}
+	return writeJSON(w, http.StatusOK, tokenResponse{Token: fresh, Session: sess})
+}
+
+type tokenResponse struct {
+	Token   string          `json:"token"`
+	Session *tether.Session `json:"session"`
+}
+
+type sessionsResponse struct {
+	Sessions []*tether.Session `json:"sessions"`
+}
+
+type revokedResponse struct {
+	Revoked int `json:"revoked"`
+}
+
+func (s *Server) mySessions(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {
+	list, err := s.m.List(r.Context(), sess.Subject)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, sessionsResponse{list})
+}
+
+func (s *Server) signOutEverywhere(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {
+	keep := ""
+	switch r.URL.Query().Get("keep_current") {
+	case "true", "1":
+		keep = sess.ID
+	case "", "false", "0":
+	default:
+		return badRequest("keep_current must be true or false")
+	}
+	n, err := s.m.RevokeSubject(r.Context(), sess.Subject, keep)
+	if err != nil {
+		return err
+	}
+	if keep == "" {
+		tether.ClearCookie(w, r)
+	}
+	return writeJSON(w, http.StatusOK, revokedResponse{n})
+}
+
+// revokeMine ends one of the caller's own sessions; another subject's session
+// is "not found", so IDs of others cannot be probed.
+func (s *Server) revokeMine(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {
+	other, err := s.m.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if other.Subject != sess.Subject {
+		return tether.ErrNotFound
+	}
+	if err := s.m.Revoke(r.Context(), other.ID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.m.Store().Ping(ctx); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
