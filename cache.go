@@ -78,13 +78,16 @@ func (c *cache) fill(seq uint64, rec *Record, roles []string, readAt time.Time) 
 	ids[rec.ID] = struct{}{}
 }
 
-// replace swaps in a touched record, keeping the entry's original read time so
-// that a touch never extends how long the roles and record may be served.
-func (c *cache) replace(rec *Record) {
+// replace swaps in a touched record for old, keeping the entry's original read
+// time so that a touch never extends how long the roles and record may be
+// served. It does nothing unless the entry still holds old: a touch that was
+// in flight while the session was rotated and re-read must not put the
+// pre-rotation record (and its secret hash) back.
+func (c *cache) replace(old, touched *Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.sessions[rec.ID]; e != nil {
-		c.sessions[rec.ID] = &cachedRecord{rec: rec, at: e.at}
+	if e := c.sessions[old.ID]; e != nil && e.rec == old {
+		c.sessions[old.ID] = &cachedRecord{rec: touched, at: e.at}
 	}
 }
 

@@ -219,7 +219,9 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 		if pt.matches(rec.SecretHash) {
 			m.cache.fill(seq, rec, roles, now)
 		}
-		return m.accept(ctx, pt, rec, roles, now, false)
+		// true: if the fill landed, a touch must update the entry too, or the
+		// next hit would see the old LastSeenAt and touch again.
+		return m.accept(ctx, pt, rec, roles, now, true)
 	}
 	rec, roles, err := m.read(ctx, pt.id)
 	if err != nil {
@@ -245,7 +247,8 @@ func (m *Manager) read(ctx context.Context, id string) (*Record, []string, error
 }
 
 // accept checks the secret and expiry, slides the idle expiry when a touch is
-// due, and returns the session.
+// due, and returns the session. cached says rec may be the cache's entry, to
+// be replaced by the touched record.
 func (m *Manager) accept(ctx context.Context, pt parsedToken, rec *Record, roles []string, now time.Time, cached bool) (*Session, error) {
 	if !pt.matches(rec.SecretHash) {
 		return nil, fmt.Errorf("%w: secret does not match", ErrInvalidToken)
@@ -268,7 +271,7 @@ func (m *Manager) accept(ctx context.Context, pt parsedToken, rec *Record, roles
 			return nil, fmt.Errorf("tether: touch session: %w", err)
 		}
 		if cached {
-			m.cache.replace(touched)
+			m.cache.replace(rec, touched)
 		}
 		rec = touched
 	}

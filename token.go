@@ -64,8 +64,10 @@ func ValidID(s string) bool {
 	if len(s) != idChars {
 		return false
 	}
-	_, err := b32.DecodeString(s)
-	return err == nil
+	// The length check matters: the decoder skips '\r' and '\n', so without
+	// it "0123456789abcde\n" would pass as an ID.
+	b, err := b32.DecodeString(s)
+	return err == nil && len(b) == idBytes
 }
 
 func checksum(body string) string {
@@ -85,7 +87,7 @@ func parseToken(raw string) (parsedToken, error) {
 	}
 	id := body[len(TokenPrefix) : len(TokenPrefix)+idChars]
 	secret, err := b32.DecodeString(body[len(TokenPrefix)+idChars:])
-	if err != nil || !ValidID(id) {
+	if err != nil || len(secret) != secretBytes || !ValidID(id) { // lengths: see ValidID
 		return parsedToken{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
 	return parsedToken{id: id, secret: secret}, nil

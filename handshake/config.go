@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"time"
@@ -55,7 +56,7 @@ type AudienceSpec struct {
 
 // IssuerSpec trusts one issuer with one pinned format, algorithm and key
 // source: KeyFile (HS256, v4.local), PublicKeyFile (EdDSA, ES256,
-// v4.public) or JWKSURL (EdDSA, ES256; https only).
+// v4.public) or JWKSURL (EdDSA, ES256; https, or http to a loopback address).
 type IssuerSpec struct {
 	Issuer        string `yaml:"issuer"`
 	Format        string `yaml:"format"`
@@ -136,11 +137,21 @@ func (s IssuerSpec) checkSource() error {
 			return wrong("jwks_url is for JWT issuers only")
 		}
 		u, err := url.Parse(s.JWKSURL)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return wrong("jwks_url must be an https URL")
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+			return wrong("jwks_url must be an https URL (plain http only to a loopback address)")
 		}
 	}
 	return nil
+}
+
+// isLoopback reports whether host names this machine, where plain HTTP cannot
+// be intercepted on the network (development and the demo).
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // resolve makes a relative key file path relative to baseDir.

@@ -2,6 +2,9 @@
 //
 //	bolt:///path/tether.db   embedded and durable (the default, in the data dir)
 //	memory:                  in-process, not durable
+//	redis://host:port/db     Redis (also rediss://, redis+cluster://h1:p1,h2:p2,
+//	                         redis+sentinel://h1:p1/db?master=NAME), shared by many nodes
+//	postgres://…             PostgreSQL, shared by many nodes
 package store
 
 import (
@@ -12,7 +15,10 @@ import (
 	"strings"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/boltstore"
 	"github.com/tetherhq/tether/store/memstore"
+	"github.com/tetherhq/tether/store/pgstore"
+	"github.com/tetherhq/tether/store/redisstore"
 )
 
 // Open opens the store rawURL names. An empty URL means the embedded store in
@@ -28,6 +34,16 @@ func Open(ctx context.Context, rawURL, dataDir string) (tether.Store, error) {
 	switch scheme {
 	case "memory":
 		return memstore.New(), nil
+	case "bolt":
+		u, err := url.Parse(rawURL)
+		if err != nil || u.Host != "" || u.Path == "" {
+			return nil, fmt.Errorf("store: bolt URLs name a file: bolt:///path/tether.db")
+		}
+		return boltstore.Open(filepath.FromSlash(u.Path), boltstore.Options{})
+	case "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel":
+		return redisstore.Open(ctx, rawURL, redisstore.Options{})
+	case "postgres", "postgresql":
+		return pgstore.Open(ctx, rawURL, pgstore.Options{})
 	default:
 		return nil, fmt.Errorf("store: unknown scheme %q (want bolt, memory, redis, rediss, redis+cluster, redis+sentinel, postgres)", scheme)
 	}

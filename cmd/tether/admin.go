@@ -41,7 +41,7 @@ func (a *adminConn) register(c *cobra.Command) {
 	f := c.PersistentFlags()
 	f.StringVar(&a.server, "server", "", "admin API URL (default $TETHER_ADMIN_URL, else "+defaultAdminURL+")")
 	f.StringVar(&a.keyFile, "admin-key-file", "",
-		"file holding the admin key (default $TETHER_ADMIN_KEY, else $TETHER_DATA_DIR/"+adminKeyFileName+" or ./"+defaultDataDir+"/"+adminKeyFileName+")")
+		"file holding the admin key (if not given: $TETHER_ADMIN_KEY, else $TETHER_DATA_DIR/"+adminKeyFileName+" or ./"+defaultDataDir+"/"+adminKeyFileName+")")
 	f.StringVar(&a.keyValue, "admin-key", "", "refused: use TETHER_ADMIN_KEY or --admin-key-file")
 	f.MarkHidden("admin-key")
 }

@@ -59,7 +59,13 @@ func newRootCmd() *cobra.Command {
 	}
 	root.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	for _, newCmd := range []func() *cobra.Command{
+		newBenchCmd,
+		newDemoCmd,
 		newServeCmd,
+		newSessionsCmd,
+		newRolesCmd,
+		newKeysCmd,
+		newTokenCmd,
 		newVersionCmd,
 	} {
 		root.AddCommand(newCmd())

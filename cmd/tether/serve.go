@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/store"
@@ -52,7 +53,7 @@ TETHER_ADMIN_KEY; if that is unset, one is generated once into the data dir.`,
 			if err := final.Resolve(); err != nil {
 				return err
 			}
-			return serve(c.Context(), final, os.Getenv("TETHER_ADMIN_KEY"), c.OutOrStdout(), c.ErrOrStderr(), nil)
+			return serve(c.Context(), final, strings.TrimSpace(os.Getenv("TETHER_ADMIN_KEY")), c.OutOrStdout(), c.ErrOrStderr(), nil)
 		},
 	}
 	f := c.Flags()
@@ -124,7 +125,22 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	defer m.Close()
-	srv, err := api.New(api.Config{Manager: m, AdminKey: adminKey, Logger: log})
+	keys, err := handshake.LoadKeyRing(filepath.Join(cfg.DataDir, "keys"), nil)
+	if err != nil {
+		return err
+	}
+	apiCfg := api.Config{Manager: m, AdminKey: adminKey, Logger: log, Keys: keys}
+	if len(cfg.Handshake.Audiences) > 0 {
+		if apiCfg.Minter, err = handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, cfg.BaseDir(), nil); err != nil {
+			return err
+		}
+	}
+	if len(cfg.Handshake.TrustedIssuers) > 0 {
+		if apiCfg.Verifier, err = handshake.NewVerifier(cfg.Issuer, cfg.Handshake, cfg.BaseDir()); err != nil {
+			return err
+		}
+	}
+	srv, err := api.New(apiCfg)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -22,6 +23,8 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("DELETE /v1/subjects/{subject}/sessions", s.handle(s.revokeSubject))
 	mux.Handle("PUT /v1/subjects/{subject}/roles", s.handle(s.setRoles))
 	mux.Handle("POST /v1/introspect", s.handle(s.introspect))
+	mux.Handle("GET /v1/keys", s.handle(s.listKeys))
+	mux.Handle("POST /v1/keys/rotate", s.handle(s.rotateKeys))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/", s.handle(notFound))
 	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -117,10 +120,14 @@ func (s *Server) setRoles(w http.ResponseWriter, r *http.Request) error {
 // {"active": false} for anything that is not a live session.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+	// Media types are case-insensitive (RFC 9110 §8.3.1).
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
 		return badRequest("Content-Type must be application/x-www-form-urlencoded")
 	}
 	if err := r.ParseForm(); err != nil {
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			return badRequest("request body larger than %d bytes", MaxBodyBytes)
+		}
 		return badRequest("malformed form body")
 	}
 	token := r.PostForm.Get("token")

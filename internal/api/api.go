@@ -12,12 +12,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/handshake"
 )
 
 // MaxBodyBytes bounds every request body.
@@ -30,6 +33,10 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	limits   *limiters
+
+	keys     *handshake.KeyRing
+	minter   *handshake.Minter   // nil: this node mints no handshakes
+	verifier *handshake.Verifier // nil: this node trusts no issuer
 }
 
 // Config configures a Server.
@@ -37,6 +44,10 @@ type Config struct {
 	Manager  *tether.Manager
 	AdminKey string // required; compared in constant time
 	Logger   *slog.Logger
+
+	Keys     *handshake.KeyRing  // the node's signing keys, published as JWKS; nil: none
+	Minter   *handshake.Minter   // optional
+	Verifier *handshake.Verifier // optional
 }
 
 // New returns a Server. Its Public and Admin handlers are meant for two
@@ -57,6 +68,9 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		metrics:  newMetrics(cfg.Manager),
 		limits:   newLimiters(),
+		keys:     cfg.Keys,
+		minter:   cfg.Minter,
+		verifier: cfg.Verifier,
 	}, nil
 }
 
@@ -115,7 +129,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tether"`)
 	}
 	if ae.retry > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int(ae.retry.Round(time.Second)/time.Second)))
+		// Rounded up: a wait under half a second must not read "Retry-After: 0".
+		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(ae.retry.Seconds()))))
 	}
 	body := map[string]string{"error": ae.code}
 	if ae.message != "" {
@@ -157,8 +172,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return badRequest("empty request body; want a JSON object")
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("malformed JSON")
+	case errors.As(err, &typ) && typ.Field == "":
+		return badRequest("the request body must be a JSON object, not a JSON %s", typ.Value)
 	case errors.As(err, &typ):
-		return badRequest("field %q must be a JSON %s", typ.Field, typ.Type.Kind())
+		return badRequest("field %q: want a JSON %s, got a JSON %s", typ.Field, jsonKind(typ.Type), typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return badRequest("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	default:
@@ -166,10 +183,29 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 }
 
+// jsonKind names a Go type as JSON does, for error messages.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.String:
+		return "string"
+	default:
+		return "number"
+	}
+}
+
 // duration is a JSON duration string such as "90m".
 type duration time.Duration
 
 func (d *duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // as encoding/json treats null for other types: absent, so the default
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return badRequest("durations are strings such as \"90m\" or \"24h\"")

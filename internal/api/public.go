@@ -18,6 +18,10 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("GET /v1/sessions", s.authed(s.mySessions))
 	mux.Handle("DELETE /v1/sessions", s.authed(s.signOutEverywhere))
 	mux.Handle("DELETE /v1/sessions/{id}", s.authed(s.revokeMine))
+	mux.Handle("POST /v1/handshakes", s.authed(s.mintHandshake))
+	mux.Handle("POST /v1/handshakes/exchange", s.handle(s.exchangeHandshake))
+	mux.Handle("POST /oauth2/token", s.handle(s.tokenExchange))
+	mux.Handle("GET /.well-known/jwks.json", s.handle(s.jwks))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tetherhq/tether/handshake"
 )
 
 // Config is everything `tether serve` needs. The YAML names are the file's keys.
@@ -23,8 +26,9 @@ type Config struct {
 	Issuer    string `yaml:"issuer"` // this node's identity in handshakes
 	LogLevel  string `yaml:"log_level"`
 
-	TLS      TLS      `yaml:"tls"`
-	Sessions Sessions `yaml:"sessions"`
+	TLS       TLS              `yaml:"tls"`
+	Sessions  Sessions         `yaml:"sessions"`
+	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
 
 	// File is the path the file settings came from, if any; relative paths in
 	// it resolve against its directory.
@@ -116,12 +120,21 @@ func (c *Config) Resolve() error {
 	if c.Addr == "" || c.AdminAddr == "" {
 		return errors.New("config: addr and admin_addr must be set")
 	}
-	if c.Addr == c.AdminAddr {
+	// Port 0 asks the kernel for a free port, so two ":0" addresses are two
+	// listeners (tests and the contract checks start nodes that way).
+	if _, port, _ := net.SplitHostPort(c.Addr); c.Addr == c.AdminAddr && port != "0" {
 		return errors.New("config: addr and admin_addr must differ: the admin API belongs on its own listener")
 	}
 	if c.DataDir == "" {
 		return errors.New("config: data_dir must be set")
 	}
+	// Absolute, so that the store URL built from it (bolt:///dir/tether.db)
+	// names a path, never a host, and the ready line says where the data is.
+	dir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("config: data_dir: %w", err)
+	}
+	c.DataDir = dir
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("config: tls needs both cert_file and key_file")
 	}
@@ -137,6 +150,14 @@ func (c *Config) Resolve() error {
 		*p = c.Path(*p)
 	}
 	return nil
+}
+
+// BaseDir is the directory relative paths in the file resolve against.
+func (c *Config) BaseDir() string {
+	if c.File == "" {
+		return "."
+	}
+	return filepath.Dir(c.File)
 }
 
 // Path resolves a path from the file against the file's directory.

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/bench"
+	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/selfcontained"
+	"github.com/tetherhq/tether/store"
+)
+
+func newBenchCmd() *cobra.Command {
+	var o benchOptions
+	c := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure opaque sessions against JWT and PASETO on this machine",
+		Long: `Measure, in one run on this machine and side by side:
+  - validation cost: a cached opaque token vs verifying JWTs (HS256, EdDSA, ES256)
+    and PASETO v4 tokens with the same claims, with well-kept libraries;
+  - token bytes on the wire for the same session;
+  - HTTP GET /v1/session throughput and p50/p99 against a node it starts,
+    next to a bare net/http handler that only does a map lookup;
+  - revocation propagation (between two nodes when --store names a shared store)
+    next to a JWT's revocation window: its whole remaining lifetime.`,
+		Args: exactArgs(0),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var progress io.Writer // a progress bar only where a person watches
+			if f, ok := c.ErrOrStderr().(*os.File); ok {
+				if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+					progress = f
+				}
+			}
+			return runBench(c.Context(), o, c.OutOrStdout(), progress)
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&o.quick, "quick", false, "shorter runs (under 20 s in all)")
+	f.StringVar(&o.jsonFile, "json", "", "also write the figures to this JSON file")
+	f.StringVar(&o.storeURL, "store", "", "a shared store URL (redis://…, postgres://…) to measure propagation between two nodes; default: the embedded store, one node")
+	f.IntVar(&o.conc, "concurrency", 16, "concurrent HTTP clients")
+	return c
+}
+
+type benchOptions struct {
+	quick    bool
+	jsonFile string
+	storeURL string
+	conc     int
+}
+
+// benchReport is what --json writes.
+type benchReport struct {
+	Validation  []validationRow `json:"validation"`
+	HTTP        []httpRow       `json:"http"`
+	Propagation propagationRow  `json:"propagation"`
+}
+
+type validationRow struct {
+	Name       string  `json:"name"`
+	NsPerOp    float64 `json:"ns_per_op"`
+	Bytes      int     `json:"token_bytes"`
+	VsOpaque   float64 `json:"x_cached_opaque"`
+	Revocation string  `json:"revocation"`
+}
+
+type httpRow struct {
+	Name string     `json:"name"`
+	Load bench.Load `json:"load"`
+}
+
+type propagationRow struct {
+	Store  string        `json:"store"`
+	Nodes  int           `json:"nodes"`
+	Trials int           `json:"trials"`
+	P50    time.Duration `json:"p50_ns"`
+	P99    time.Duration `json:"p99_ns"`
+	Max    time.Duration `json:"max_ns"`
+}
+
+func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) error {
+	opDur, loadDur, trials := time.Second, 5*time.Second, 500
+	if o.quick {
+		opDur, loadDur, trials = 300*time.Millisecond, 2*time.Second, 100
+	}
+	dir, err := os.MkdirTemp("", "tether-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var rep benchReport
+	fmt.Fprintf(out, "tether bench on %d CPUs (%s)\n\n", runtime.NumCPU(), map[bool]string{true: "quick", false: "full"}[o.quick])
+
+	// 1. Validation cost and token bytes, in process.
+	rows, err := benchValidation(ctx, dir, opDur)
+	if err != nil {
+		return err
+	}
+	rep.Validation = rows
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(out, "Validation of one session token (lower is better)")
+	fmt.Fprintf(w, "token\tns/op\tx cached opaque\tbytes\trevoked when\t\n")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%.0f\t%.1f\t%d\t%s\t\n", r.Name, r.NsPerOp, r.VsOpaque, r.Bytes, r.Revocation)
+	}
+	w.Flush()
+
+	// 2. HTTP throughput against real nodes and a bare handler.
+	fmt.Fprintln(out, "\nHTTP GET /v1/session on loopback")
+	for _, v := range []struct {
+		name      string
+		staleness time.Duration
+	}{{"tether, cache on", 0}, {"tether, cache off", -1}} {
+		cfg := localConfig(filepath.Join(dir, fmt.Sprint("http", len(rep.HTTP))), "")
+		cfg.Sessions.MaxStaleness = v.staleness
+		l, err := benchNodeHTTP(ctx, cfg, o.conc, loadDur, progress)
+		if err != nil {
+			return err
+		}
+		rep.HTTP = append(rep.HTTP, httpRow{v.name, l})
+	}
+	bare, err := benchBareHTTP(ctx, o.conc, loadDur, progress)
+	if err != nil {
+		return err
+	}
+	rep.HTTP = append(rep.HTTP, httpRow{"bare net/http + map lookup", bare})
+	fmt.Fprintf(w, "server\treq/s\tp50\tp99\terrors\tx bare req/s\t\n")
+	for _, r := range rep.HTTP {
+		fmt.Fprintf(w, "%s\t%.0f\t%v\t%v\t%d\t%.2f\t\n", r.Name, r.Load.RPS, r.Load.P50.Round(time.Microsecond),
+			r.Load.P99.Round(time.Microsecond), r.Load.Errors, bare.RPS/r.Load.RPS)
+	}
+	w.Flush()
+
+	// 3. Revocation propagation.
+	prop, err := benchPropagation(ctx, dir, o.storeURL, trials)
+	if err != nil {
+		return err
+	}
+	rep.Propagation = prop
+	fmt.Fprintf(out, "\nRevocation: from the revoke's return until a request to node %d is refused (%d trials, %s)\n", prop.Nodes, prop.Trials, prop.Store)
+	fmt.Fprintf(w, "token\tp50\tp99\tmax\t\n")
+	fmt.Fprintf(w, "tether opaque\t%v\t%v\t%v\t\n", prop.P50.Round(time.Microsecond), prop.P99.Round(time.Microsecond), prop.Max.Round(time.Microsecond))
+	fmt.Fprintf(w, "JWT, 15 min lifetime\tup to 15m0s\tup to 15m0s\t15m0s\t\n")
+	w.Flush()
+
+	if o.jsonFile != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(o.jsonFile, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nFigures written to %s\n", o.jsonFile)
+	}
+	return nil
+}
+
+func benchValidation(ctx context.Context, dir string, d time.Duration) ([]validationRow, error) {
+	st, err := store.Open(ctx, "", dir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var rows []validationRow
+	for _, v := range []struct {
+		name      string
+		staleness time.Duration
+	}{{"opaque, cached", 0}, {"opaque, store read (bolt)", -1}} {
+		m, err := tether.NewManager(tether.Config{Store: st, MaxStaleness: v.staleness})
+		if err != nil {
+			return nil, err
+		}
+		token, _, err := m.Create(ctx, tether.CreateParams{Subject: "bench", Roles: []string{"admin"}})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := m.Validate(ctx, token); err != nil {
+			return nil, err
+		}
+		ns := bench.NsPerOp(d, func() { m.Validate(ctx, token) })
+		m.Close()
+		rows = append(rows, validationRow{Name: v.name, NsPerOp: ns, Bytes: len(token), Revocation: "next request"})
+	}
+	now := time.Now()
+	claims := selfcontained.Claims{Issuer: "https://a.example", Subject: "bench", SessionID: tether.NewID(),
+		Roles: []string{"admin"}, IssuedAt: now, Expiry: now.Add(15 * time.Minute)}
+	for _, f := range selfcontained.Formats(claims.Issuer) {
+		raw, err := f.Mint(claims)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.Verify(raw, now); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Name, err)
+		}
+		ns := bench.NsPerOp(d, func() { f.Verify(raw, now) })
+		rows = append(rows, validationRow{Name: f.Name, NsPerOp: ns, Bytes: len(raw), Revocation: "at expiry"})
+	}
+	for i := range rows {
+		rows[i].VsOpaque = rows[i].NsPerOp / rows[0].NsPerOp
+	}
+	return rows, nil
+}
+
+// benchNodeHTTP starts a node, makes a session and loads GET /v1/session.
+func benchNodeHTTP(ctx context.Context, cfg config.Config, conc int, d time.Duration, progress io.Writer) (bench.Load, error) {
+	n, err := startLocalNode(ctx, cfg)
+	if err != nil {
+		return bench.Load{}, err
+	}
+	defer n.stop()
+	token, err := n.createSession(ctx, "bench")
+	if err != nil {
+		return bench.Load{}, err
+	}
+	return bench.HTTPLoad(ctx, n.public+"/v1/session", token, http.StatusOK, conc, d, progress), nil
+}
+
+// benchBareHTTP loads a handler that does only what no session service can
+// avoid: read the header, look it up in a map, write JSON.
+func benchBareHTTP(ctx context.Context, conc int, d time.Duration, progress io.Writer) (bench.Load, error) {
+	sessions := map[string]string{"bare-token": `{"subject":"bench","roles":["admin"]}`}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return bench.Load{}, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, ok := sessions[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+		if !ok {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, s)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	return bench.HTTPLoad(ctx, "http://"+ln.Addr().String()+"/", "bare-token", http.StatusOK, conc, d, progress), nil
+}
+
+// benchPropagation revokes sessions through node 1's admin API and times how
+// long until node 2 (node 1 itself on a one-node store) refuses them.
+func benchPropagation(ctx context.Context, dir, storeURL string, trials int) (propagationRow, error) {
+	row := propagationRow{Store: "embedded bolt", Nodes: 1, Trials: trials}
+	n1, err := startLocalNode(ctx, localConfig(filepath.Join(dir, "prop1"), storeURL))
+	if err != nil {
+		return row, err
+	}
+	defer n1.stop()
+	n2 := n1
+	if storeURL != "" {
+		row.Store, row.Nodes = store.Redact(storeURL), 2
+		if n2, err = startLocalNode(ctx, localConfig(filepath.Join(dir, "prop2"), storeURL)); err != nil {
+			return row, err
+		}
+		defer n2.stop()
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	var lat []time.Duration
+	for range trials {
+		token, err := n1.createSession(ctx, "propagation")
+		if err != nil {
+			return row, err
+		}
+		if code, err := demoCall(client, "GET", n2.public+"/v1/session", token, nil, nil); err != nil || code != http.StatusOK {
+			return row, fmt.Errorf("warm-up on node %d: status %d: %v", row.Nodes, code, err)
+		}
+		id := tether.InspectToken(token).SessionID
+		if code, err := demoCall(client, "DELETE", n1.admin+"/v1/sessions/"+id, n1.adminKey, nil, nil); err != nil || code != http.StatusNoContent {
+			return row, fmt.Errorf("revoke: status %d: %v", code, err)
+		}
+		t0 := time.Now()
+		for {
+			code, err := demoCall(client, "GET", n2.public+"/v1/session", token, nil, nil)
+			if err != nil {
+				return row, err
+			}
+			if code == http.StatusUnauthorized {
+				break
+			}
+			if time.Since(t0) > 10*time.Second {
+				return row, fmt.Errorf("node %d still accepts a revoked session after 10s", row.Nodes)
+			}
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	row.P50, row.P99, row.Max = bench.Percentile(lat, 50), bench.Percentile(lat, 99), lat[len(lat)-1]
+	return row, nil
+}

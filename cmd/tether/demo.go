@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/selfcontained"
+)
+
+func newDemoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "demo",
+		Short: "Walk through opaque sessions versus JWT sessions on a real server",
+		Long: `Start Tether nodes on loopback (embedded stores in a temporary directory) and walk
+through three scenarios:
+  A. a login, a role change, a stolen token and a sign-out, printing beside each
+     step what a 15-minute HS256 session JWT with the same claims would have done;
+  B. service A hands alice to internal service B with a single-use HS256 handshake;
+  C. A hands her to external services with an EdDSA JWT (verified through A's
+     JWKS) and PASETO v4.public and v4.local tokens (verified in-process by the library).`,
+		Args: exactArgs(0),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runDemo(c.Context(), c.OutOrStdout())
+		},
+	}
+}
+
+// demoCall makes one HTTP call and decodes a JSON answer into out, if given.
+func demoCall(client *http.Client, method, url, bearer string, body any, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return 0, err
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp.StatusCode, err
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// jwtVerdict says what a JWT-session service concludes from the token alone.
+func jwtVerdict(f selfcontained.Format, raw string) string {
+	c, err := f.Verify(raw, time.Now())
+	if err != nil {
+		return "rejected (" + err.Error() + ")"
+	}
+	left := time.Until(c.Expiry).Round(time.Second)
+	return fmt.Sprintf("200, roles %s (valid %v more)", strings.Join(c.Roles, ","), left)
+}
+
+func runDemo(ctx context.Context, out io.Writer) error {
+	dir, err := os.MkdirTemp("", "tether-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	d, err := startDemoNodes(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	fmt.Fprintf(out, "Tether demo: service A on %s (admin %s), embedded store in %s\n\n", d.a.public, d.a.admin, dir)
+
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	if err := demoScenarioA(d, out, w); err != nil {
+		return fmt.Errorf("scenario A: %w", err)
+	}
+	if err := demoScenarioBC(ctx, d, out, w); err != nil {
+		return fmt.Errorf("scenarios B and C: %w", err)
+	}
+	fmt.Fprintf(out, "\nDone in %v.\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// demoNodes are the services of the demo: A, where alice logs in; B, an
+// internal service trusting A's HS256 key; P, an external partner trusting A's
+// Ed25519 key through A's JWKS.
+type demoNodes struct {
+	a, b, p   *localNode
+	dir       string
+	localKey  string // the v4.local key file A shares with d.example
+	http      *http.Client
+	stopNodes []func() error
+}
+
+func (d *demoNodes) stop() {
+	for _, stop := range d.stopNodes {
+		stop()
+	}
+}
+
+const (
+	demoIssuerA  = "https://a.example"
+	demoIssuerB  = "https://b.example"
+	demoPartner  = "https://partner.example"
+	demoPASETOv4 = "https://c.example"
+	demoLocalv4  = "https://d.example"
+)
+
+func startDemoNodes(ctx context.Context, dir string) (*demoNodes, error) {
+	d := &demoNodes{dir: dir, http: &http.Client{Timeout: 5 * time.Second}}
+	sharedB, sharedD := filepath.Join(dir, "b.key"), filepath.Join(dir, "d.key")
+	for _, f := range []string{sharedB, sharedD} {
+		if err := os.WriteFile(f, []byte(base64.RawURLEncoding.EncodeToString(randomBytes(32))), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	d.localKey = sharedD
+	start := func(name string, cfg config.Config) (*localNode, error) {
+		n, err := startLocalNode(ctx, cfg)
+		if err != nil {
+			d.stop()
+			return nil, fmt.Errorf("start service %s: %w", name, err)
+		}
+		d.stopNodes = append(d.stopNodes, n.stop)
+		return n, nil
+	}
+	var err error
+	cfg := localConfig(filepath.Join(dir, "a"), "")
+	cfg.Issuer = demoIssuerA
+	cfg.Handshake.Audiences = map[string]handshake.AudienceSpec{
+		demoIssuerB:  {Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: sharedB},
+		demoPartner:  {Format: handshake.FormatJWT, Alg: handshake.AlgEdDSA},
+		demoPASETOv4: {Format: handshake.FormatPASETO, Alg: handshake.AlgV4Public},
+		demoLocalv4:  {Format: handshake.FormatPASETO, Alg: handshake.AlgV4Local, KeyFile: sharedD},
+	}
+	if d.a, err = start("A", cfg); err != nil {
+		return nil, err
+	}
+	cfg = localConfig(filepath.Join(dir, "b"), "")
+	cfg.Issuer = demoIssuerB
+	cfg.Handshake.TrustedIssuers = []handshake.IssuerSpec{{Issuer: demoIssuerA, Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: sharedB}}
+	if d.b, err = start("B", cfg); err != nil {
+		return nil, err
+	}
+	cfg = localConfig(filepath.Join(dir, "p"), "")
+	cfg.Issuer = demoPartner
+	cfg.Handshake.TrustedIssuers = []handshake.IssuerSpec{{Issuer: demoIssuerA, Format: handshake.FormatJWT, Alg: handshake.AlgEdDSA,
+		JWKSURL: d.a.public + "/.well-known/jwks.json"}}
+	if d.p, err = start("P", cfg); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// verdict describes an HTTP outcome in a few words.
+func verdict(code int, err error, ok string) string {
+	switch {
+	case err != nil:
+		return "error: " + err.Error()
+	case code < 300:
+		return fmt.Sprintf("%d, %s", code, ok)
+	default:
+		return fmt.Sprintf("%d %s: refused", code, http.StatusText(code))
+	}
+}
+
+func demoScenarioA(d *demoNodes, out io.Writer, w *tabwriter.Writer) error {
+	a := d.a
+	step := func(n int, what, opaque, jwtSays string) {
+		fmt.Fprintf(w, "%d.\t%s\t%s\t%s\n", n, what, opaque, jwtSays)
+	}
+	fmt.Fprintln(out, "Scenario A: an ordinary web session, opaque and server-authoritative, beside a 15-minute JWT session.")
+	fmt.Fprintf(w, "\tstep\tTether opaque session\tJWT session (HS256, 15 min)\n")
+	fmt.Fprintf(w, "\t----\t---------------------\t---------------------------\n")
+
+	alice := d.http
+	thief := &http.Client{Timeout: 5 * time.Second}
+	jwts := selfcontained.Find(demoIssuerA, "JWT HS256")
+	var created struct {
+		Token   string `json:"token"`
+		Session struct {
+			ID    string   `json:"id"`
+			Roles []string `json:"roles"`
+		} `json:"session"`
+	}
+	code, err := demoCall(alice, "POST", a.admin+"/v1/sessions", a.adminKey, map[string]any{
+		"subject": "alice", "roles": []string{"admin"},
+		"metadata": map[string]string{"user_agent": "alice-laptop", "device": "laptop"},
+	}, &created)
+	if err != nil || code != http.StatusCreated {
+		return fmt.Errorf("login: status %d: %v", code, err)
+	}
+	token := created.Token
+	now := time.Now()
+	jwtToken, err := jwts.Mint(selfcontained.Claims{
+		Issuer: demoIssuerA, Subject: "alice", SessionID: created.Session.ID, Roles: []string{"admin"},
+		IssuedAt: now, Expiry: now.Add(15 * time.Minute),
+	})
+	if err != nil {
+		return err
+	}
+	step(1, "alice logs in (roles: admin)",
+		fmt.Sprintf("201, token of %d bytes", len(token)),
+		fmt.Sprintf("minted, token of %d bytes (%.1fx)", len(jwtToken), float64(len(jwtToken))/float64(len(token))))
+
+	whoami := func(c *http.Client) string {
+		var s struct {
+			Roles []string `json:"roles"`
+		}
+		code, err := demoCall(c, "GET", a.public+"/v1/session", token, nil, &s)
+		return verdict(code, err, "roles "+strings.Join(s.Roles, ","))
+	}
+	step(2, "alice requests her session", whoami(alice), jwtVerdict(jwts, jwtToken))
+
+	var roles struct {
+		Roles []string `json:"roles"`
+	}
+	if code, err := demoCall(alice, "PUT", a.admin+"/v1/subjects/alice/roles", a.adminKey, map[string]any{"roles": []string{"viewer"}}, &roles); err != nil || code != http.StatusOK {
+		return fmt.Errorf("demote: status %d: %v", code, err)
+	}
+	step(3, "an admin demotes alice to viewer", "200, roles now "+strings.Join(roles.Roles, ","), "nothing to change: roles are baked in")
+	step(4, "alice's next request", whoami(alice), jwtVerdict(jwts, jwtToken)+": stale")
+
+	step(5, "a thief replays alice's stolen token", whoami(thief), jwtVerdict(jwts, jwtToken))
+
+	var revoked struct {
+		Revoked int `json:"revoked"`
+	}
+	if code, err := demoCall(alice, "DELETE", a.public+"/v1/sessions", token, nil, &revoked); err != nil || code != http.StatusOK {
+		return fmt.Errorf("sign out everywhere: status %d: %v", code, err)
+	}
+	t0 := time.Now()
+	step(6, "alice signs out everywhere", fmt.Sprintf("200, %d session(s) revoked", revoked.Revoked), "cannot revoke without a deny-list (state)")
+	thiefSays := whoami(thief)
+	took := time.Since(t0)
+	step(7, "the thief tries again", thiefSays+fmt.Sprintf(" (%v after the revoke)", took.Round(time.Microsecond)), jwtVerdict(jwts, jwtToken)+": still works")
+	w.Flush()
+
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "Scenario A in short")
+	fmt.Fprintf(w, "\t\tTether opaque\tJWT session\n")
+	fmt.Fprintf(w, "\ttoken bytes on the wire\t%d\t%d\n", len(token), len(jwtToken))
+	fmt.Fprintf(w, "\trole change takes effect\tnext request\tat expiry (15 min)\n")
+	fmt.Fprintf(w, "\tstolen token dies\tat revocation (%v here)\tat expiry (15 min)\n", took.Round(time.Microsecond))
+	fmt.Fprintf(w, "\tper-request check\tcached lookup, no crypto\tsignature + JSON parse\n")
+	return w.Flush()
+}

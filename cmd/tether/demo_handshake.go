@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/store/memstore"
+)
+
+// demoScenarioBC hands alice from A to other services with single-use
+// handshake tokens, which each receiver exchanges once for its own session.
+func demoScenarioBC(ctx context.Context, d *demoNodes, out io.Writer, w *tabwriter.Writer) error {
+	token, err := d.a.createSession(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nScenarios B and C: alice, signed in at A, is handed to other services with single-use handshake tokens.")
+	fmt.Fprintf(w, "\tstep\tTether\tif A forwarded a session JWT instead\n")
+	fmt.Fprintf(w, "\t----\t------\t------------------------------------\n")
+	n := 0
+	step := func(what, tether, jwtSays string) {
+		n++
+		fmt.Fprintf(w, "%d.\t%s\t%s\t%s\n", n, what, tether, jwtSays)
+	}
+	mint := func(audience string) (string, error) {
+		var h struct {
+			Token  string `json:"token"`
+			Format string `json:"format"`
+		}
+		code, err := demoCall(d.http, "POST", d.a.public+"/v1/handshakes", token, map[string]string{"audience": audience}, &h)
+		if err != nil || code != http.StatusCreated {
+			return "", fmt.Errorf("mint for %s: status %d: %v", audience, code, err)
+		}
+		return h.Token, nil
+	}
+	exchange := func(n *localNode, raw string) string {
+		var got struct {
+			Token   string `json:"token"`
+			Session struct {
+				Subject string `json:"subject"`
+			} `json:"session"`
+		}
+		code, err := demoCall(d.http, "POST", n.public+"/v1/handshakes/exchange", "", map[string]string{"token": raw}, &got)
+		return verdict(code, err, fmt.Sprintf("own opaque session for %s (%d bytes)", got.Session.Subject, len(got.Token)))
+	}
+
+	fmt.Fprintf(w, "B\tinternal service, shared HS256 key\t\t\n")
+	hs, err := mint(demoIssuerB)
+	if err != nil {
+		return err
+	}
+	step("A mints a handshake for B", fmt.Sprintf("JWT HS256, %d bytes, lives 60 s", len(hs)), "the whole session leaves A")
+	step("B exchanges it", exchange(d.b, hs), "B trusts the JWT as a session")
+	step("the same token is replayed at B", exchange(d.b, hs), "accepted until it expires")
+
+	fmt.Fprintf(w, "C\texternal services, public keys\t\t\n")
+	ed, err := mint(demoPartner)
+	if err != nil {
+		return err
+	}
+	step("A mints an EdDSA JWT for a partner", fmt.Sprintf("JWT EdDSA, %d bytes", len(ed)), "")
+	step("the partner checks it with A's JWKS", exchange(d.p, ed), "")
+	step("a replay at the partner", exchange(d.p, ed), "accepted until it expires")
+
+	for _, r := range []struct {
+		audience, alg string
+		spec          handshake.IssuerSpec
+	}{
+		{demoPASETOv4, "PASETO v4.public", handshake.IssuerSpec{Format: handshake.FormatPASETO, Alg: handshake.AlgV4Public}},
+		{demoLocalv4, "PASETO v4.local", handshake.IssuerSpec{Format: handshake.FormatPASETO, Alg: handshake.AlgV4Local, KeyFile: d.localKey}},
+	} {
+		raw, err := mint(r.audience)
+		if err != nil {
+			return err
+		}
+		r.spec.Issuer = demoIssuerA
+		if r.spec.Alg == handshake.AlgV4Public {
+			if r.spec.PublicKeyFile, err = d.saveSigningKey("EdDSA"); err != nil {
+				return err
+			}
+		}
+		first, again, err := exchangeInProcess(ctx, r.audience, r.spec, raw)
+		if err != nil {
+			return err
+		}
+		step("A mints a "+r.alg+" token", fmt.Sprintf("%d bytes", len(raw)), "")
+		step("a Go service exchanges it with the library", first, "")
+		step("a replay there", again, "accepted until it expires")
+	}
+	return w.Flush()
+}
+
+// saveSigningKey writes A's public key for alg, as published in its JWKS, to a
+// PEM file that a receiver can trust.
+func (d *demoNodes) saveSigningKey(alg string) (string, error) {
+	var set jose.JSONWebKeySet
+	if code, err := demoCall(d.http, "GET", d.a.public+"/.well-known/jwks.json", "", nil, &set); err != nil || code != http.StatusOK {
+		return "", fmt.Errorf("fetch JWKS: status %d: %v", code, err)
+	}
+	for _, k := range set.Keys {
+		if k.Algorithm != alg {
+			continue
+		}
+		der, err := x509.MarshalPKIXPublicKey(k.Key)
+		if err != nil {
+			return "", err
+		}
+		path := filepath.Join(d.dir, "a-"+alg+".pem")
+		return path, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
+	}
+	return "", fmt.Errorf("no %s key in A's JWKS", alg)
+}
+
+// exchangeInProcess is a Go service receiving a handshake with the library
+// alone: a handshake.Verifier and a tether.Manager, no Tether server.
+func exchangeInProcess(ctx context.Context, audience string, trust handshake.IssuerSpec, raw string) (first, again string, err error) {
+	v, err := handshake.NewVerifier(audience, handshake.Config{TrustedIssuers: []handshake.IssuerSpec{trust}}, ".")
+	if err != nil {
+		return "", "", err
+	}
+	m, err := tether.NewManager(tether.Config{Store: memstore.New()})
+	if err != nil {
+		return "", "", err
+	}
+	defer m.Close()
+	try := func() string {
+		claims, err := v.Exchange(ctx, raw, m.Store())
+		if errors.Is(err, handshake.ErrInvalid) {
+			return "refused: " + handshake.Reason(err)
+		}
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		token, _, err := m.Create(ctx, tether.CreateParams{Subject: claims.Subject, AuthMethod: "handshake"})
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", claims.Subject, len(token))
+	}
+	return try(), try(), nil
+}

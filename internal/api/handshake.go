@@ -1,0 +1,206 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/handshake"
+)
+
+// Token-type URNs of RFC 8693. PASETO has none registered, so Tether names its
+// own, documented in the README.
+const (
+	grantTokenExchange   = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	tokenTypePASETO      = "urn:tether:params:oauth:token-type:paseto"
+	tokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// mintHandshake: a session holder asks for a single-use token for another service.
+func (s *Server) mintHandshake(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {
+	var req struct {
+		Audience string `json:"audience"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if s.minter == nil {
+		return badRequest("unknown audience: this node mints no handshake tokens")
+	}
+	token, format, exp, err := s.minter.Mint(req.Audience, sess.Subject)
+	if errors.Is(err, handshake.ErrUnknownAudience) {
+		return badRequest("unknown audience %q", req.Audience)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, map[string]any{"token": token, "format": format, "expires_at": exp})
+}
+
+// exchangeHandshake trades a handshake token for a local opaque session, once.
+func (s *Server) exchangeHandshake(w http.ResponseWriter, r *http.Request) error {
+	if err := s.checkExchangeRequest(r); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		// A cross-site form can post text/plain that looks like JSON; JSON
+		// itself needs a CORS preflight, which this server never grants.
+		return badRequest("Content-Type must be application/json")
+	}
+	var req struct {
+		Token string `json:"token"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	token, sess, err := s.exchange(r, req.Token)
+	if err != nil {
+		return err
+	}
+	tether.SetCookie(w, r, token, sess.ExpiresAt)
+	return writeJSON(w, http.StatusCreated, tokenResponse{Token: token, Session: sess})
+}
+
+// tokenExchange is the RFC 8693 token-exchange grant.
+func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
+	if err := s.checkExchangeRequest(r); err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return oauthError("invalid_request", "Content-Type must be application/x-www-form-urlencoded")
+	}
+	if err := r.ParseForm(); err != nil {
+		return oauthError("invalid_request", "malformed form body")
+	}
+	f := r.PostForm
+	if f.Get("grant_type") != grantTokenExchange {
+		return oauthError("unsupported_grant_type", "grant_type must be "+grantTokenExchange)
+	}
+	raw, typ := f.Get("subject_token"), f.Get("subject_token_type")
+	if raw == "" {
+		return oauthError("invalid_request", "subject_token is required")
+	}
+	switch typ {
+	case tokenTypeJWT, tokenTypePASETO:
+	default:
+		return oauthError("invalid_request", "subject_token_type must be "+tokenTypeJWT+" or "+tokenTypePASETO)
+	}
+	if rt := f.Get("requested_token_type"); rt != "" && rt != tokenTypeAccessToken {
+		return oauthError("invalid_request", "requested_token_type must be "+tokenTypeAccessToken)
+	}
+	if (typ == tokenTypePASETO) != strings.HasPrefix(raw, "v4.") {
+		return oauthError("invalid_grant", "")
+	}
+	token, sess, err := s.exchange(r, raw)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
+		return oauthError("invalid_grant", "")
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Pragma", "no-cache")
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"access_token":      token,
+		"issued_token_type": tokenTypeAccessToken,
+		"token_type":        "Bearer",
+		"expires_in":        int(time.Until(sess.ExpiresAt).Seconds()),
+	})
+}
+
+func oauthError(code, description string) error {
+	return &apiError{status: http.StatusBadRequest, code: code, message: description}
+}
+
+// checkExchangeRequest applies what both exchange routes need: a browser must
+// not be made to exchange someone else's token from another site (login
+// CSRF), and exchanges are rate-limited per client.
+func (s *Server) checkExchangeRequest(r *http.Request) error {
+	if err := crossOrigin.Check(r); err != nil {
+		return tether.ErrCrossOrigin
+	}
+	if ok, wait := s.limits.exchanges.allow(clientIP(r)); !ok {
+		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many exchanges", retry: wait}
+	}
+	return nil
+}
+
+var crossOrigin = http.NewCrossOriginProtection()
+
+// exchange verifies raw, consumes its (issuer, jti) in the shared store and
+// starts a local session. Every refusal is the same 401: which check failed
+// goes to the log and a metric, never to the client.
+func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session, error) {
+	if s.verifier == nil {
+		s.metrics.exchangeFailures.WithLabelValues("issuer").Inc()
+		return "", nil, errUnauthenticated
+	}
+	claims, err := s.verifier.Exchange(r.Context(), raw, s.m.Store())
+	if errors.Is(err, handshake.ErrInvalid) {
+		reason := handshake.Reason(err)
+		s.metrics.exchangeFailures.WithLabelValues(reason).Inc()
+		s.log.Info("handshake refused", "reason", reason, "remote", clientIP(r))
+		return "", nil, errUnauthenticated
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return s.m.Create(r.Context(), tether.CreateParams{
+		Subject: claims.Subject, AuthTime: claims.IssuedAt, AuthMethod: "handshake",
+		Metadata: clientMetadata(r, map[string]string{"handshake_issuer": claims.Issuer}),
+	})
+}
+
+// clientMetadata adds the caller's address and user agent, truncated to fit.
+func clientMetadata(r *http.Request, md map[string]string) map[string]string {
+	md["ip"] = clientIP(r)
+	if ua := r.UserAgent(); ua != "" {
+		md["user_agent"] = ua[:min(len(ua), tether.MaxMetadataValLen)]
+	}
+	return md
+}
+
+func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	if s.keys == nil {
+		_, err := w.Write([]byte(`{"keys":[]}`))
+		return err
+	}
+	_, err := w.Write(s.keys.JWKS())
+	return err
+}
+
+type keyInfo struct {
+	KID       string    `json:"kid"`
+	Alg       string    `json:"alg"`
+	CreatedAt time.Time `json:"created_at"`
+	State     string    `json:"state"`
+	RetiresAt time.Time `json:"retires_at,omitzero"`
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, _ *http.Request) error {
+	out := []keyInfo{}
+	if s.keys == nil {
+		return writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+	}
+	for _, k := range s.keys.List() {
+		out = append(out, keyInfo{KID: k.KID, Alg: k.Alg, CreatedAt: k.Created, State: k.State, RetiresAt: k.RetiresAt})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+}
+
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
+	if s.keys == nil {
+		return badRequest("this node has no key ring")
+	}
+	if err := s.keys.Rotate(); err != nil {
+		return err
+	}
+	s.log.Info("handshake signing keys rotated")
+	return s.listKeys(w, r)
+}

@@ -1,0 +1,760 @@
+// Package redisstore is a tether.Store on Redis (standalone, Sentinel or
+// Cluster, Redis 7.0 or later) through rueidis: the distributed engine that
+// many nodes share.
+//
+// # URLs
+//
+//	redis://[[user]:password@]host[:port][/db][?prefix=P]
+//	rediss://…                                      (TLS)
+//	redis+cluster://[[user]:password@]h1:p1,h2:p2[?prefix=P]
+//	redis+sentinel://[[user]:password@]h1:p1,h2:p2[/db]?master=NAME[&prefix=P]
+//
+// rediss+cluster and rediss+sentinel are the TLS forms. The credentials are
+// the data nodes'; sentinels are reached without AUTH. prefix (default
+// "tether:") namespaces every key, so that several deployments or test runs
+// can share one server; it must not contain '{' or '}'. Errors never contain
+// the URL, since it may hold a password.
+//
+// # Key layout
+//
+// With p the prefix, S a subject, ID a session ID and K a replay-guard key:
+//
+//	p{s:ID}         session record, a compact binary string (codec.go) whose
+//	                TTL is PEXPIREAT min(ExpiresAt, IdleExpiresAt)
+//	p{u:S}:st       subject state, a hash: g = generation, k = the session kept
+//	                by the last revoke-all; its TTL outlives every record of S
+//	                (by a minute: no order of expiries can drop the generation
+//	                before a record it revoked)
+//	p{u:S}:ids      subject index, a sorted set of IDs scored by CreatedAt (µs),
+//	                for List and DeleteSubject's count; same TTL as the state
+//	p{u:S}:roles    the subject's roles (JSON); no TTL: roles belong to S
+//	p{c:K}          replay guard: SET NX PXAT until
+//	p + "changes"   the pub/sub channel announcing changes
+//
+// The hash tags put a subject's keys on one Cluster slot and each session on
+// its own, so no command spans slots and sessions spread over the cluster.
+//
+// # Revoking all of a subject's sessions atomically
+//
+// A subject's records live on many slots, so they cannot be deleted in one
+// atomic step. Instead every record is stamped, when created, with the
+// subject's generation, and a record counts as live only while its stamp is at
+// least the current generation (or it is the session kept by the last
+// revoke-all). DeleteSubject bumps the generation in one script on the
+// subject's slot: that is the moment all of them die, for every later Get on
+// any node. Deleting the dead records afterwards only frees memory. Create
+// reads the generation before it writes the record, so a session created
+// concurrently with a revoke-all is either after it, or dead.
+//
+// Get therefore costs two round trips: the record, then its subject's state.
+// A session with typical metadata takes about 310 bytes of Redis memory for
+// its record and about 400 with its share of the subject's keys (measured by
+// TestMemoryPerSession and BenchmarkCreate).
+//
+// # Cache invalidation (tether.Watcher)
+//
+// Changes are announced with PUBLISH on p + "changes" ("s:ID" for Rotate and
+// Delete, "u:S" for DeleteSubject and SetRoles), issued inside the same Lua
+// script as the write, so a write that happened is always announced: there is
+// no window between the write and its announcement for a crash to fall in.
+// In a Cluster a plain PUBLISH reaches subscribers on every node. Pub/sub was
+// chosen over Redis client-side caching (RESP3 tracking) because the Manager
+// already owns a cache with a staleness bound; tracking would be a second
+// cache whose invalidations arrive after the command's reply (rueidis #534)
+// and which tracks keys, while what callers drop is sessions and subjects.
+//
+// Watch subscribes on a connection of its own, reports ChannelRestored once
+// the subscription is confirmed, and ChannelLost as soon as that connection
+// breaks (changes may then be missed); it resubscribes with capped exponential
+// backoff. A dead peer that sends no FIN is noticed by rueidis' periodic PING
+// within about Options.Timeout plus one second.
+//
+// Staleness bound: a node's cache learns of a change one pub/sub hop after the
+// write's script ran (about 0.1–0.5 ms on a LAN; BenchmarkRevocationPropagation
+// measures it), and never later than the Manager's MaxStaleness in any case,
+// because no cache entry outlives that. The node that makes a change reads the
+// store, never its cache (STYLE.md habit 12).
+//
+// # What Redis guarantees, and what to configure
+//
+//   - Replication is asynchronous: after a failover (Sentinel or Cluster) an
+//     acknowledged write may be lost, so a revocation or a replay-guard key may
+//     be undone. Reads go to primaries only, never replicas.
+//   - Configure maxmemory-policy noeviction. Under any eviction policy Redis
+//     may silently delete replay-guard keys (a replay) or a subject's state
+//     (revoked sessions come back). With noeviction a full Redis refuses
+//     writes, and this store fails closed.
+//   - Use AOF with appendfsync everysec (up to about a second of writes lost
+//     on a crash) or always; not RDB alone.
+//   - Expiry follows Redis' clock. Records also carry their expiry times,
+//     which this store checks against its own clock (Options.Now) on every
+//     read and in every script, so a Redis clock running late cannot extend a
+//     session. Keep clocks in sync.
+//
+// # Limitations
+//
+//   - DeleteSubject's count can miss a session that a concurrent Delete
+//     removed in the same instant; which sessions die is exact.
+//   - Revocations and replay-guard writes are not followed by WAITAOF or
+//     WAIT, so their durability is Redis' persistence setting (above).
+//   - Sentinels are reached without AUTH, and failover has not been tested.
+//   - The scripts use Redis' Lua struct library (Redis 7.x, Valkey).
+//
+// # Failure
+//
+// Every Redis or network error, including a timeout, wraps
+// tether.ErrUnavailable; tether.ErrNotFound comes only from a real miss.
+// Nothing is retried inside the store (rueidis retries are off): a write
+// whose outcome is unknown is reported as failed, and the caller decides.
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/tetherhq/tether"
+)
+
+var (
+	_ tether.Store   = (*Store)(nil)
+	_ tether.Watcher = (*Store)(nil)
+)
+
+// Options configures a Store. Zero fields take the documented defaults.
+type Options struct {
+	// Timeout bounds every call whose context has no earlier deadline, and
+	// every connection's reads and writes (rueidis ConnWriteTimeout, which
+	// also paces the PINGs that find dead connections). Default 2s.
+	Timeout time.Duration
+	// DialTimeout bounds connecting to a node. Default 1s.
+	DialTimeout time.Duration
+	// TLSConfig is used by the rediss schemes. Default: the system roots,
+	// TLS 1.2 or later, the server name taken from the URL.
+	TLSConfig *tls.Config
+	// Now is the clock that decides whether a record is live. Default time.Now.
+	Now func() time.Time
+	// Logger receives operational events (a lost change channel); never
+	// secrets. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// subjectMargin is how much longer a subject's state and index live than the
+// longest-lived record they govern.
+const subjectMargin = time.Minute
+
+// DefaultPrefix namespaces keys when the URL has no prefix parameter.
+const DefaultPrefix = "tether:"
+
+// Store is a tether.Store and tether.Watcher on Redis. It is safe for
+// concurrent use; Close it to release its connections.
+type Store struct {
+	c       rueidis.Client
+	opt     rueidis.ClientOption // for Watch's own connections
+	prefix  string
+	channel string
+	timeout time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by Close; ends every Watch
+}
+
+// Open connects to the Redis named by rawURL (see the package doc). It fails
+// with an error wrapping tether.ErrUnavailable if Redis cannot be reached.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	cfg, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	opt := rueidis.ClientOption{
+		InitAddress:       cfg.addrs,
+		Username:          cfg.username,
+		Password:          cfg.password,
+		SelectDB:          cfg.db,
+		ForceSingleClient: cfg.mode == modeSingle,
+		Dialer:            net.Dialer{Timeout: opts.DialTimeout, KeepAlive: time.Second},
+		ConnWriteTimeout:  opts.Timeout,
+		ClientName:        "tether",
+		// No client-side caching: the Manager's cache is the only one, bounded
+		// and invalidated through Watch.
+		DisableCache: true,
+		// Fail fast and never resend a write whose outcome is unknown.
+		DisableRetry: true,
+	}
+	if cfg.mode == modeSentinel {
+		opt.Sentinel = rueidis.SentinelOption{MasterSet: cfg.master, Dialer: opt.Dialer}
+	}
+	if cfg.tls {
+		if opts.TLSConfig != nil {
+			opt.TLSConfig = opts.TLSConfig.Clone()
+		} else {
+			opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			if cfg.mode == modeSingle {
+				opt.TLSConfig.ServerName, _, _ = net.SplitHostPort(cfg.addrs[0])
+			}
+		}
+		if cfg.mode == modeSentinel {
+			opt.Sentinel.TLSConfig = opt.TLSConfig
+		}
+	}
+	c, err := dial(ctx, opt)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: connect: %w: %w", tether.ErrUnavailable, err)
+	}
+	return &Store{
+		c: c, opt: opt, prefix: cfg.prefix, channel: cfg.prefix + "changes",
+		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
+		done: make(chan struct{}),
+	}, nil
+}
+
+type mode int
+
+const (
+	modeSingle mode = iota
+	modeCluster
+	modeSentinel
+)
+
+type urlConfig struct {
+	mode               mode
+	tls                bool
+	addrs              []string
+	username, password string
+	db                 int
+	master             string
+	prefix             string
+}
+
+// errURL never carries the URL: it may hold a password.
+func errURL(format string, a ...any) error {
+	return fmt.Errorf("redisstore: bad URL: "+format, a...)
+}
+
+func parseURL(raw string) (urlConfig, error) {
+	cfg := urlConfig{prefix: DefaultPrefix}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return cfg, errURL("no scheme")
+	}
+	defaultPort := "6379"
+	switch scheme {
+	case "redis":
+	case "rediss":
+		cfg.tls = true
+	case "redis+cluster":
+		cfg.mode = modeCluster
+	case "rediss+cluster":
+		cfg.mode, cfg.tls = modeCluster, true
+	case "redis+sentinel":
+		cfg.mode, defaultPort = modeSentinel, "26379"
+	case "rediss+sentinel":
+		cfg.mode, cfg.tls, defaultPort = modeSentinel, true, "26379"
+	default:
+		return cfg, errURL("scheme must be redis, rediss, redis+cluster, rediss+cluster, redis+sentinel or rediss+sentinel")
+	}
+	// net/url cannot parse a host list (h1:p1,h2 looks like a bad port), so
+	// the hosts are cut out by hand and the rest is parsed around a stand-in.
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, tail := rest[:end], rest[end:]
+	userinfo, hosts := "", authority
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		userinfo, hosts = authority[:i+1], authority[i+1:]
+	}
+	u, err := url.Parse("redis://" + userinfo + "host" + tail)
+	if err != nil {
+		return cfg, errURL("malformed") // url.Error would quote the URL
+	}
+	if hosts == "" {
+		return cfg, errURL("no host")
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil { // no port
+			host, port = h, defaultPort
+			if len(h) > 2 && h[0] == '[' && h[len(h)-1] == ']' {
+				host = h[1 : len(h)-1]
+			} else if strings.Contains(h, ":") {
+				return cfg, errURL("bad host")
+			}
+		}
+		if host == "" || strings.ContainsAny(host, "/@ []") {
+			return cfg, errURL("bad host")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return cfg, errURL("bad port")
+		}
+		cfg.addrs = append(cfg.addrs, net.JoinHostPort(host, port))
+	}
+	if cfg.mode == modeSingle && len(cfg.addrs) != 1 {
+		return cfg, errURL("%s takes one host; use redis+cluster or redis+sentinel for several", scheme)
+	}
+	if u.User != nil {
+		cfg.username = u.User.Username()
+		cfg.password, _ = u.User.Password()
+	}
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
+		db, err := strconv.Atoi(p)
+		if err != nil || db < 0 {
+			return cfg, errURL("the path must be a database number")
+		}
+		if cfg.mode == modeCluster && db != 0 {
+			return cfg, errURL("a cluster has only database 0")
+		}
+		cfg.db = db
+	}
+	for k, v := range u.Query() {
+		switch k {
+		case "prefix":
+			cfg.prefix = v[0]
+			if cfg.prefix == "" || strings.ContainsAny(cfg.prefix, "{}") {
+				return cfg, errURL("prefix must be non-empty and free of '{' and '}'")
+			}
+		case "master":
+			if cfg.mode != modeSentinel {
+				return cfg, errURL("master is for redis+sentinel only")
+			}
+			cfg.master = v[0]
+		default:
+			return cfg, errURL("unknown parameter %q", k)
+		}
+	}
+	if cfg.mode == modeSentinel && cfg.master == "" {
+		return cfg, errURL("redis+sentinel needs ?master=NAME")
+	}
+	return cfg, nil
+}
+
+// Keys. See the package doc for the layout and why the hash tags are where
+// they are.
+func (s *Store) recKey(id string) string    { return s.prefix + "{s:" + id + "}" }
+func (s *Store) stateKey(sub string) string { return s.prefix + "{u:" + sub + "}:st" }
+func (s *Store) indexKey(sub string) string { return s.prefix + "{u:" + sub + "}:ids" }
+func (s *Store) rolesKey(sub string) string { return s.prefix + "{u:" + sub + "}:roles" }
+func (s *Store) consumeKey(k string) string { return s.prefix + "{c:" + k + "}" }
+func sessionMsg(id string) string           { return "s:" + id }
+func subjectMsg(sub string) string          { return "u:" + sub }
+func micros(t time.Time) string             { return itoa(t.UnixMicro()) }
+func (s *Store) nowMicros() string          { return micros(s.now()) }
+func unavailable(op string, err error) error {
+	return fmt.Errorf("redisstore: %s: %w: %w", op, tether.ErrUnavailable, err)
+}
+
+// ceilMillis is t in Unix milliseconds, rounded up so that a key never expires
+// before the record's own expiry; the record's times, checked on every read,
+// are what count.
+func ceilMillis(t time.Time) int64 {
+	us := t.UnixMicro()
+	ms := us / 1000
+	if us%1000 > 0 {
+		ms++
+	}
+	return ms
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// bound gives a call the store's timeout unless ctx ends sooner.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// current reports whether a record stamped with gen is still current for its
+// subject: not revoked by a DeleteSubject since it was created.
+func (s *Store) current(ctx context.Context, sub, id string, gen int64) (bool, error) {
+	vals, err := s.c.Do(ctx, s.c.B().Hmget().Key(s.stateKey(sub)).Field("g", "k").Build()).ToArray()
+	if err != nil {
+		return false, err
+	}
+	g, keep, err := parseState(vals)
+	if err != nil {
+		return false, err
+	}
+	return gen >= g || id == keep, nil
+}
+
+// parseState reads the generation and kept id from HMGET g k (or the same two
+// values returned by a script); a missing state is generation 0.
+func parseState(vals []rueidis.RedisMessage) (gen int64, keep string, err error) {
+	if len(vals) < 2 {
+		return 0, "", errors.New("malformed subject state")
+	}
+	if !vals[0].IsNil() {
+		if gen, err = vals[0].AsInt64(); err != nil {
+			return 0, "", err
+		}
+	}
+	if !vals[1].IsNil() {
+		if keep, err = vals[1].ToString(); err != nil {
+			return 0, "", err
+		}
+	}
+	return gen, keep, nil
+}
+
+// decodeLive decodes a record fetched by a script or GET and reports whether it
+// is live: by the store's clock and by its subject's generation.
+func (s *Store) decodeLive(ctx context.Context, id string, b []byte) (*tether.Record, bool, error) {
+	r, gen, err := decode(id, b)
+	if err != nil {
+		return nil, false, err
+	}
+	if !r.Live(s.now()) {
+		return r, false, nil
+	}
+	ok, err := s.current(ctx, r.Subject, id, gen)
+	return r, ok, err
+}
+
+// Create stores r: it takes the subject's generation (creating the subject's
+// state), writes the record if its ID is free, then indexes it. In this order,
+// every record carries a generation read before it existed, and every indexed
+// ID whose record is missing is gone for good (List may prune it).
+func (s *Store) Create(ctx context.Context, r *tether.Record) error {
+	if !r.Live(s.now()) {
+		return nil // born dead: nothing to keep, like memstore
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	// The subject's state and index outlive the record by a margin, so that
+	// no ordering of expiries can show a revoked record without the
+	// generation that revoked it.
+	exp := itoa(ceilMillis(r.ExpiresAt.Add(subjectMargin)))
+	g, err := stampScript.Exec(ctx, s.c, []string{s.stateKey(r.Subject)}, []string{exp}).AsInt64()
+	if err != nil {
+		return unavailable("create", err)
+	}
+	ttl := ceilMillis(minTime(r.ExpiresAt, r.IdleExpiresAt))
+	val := encode(r, g)
+	err = s.c.Do(ctx, s.c.B().Set().Key(s.recKey(r.ID)).Value(rueidis.BinaryString(val)).Nx().Pxat(time.UnixMilli(ttl)).Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return tether.ErrExists
+	}
+	if err != nil {
+		return unavailable("create", err)
+	}
+	err = indexScript.Exec(ctx, s.c, []string{s.indexKey(r.Subject)}, []string{micros(r.CreatedAt), r.ID, exp}).Error()
+	if err != nil {
+		// The record exists and is live; it is only missing from List. Report
+		// the failure: the caller cannot know the session is usable.
+		return unavailable("create: index", err)
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// Get returns the live record with this id.
+func (s *Store) Get(ctx context.Context, id string) (*tether.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	b, err := s.c.Do(ctx, s.c.B().Get().Key(s.recKey(id)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return nil, tether.ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable("get", err)
+	}
+	r, live, err := s.decodeLive(ctx, id, b)
+	if err != nil {
+		return nil, unavailable("get", err)
+	}
+	if !live {
+		return nil, tether.ErrNotFound
+	}
+	return r, nil
+}
+
+// Touch slides a live record's idle expiry; see touchScript.
+func (s *Store) Touch(ctx context.Context, id string, lastSeen, idleExpires time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	b, err := touchScript.Exec(ctx, s.c, []string{s.recKey(id)},
+		[]string{touchPatch(lastSeen, idleExpires), itoa(ceilMillis(idleExpires)), s.nowMicros()}).AsBytes()
+	return s.afterWrite("touch", ctx, id, b, err)
+}
+
+// Rotate swaps the secret hash of a live record if it still equals old.
+func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	b, err := rotateScript.Exec(ctx, s.c, []string{s.recKey(id)},
+		[]string{string(old[:]), string(new[:]), s.nowMicros(), s.channel, sessionMsg(id)}).AsBytes()
+	return s.afterWrite("rotate", ctx, id, b, err)
+}
+
+// afterWrite turns the result of a script that returns the record as it was
+// into ErrNotFound unless that record was live. A record revoked by its
+// subject's generation may have been written to; that is harmless, as it is
+// dead whatever it holds.
+func (s *Store) afterWrite(op string, ctx context.Context, id string, b []byte, err error) error {
+	if rueidis.IsRedisNil(err) {
+		return tether.ErrNotFound
+	}
+	if err != nil {
+		return unavailable(op, err)
+	}
+	_, live, err := s.decodeLive(ctx, id, b)
+	if err != nil {
+		return unavailable(op, err)
+	}
+	if !live {
+		return tether.ErrNotFound
+	}
+	return nil
+}
+
+// Delete removes one record; ErrNotFound unless it was live.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	b, err := deleteScript.Exec(ctx, s.c, []string{s.recKey(id)}, []string{s.channel, sessionMsg(id)}).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return tether.ErrNotFound
+	}
+	if err != nil {
+		return unavailable("delete", err)
+	}
+	r, live, err := s.decodeLive(ctx, id, b)
+	if err != nil {
+		return unavailable("delete", err)
+	}
+	// Best effort: List prunes IDs whose record is gone.
+	s.c.Do(ctx, s.c.B().Zrem().Key(s.indexKey(r.Subject)).Member(id).Build())
+	if !live {
+		return tether.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteSubject revokes every record of subject but keepID atomically (see
+// revokeScript), then deletes the revoked records and counts the live ones.
+// If that clean-up fails the revocation has still happened, but the count is
+// unknown, and the error says so.
+func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	keepGen := int64(-1)
+	if keepID != "" {
+		b, err := s.c.Do(ctx, s.c.B().Get().Key(s.recKey(keepID)).Build()).AsBytes()
+		switch {
+		case rueidis.IsRedisNil(err):
+		case err != nil:
+			return 0, unavailable("delete subject", err)
+		default:
+			r, gen, err := decode(keepID, b)
+			if err != nil {
+				return 0, unavailable("delete subject", err)
+			}
+			if r.Subject == subject && r.Live(s.now()) {
+				keepGen = gen // the script checks it against the generation
+			}
+		}
+	}
+	res, err := revokeScript.Exec(ctx, s.c, []string{s.stateKey(subject), s.indexKey(subject)},
+		[]string{keepID, itoa(keepGen), s.channel, subjectMsg(subject)}).ToArray()
+	if err != nil {
+		return 0, unavailable("delete subject", err)
+	}
+	if len(res) != 3 {
+		return 0, unavailable("delete subject", errors.New("malformed script reply"))
+	}
+	oldGen, oldKeep, err := parseState(res[:2])
+	if err != nil {
+		return 0, unavailable("delete subject", err)
+	}
+	ids, err := res[2].AsStrSlice()
+	if err != nil {
+		return 0, unavailable("delete subject", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	// GETDEL, so that of a racing Delete and this clean-up only one sees
+	// each record.
+	cmds := make(rueidis.Commands, len(ids))
+	for i, id := range ids {
+		cmds[i] = s.c.B().Getdel().Key(s.recKey(id)).Build()
+	}
+	now, n := s.now(), 0
+	for i, res := range s.c.DoMulti(ctx, cmds...) {
+		b, err := res.AsBytes()
+		if rueidis.IsRedisNil(err) {
+			continue
+		}
+		if err != nil {
+			return 0, unavailable("delete subject: revoked, but cleaning up failed", err)
+		}
+		r, gen, err := decode(ids[i], b)
+		if err == nil && r.Subject == subject && r.Live(now) && (gen >= oldGen || ids[i] == oldKeep) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// List returns the subject's live records in index order: by CreatedAt, then
+// ID, oldest first. It prunes the index of IDs whose record is gone or dead.
+func (s *Store) List(ctx context.Context, subject string) ([]*tether.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	ids, err := s.c.Do(ctx, s.c.B().Zrange().Key(s.indexKey(subject)).Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make(rueidis.Commands, len(ids))
+	for i, id := range ids {
+		cmds[i] = s.c.B().Get().Key(s.recKey(id)).Build()
+	}
+	results := s.c.DoMulti(ctx, cmds...)
+	// Read the generation after the records: a revoke-all that returned
+	// before List began is seen either way, and one that ran meanwhile may be.
+	vals, err := s.c.Do(ctx, s.c.B().Hmget().Key(s.stateKey(subject)).Field("g", "k").Build()).ToArray()
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	g, keep, err := parseState(vals)
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	now := s.now()
+	var out []*tether.Record
+	var prune []string
+	for i, res := range results {
+		b, err := res.AsBytes()
+		if rueidis.IsRedisNil(err) {
+			prune = append(prune, ids[i])
+			continue
+		}
+		if err != nil {
+			return nil, unavailable("list", err)
+		}
+		r, gen, err := decode(ids[i], b)
+		if err != nil {
+			return nil, unavailable("list", err)
+		}
+		switch {
+		case r.Subject != subject || (gen < g && ids[i] != keep) || !r.Live(now):
+			// Dead for good: nothing revives a revoked or expired record.
+			prune = append(prune, ids[i])
+		default:
+			out = append(out, r)
+		}
+	}
+	if len(prune) > 0 { // best effort
+		s.c.Do(ctx, s.c.B().Zrem().Key(s.indexKey(subject)).Member(prune...).Build())
+	}
+	return out, nil
+}
+
+// Roles returns the subject's roles.
+func (s *Store) Roles(ctx context.Context, subject string) ([]string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	b, err := s.c.Do(ctx, s.c.B().Get().Key(s.rolesKey(subject)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("roles", err)
+	}
+	var roles []string
+	if err := json.Unmarshal(b, &roles); err != nil {
+		return nil, unavailable("roles", fmt.Errorf("corrupt roles: %w", err))
+	}
+	return roles, nil
+}
+
+// SetRoles replaces the subject's roles and announces the change.
+func (s *Store) SetRoles(ctx context.Context, subject string, roles []string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	enc := ""
+	if len(roles) > 0 {
+		b, err := json.Marshal(roles)
+		if err != nil {
+			return fmt.Errorf("redisstore: set roles: %w", err)
+		}
+		enc = string(b)
+	}
+	err := rolesScript.Exec(ctx, s.c, []string{s.rolesKey(subject)}, []string{enc, s.channel, subjectMsg(subject)}).Error()
+	if err != nil {
+		return unavailable("set roles", err)
+	}
+	return nil
+}
+
+// Consume records key as used until the given time: one SET NX PXAT, atomic
+// on the key's node, so exactly one of any number of racing calls wins.
+func (s *Store) Consume(ctx context.Context, key string, until time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if !until.After(s.now()) {
+		return nil // a window already over guards nothing, as in memstore
+	}
+	// Rounded up: a replay-guard key may outlive its window, never fall short.
+	err := s.c.Do(ctx, s.c.B().Set().Key(s.consumeKey(key)).Value("1").Nx().Pxat(time.UnixMilli(ceilMillis(until))).Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return tether.ErrReplayed
+	}
+	if err != nil {
+		return unavailable("consume", err)
+	}
+	return nil
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.c.Do(ctx, s.c.B().Ping().Build()).Error(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Close releases the connections and ends every Watch. Later calls fail with
+// tether.ErrUnavailable.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.c.Close()
+	})
+	return nil
+}

@@ -1,0 +1,274 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/storetest"
+)
+
+// openTest opens a store on url with a prefix of the test's own and closes it
+// (and, on a shared server, deletes its keys) when the test ends.
+func openTest(t testing.TB, url, cleanAddr string) *Store {
+	t.Helper()
+	prefix := testPrefix(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	s, err := Open(context.Background(), url+sep+"prefix="+prefix, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		if cleanAddr != "" {
+			cleanPrefix(t, cleanAddr, prefix)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	addr := sharedRedisAddr(t)
+	storetest.Run(t, func(t *testing.T) tether.Store {
+		return openTest(t, "redis://"+addr+"/0", addr)
+	})
+}
+
+func TestConformanceCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	addrs := startCluster(t)
+	storetest.Run(t, func(t *testing.T) tether.Store {
+		return openTest(t, "redis+cluster://"+strings.Join(addrs, ","), "")
+	})
+}
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		url  string
+		want urlConfig
+	}{
+		{"redis://localhost", urlConfig{addrs: []string{"localhost:6379"}, prefix: DefaultPrefix}},
+		{"redis://:s3cret@10.0.0.1:6380/2?prefix=app:", urlConfig{
+			addrs: []string{"10.0.0.1:6380"}, password: "s3cret", db: 2, prefix: "app:"}},
+		{"rediss://user:pw@h:1", urlConfig{tls: true, addrs: []string{"h:1"}, username: "user", password: "pw", prefix: DefaultPrefix}},
+		{"redis+cluster://a:1,b:2,c", urlConfig{mode: modeCluster, addrs: []string{"a:1", "b:2", "c:6379"}, prefix: DefaultPrefix}},
+		{"redis+sentinel://s1:26379,s2/3?master=mymaster", urlConfig{
+			mode: modeSentinel, addrs: []string{"s1:26379", "s2:26379"}, db: 3, master: "mymaster", prefix: DefaultPrefix}},
+		{"rediss+sentinel://s1?master=m", urlConfig{mode: modeSentinel, tls: true, addrs: []string{"s1:26379"}, master: "m", prefix: DefaultPrefix}},
+		{"redis://[::1]:7000", urlConfig{addrs: []string{"[::1]:7000"}, prefix: DefaultPrefix}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			got, err := parseURL(tt.url)
+			if err != nil {
+				t.Fatalf("parseURL: %v", err)
+			}
+			if d := cmp.Diff(tt.want, got, cmp.AllowUnexported(urlConfig{})); d != "" {
+				t.Fatalf("parseURL (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestParseURLErrorsHideThePassword(t *testing.T) {
+	const pw = "hunter2-secret"
+	for _, raw := range []string{
+		"http://:" + pw + "@h:1",
+		"redis://:" + pw + "@h:1/x",
+		"redis://:" + pw + "@h:1/0?prefix={x}",
+		"redis://:" + pw + "@h:99999",
+		"redis://:" + pw + "@a:1,b:2",
+		"redis://:" + pw + "@h:1?bogus=1",
+		"redis+sentinel://:" + pw + "@h:1",
+		"redis+cluster://:" + pw + "@h:1/3",
+		"redis://:" + pw + "@h:1/%zz",
+		"redis://:" + pw + " x@h:1",
+		"redis://:" + pw + "@",
+	} {
+		_, err := parseURL(raw)
+		if err == nil {
+			t.Errorf("parseURL(%q) succeeded, want an error", strings.ReplaceAll(raw, pw, "***"))
+			continue
+		}
+		if strings.Contains(err.Error(), pw) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("error leaks the password: %v", err)
+		}
+	}
+	_, err := Open(context.Background(), "redis://:"+pw+"@127.0.0.1:1", Options{DialTimeout: 200 * time.Millisecond})
+	if !errors.Is(err, tether.ErrUnavailable) || strings.Contains(err.Error(), pw) {
+		t.Fatalf("Open(unreachable) = %v; want ErrUnavailable without the password", err)
+	}
+}
+
+func TestCodec(t *testing.T) {
+	n := time.Now().UTC().Truncate(time.Microsecond)
+	for _, r := range []*tether.Record{
+		{ID: "a", Subject: "alice", CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(time.Hour),
+			IdleExpiresAt: n.Add(time.Minute), IdleTimeout: time.Minute, AuthTime: n.Add(-time.Second),
+			AuthMethod: "password", Metadata: map[string]string{"ip": "192.0.2.1", "ua": strings.Repeat("x", 1024)}},
+		{ID: "b", Subject: "ü}{", CreatedAt: n, LastSeenAt: n, ExpiresAt: n, IdleExpiresAt: n},
+	} {
+		copy(r.SecretHash[:], "0123456789abcdef0123456789abcdef")
+		b := encode(r, 42)
+		got, gen, err := decode(r.ID, b)
+		if err != nil || gen != 42 {
+			t.Fatalf("decode = gen %d, %v; want 42, nil", gen, err)
+		}
+		if d := cmp.Diff(r, got, cmpopts.EquateEmpty()); d != "" {
+			t.Fatalf("round trip (-want +got):\n%s", d)
+		}
+		for i := range len(b) { // every truncation is refused, never misread
+			if _, _, err := decode(r.ID, b[:i]); err == nil {
+				t.Fatalf("decode accepted a record truncated to %d of %d bytes", i, len(b))
+			}
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	n := time.Now()
+	f.Add(encode(&tether.Record{Subject: "s", ExpiresAt: n, Metadata: map[string]string{"k": "v"}}, 1))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, gen, err := decode("id", b)
+		if err != nil {
+			return
+		}
+		if got, gen2, err := decode("id", encode(r, gen)); err != nil || gen2 != gen ||
+			!cmp.Equal(r, got, cmpopts.EquateEmpty(), cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })) {
+			t.Fatalf("re-encoding a decoded record changed it: %v", err)
+		}
+	})
+}
+
+// TestKeptSessionIsNotRevived checks that DeleteSubject never keeps a session
+// that an earlier revoke-all already killed, even while its record still
+// exists (clean-up is best effort).
+func TestKeptSessionIsNotRevived(t *testing.T) {
+	addr := sharedRedisAddr(t)
+	s := openTest(t, "redis://"+addr, addr)
+	ctx := context.Background()
+	n := time.Now()
+	rec := func(sub string) *tether.Record {
+		return &tether.Record{ID: tether.NewID(), Subject: sub, CreatedAt: n, LastSeenAt: n,
+			ExpiresAt: n.Add(time.Hour), IdleExpiresAt: n.Add(time.Hour), IdleTimeout: time.Hour}
+	}
+	a, b := rec("alice"), rec("alice")
+	for _, r := range []*tether.Record{a, b} {
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Revoke both, then put a's record back as if clean-up had failed.
+	raw, err := s.c.Do(ctx, s.c.B().Get().Key(s.recKey(a.ID)).Build()).AsBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteSubject(ctx, "alice", ""); err != nil || n != 2 {
+		t.Fatalf("DeleteSubject = %d, %v; want 2", n, err)
+	}
+	if err := s.c.Do(ctx, s.c.B().Set().Key(s.recKey(a.ID)).Value(string(raw)).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, a.ID); !errors.Is(err, tether.ErrNotFound) {
+		t.Fatalf("Get(revoked, record still there) = %v; want ErrNotFound", err)
+	}
+	if err := s.Touch(ctx, a.ID, n, n.Add(time.Hour)); !errors.Is(err, tether.ErrNotFound) {
+		t.Fatalf("Touch(revoked) = %v; want ErrNotFound", err)
+	}
+	if _, err := s.DeleteSubject(ctx, "alice", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, a.ID); !errors.Is(err, tether.ErrNotFound) {
+		t.Fatalf("DeleteSubject(keep=revoked) revived it: Get = %v", err)
+	}
+	// Keeping a session twice in a row keeps it.
+	c := rec("alice")
+	if err := s.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := s.DeleteSubject(ctx, "alice", c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, c.ID); err != nil {
+			t.Fatalf("kept session: Get = %v", err)
+		}
+	}
+	if list, err := s.List(ctx, "alice"); err != nil || len(list) != 1 || list[0].ID != c.ID {
+		t.Fatalf("List = %d records, %v; want only the kept one", len(list), err)
+	}
+	// A session of another subject cannot be kept through this one.
+	bob := rec("bob")
+	if err := s.Create(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteSubject(ctx, "alice", bob.ID); err != nil || n != 1 {
+		t.Fatalf("DeleteSubject(alice, keep=bob's) = %d, %v; want 1", n, err)
+	}
+	if _, err := s.Get(ctx, bob.ID); err != nil {
+		t.Fatalf("bob's session: %v", err)
+	}
+}
+
+// TestTTLs checks that every key this store writes expires, except roles,
+// and that no TTL goes past a record's absolute expiry.
+func TestTTLs(t *testing.T) {
+	addr := sharedRedisAddr(t)
+	s := openTest(t, "redis://"+addr, addr)
+	ctx := context.Background()
+	n := time.Now()
+	r := &tether.Record{ID: tether.NewID(), Subject: "carol", CreatedAt: n, LastSeenAt: n,
+		ExpiresAt: n.Add(time.Hour), IdleExpiresAt: n.Add(time.Minute), IdleTimeout: time.Minute}
+	if err := s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	pttl := func(key string) time.Duration {
+		ms, err := s.c.Do(ctx, s.c.B().Pttl().Key(key).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ms) * time.Millisecond
+	}
+	if d := pttl(s.recKey(r.ID)); d <= 0 || d > time.Minute+time.Second {
+		t.Fatalf("record TTL %v; want the idle expiry (1m)", d)
+	}
+	for _, k := range []string{s.stateKey("carol"), s.indexKey("carol")} {
+		if d := pttl(k); d <= time.Hour || d > time.Hour+subjectMargin+time.Second {
+			t.Fatalf("%s TTL %v; want the absolute expiry (1h) plus %v", k, d, subjectMargin)
+		}
+	}
+	// Sliding the idle expiry past the absolute one stops at the absolute one.
+	if err := s.Touch(ctx, r.ID, n, n.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if d := pttl(s.recKey(r.ID)); d > time.Hour+time.Second {
+		t.Fatalf("record TTL after Touch %v; want at most the absolute expiry (1h)", d)
+	}
+	if err := s.Consume(ctx, "jti-1", n.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if d := pttl(s.consumeKey("jti-1")); d <= 0 || d > time.Minute+time.Second {
+		t.Fatalf("replay guard TTL %v; want 1m", d)
+	}
+}
+
+func TestConformanceSentinel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Redis and a Sentinel")
+	}
+	addr := startSentinel(t)
+	storetest.Run(t, func(t *testing.T) tether.Store {
+		return openTest(t, "redis+sentinel://"+addr+"/0?master=tether", "")
+	})
+}

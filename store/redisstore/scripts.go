@@ -1,0 +1,147 @@
+package redisstore
+
+import "github.com/redis/rueidis"
+
+// Every script touches keys of one hash slot only, so each runs atomically on
+// one node of a Cluster. Lua cannot print a Unix-microsecond time as a plain
+// integer with tostring, so numbers go back to Redis through string.format.
+//
+// Byte positions in the record (Lua is 1-based; see codec.go): LastSeenAt 2–9,
+// IdleExpiresAt 10–17, ExpiresAt 18–25, generation 26–33, SecretHash 34–65.
+
+// stampScript runs first in Create, on the subject's slot: it returns the
+// subject's current generation, creating the subject state if needed, and
+// makes sure that state outlives the new record (its expiry only grows).
+//
+// KEYS[1] subject state; ARGV[1] record's absolute expiry, Unix ms.
+var stampScript = rueidis.NewLuaScript(`
+local g = redis.call('HGET', KEYS[1], 'g')
+if not g then
+  g = '0'
+  redis.call('HSET', KEYS[1], 'g', g)
+end
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+else
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1], 'GT')
+end
+return g
+`)
+
+// indexScript runs last in Create: it lists the record in the subject's index
+// and makes the index outlive it. A script, so that the index never exists
+// without an expiry.
+//
+// KEYS[1] subject index; ARGV[1] score (CreatedAt, Unix µs), ARGV[2] id,
+// ARGV[3] record's absolute expiry, Unix ms.
+var indexScript = rueidis.NewLuaScript(`
+redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+else
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3], 'GT')
+end
+return 1
+`)
+
+// touchScript slides a live record's idle expiry and returns the record as it
+// was; nil if there is no live one. Liveness is judged by the caller's clock
+// (ARGV[3]), so a record that the service considers expired is never revived
+// even if Redis, by its own clock, has not dropped it yet. The key's TTL never
+// goes past the record's absolute expiry.
+//
+// KEYS[1] record; ARGV[1] 16 bytes: new LastSeenAt and IdleExpiresAt;
+// ARGV[2] new idle expiry, Unix ms; ARGV[3] now, Unix µs.
+var touchScript = rueidis.NewLuaScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local now = tonumber(ARGV[3])
+local exp = struct.unpack('>i8', v, 18)
+if struct.unpack('>i8', v, 10) <= now or exp <= now then return false end
+local at = tonumber(ARGV[2])
+local expms = math.ceil(exp / 1000)
+if expms < at then at = expms end
+redis.call('SET', KEYS[1], string.sub(v, 1, 1) .. ARGV[1] .. string.sub(v, 18), 'PXAT', string.format('%.0f', at))
+return v
+`)
+
+// rotateScript swaps the secret hash of a live record if it still equals the
+// old one, and announces the change in the same atomic step. It returns the
+// record as it was, or nil.
+//
+// KEYS[1] record; ARGV[1] old hash, ARGV[2] new hash, ARGV[3] now (Unix µs),
+// ARGV[4] change channel, ARGV[5] message.
+var rotateScript = rueidis.NewLuaScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local now = tonumber(ARGV[3])
+if struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then return false end
+if string.sub(v, 34, 65) ~= ARGV[1] then return false end
+redis.call('SET', KEYS[1], string.sub(v, 1, 33) .. ARGV[2] .. string.sub(v, 66), 'KEEPTTL')
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return v
+`)
+
+// deleteScript deletes a record, announces it, and returns what was deleted
+// (nil if nothing was), so the caller can tell whether it was live.
+//
+// KEYS[1] record; ARGV[1] change channel, ARGV[2] message.
+var deleteScript = rueidis.NewLuaScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return v
+`)
+
+// revokeScript is DeleteSubject's atomic moment: it bumps the subject's
+// generation, which kills every record stamped with an older one, adopts the
+// kept session into the new generation if it was current, empties the index
+// but for the kept session, and announces the change. It returns the old
+// generation, the old kept id and the ids taken off the index, whose records
+// the caller then deletes (already dead, so at leisure) and counts.
+//
+// A subject without state has no records (Create makes the state first, and
+// the state outlives every record), so there is nothing to revoke.
+//
+// KEYS[1] subject state, KEYS[2] subject index; ARGV[1] id to keep (may be empty),
+// ARGV[2] its record's generation, or -1 if it is not a live record of this
+// subject; ARGV[3] change channel, ARGV[4] message.
+var revokeScript = rueidis.NewLuaScript(`
+local st = redis.call('HMGET', KEYS[1], 'g', 'k')
+local removed = {}
+if st[1] then
+  local old = tonumber(st[1])
+  redis.call('HINCRBY', KEYS[1], 'g', 1)
+  redis.call('HDEL', KEYS[1], 'k')
+  local keep = ARGV[1]
+  local kg = tonumber(ARGV[2])
+  if keep ~= '' and kg >= 0 and (kg >= old or st[2] == keep) then
+    redis.call('HSET', KEYS[1], 'k', keep)
+  else
+    keep = ''
+  end
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if id ~= keep then removed[#removed + 1] = id end
+  end
+  for i = 1, #removed, 1000 do
+    redis.call('ZREM', KEYS[2], unpack(removed, i, math.min(i + 999, #removed)))
+  end
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return {st[1], st[2], removed}
+`)
+
+// rolesScript replaces a subject's roles (none deletes the key) and announces it.
+//
+// KEYS[1] roles; ARGV[1] encoded roles (empty for none), ARGV[2] change channel,
+// ARGV[3] message.
+var rolesScript = rueidis.NewLuaScript(`
+if ARGV[1] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+`)
