@@ -173,7 +173,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	now := m.now().UTC().Truncate(time.Microsecond) // the finest precision every store keeps
 	token, pt := newToken("")
 	rec := &Record{
-		ID: pt.id, SecretHash: hashSecret(pt.secret), Subject: p.Subject,
+		ID: pt.id, SecretHash: pt.hash, Subject: p.Subject,
 		CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(lifetime), IdleExpiresAt: minTime(now.Add(idle), now.Add(lifetime)),
 		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
@@ -293,7 +293,7 @@ func (m *Manager) Rotate(ctx context.Context, rawToken string) (string, *Session
 		return "", nil, fmt.Errorf("%w: not a live session", ErrInvalidToken)
 	}
 	token, fresh := newToken(rec.ID)
-	newHash := hashSecret(fresh.secret)
+	newHash := fresh.hash
 	defer m.invalidateSession(rec.ID)
 	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash); err != nil {
 		if errors.Is(err, ErrNotFound) {

@@ -30,15 +30,36 @@ const (
 	sumChars    = 7 // 32 bits in base32
 )
 
-var b32 = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+
+var b32 = base32.NewEncoding(alphabet).WithPadding(base32.NoPadding)
+
+// inAlphabet[c] reports whether c is a token character. Checking it up front
+// keeps parsing canonical: the base32 decoder alone would skip '\r' and '\n'.
+var inAlphabet = func() (t [256]bool) {
+	for i := range len(alphabet) {
+		t[alphabet[i]] = true
+	}
+	return t
+}()
+
+func allInAlphabet(s string) bool {
+	for i := range len(s) {
+		if !inAlphabet[s[i]] {
+			return false
+		}
+	}
+	return true
+}
 
 // secretHash is what a store keeps instead of a secret.
 type secretHash = [sha256.Size]byte
 
-// parsedToken is a syntactically valid token; nothing about it is verified yet.
+// parsedToken is a syntactically valid token; nothing about it is verified
+// yet. It keeps the hash of the secret, computed once, not the secret.
 type parsedToken struct {
-	id     string
-	secret []byte
+	id   string
+	hash secretHash
 }
 
 // newToken returns a fresh token for session id (or a fresh id when id is empty).
@@ -49,7 +70,7 @@ func newToken(id string) (token string, p parsedToken) {
 	secret := make([]byte, secretBytes)
 	rand.Read(secret) // never fails (crypto/rand since Go 1.24)
 	body := TokenPrefix + id + b32.EncodeToString(secret)
-	return body + checksum(body), parsedToken{id: id, secret: secret}
+	return body + checksum(body), parsedToken{id: id, hash: hashSecret(secret)}
 }
 
 // NewID returns a random session ID.
@@ -61,19 +82,34 @@ func NewID() string {
 
 // ValidID reports whether s has the shape of a session ID.
 func ValidID(s string) bool {
-	if len(s) != idChars {
-		return false
+	// idChars characters encode exactly idBytes bytes, so every string of
+	// them decodes: the alphabet check is the whole test.
+	return len(s) == idChars && allInAlphabet(s)
+}
+
+// crc32IEEE is crc32.ChecksumIEEE over a string, without copying it to a []byte
+// (parsing runs on every request; this keeps it allocation-free).
+func crc32IEEE(s string) uint32 {
+	crc := ^uint32(0)
+	for i := range len(s) {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ (crc >> 8)
 	}
-	// The length check matters: the decoder skips '\r' and '\n', so without
-	// it "0123456789abcde\n" would pass as an ID.
-	b, err := b32.DecodeString(s)
-	return err == nil && len(b) == idBytes
+	return ^crc
 }
 
 func checksum(body string) string {
 	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], crc32.ChecksumIEEE([]byte(body)))
+	binary.BigEndian.PutUint32(b[:], crc32IEEE(body))
 	return b32.EncodeToString(b[:])
+}
+
+// checksumOK reports whether sum is the checksum of body, without allocating.
+func checksumOK(body, sum string) bool {
+	var b [4]byte
+	var enc [sumChars]byte
+	binary.BigEndian.PutUint32(b[:], crc32IEEE(body))
+	b32.Encode(enc[:], b[:])
+	return string(enc[:]) == sum
 }
 
 // parseToken checks a token's shape and checksum. It never touches a store.
@@ -82,22 +118,27 @@ func parseToken(raw string) (parsedToken, error) {
 		return parsedToken{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
 	body, sum := raw[:TokenLen-sumChars], raw[TokenLen-sumChars:]
-	if checksum(body) != sum {
+	if !checksumOK(body, sum) {
 		return parsedToken{}, fmt.Errorf("%w: bad checksum", ErrInvalidToken)
 	}
-	id := body[len(TokenPrefix) : len(TokenPrefix)+idChars]
-	secret, err := b32.DecodeString(body[len(TokenPrefix)+idChars:])
-	if err != nil || len(secret) != secretBytes || !ValidID(id) { // lengths: see ValidID
+	if !allInAlphabet(body[len(TokenPrefix):]) {
 		return parsedToken{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
-	return parsedToken{id: id, secret: secret}, nil
+	id := body[len(TokenPrefix) : len(TokenPrefix)+idChars]
+	var src [secretChars]byte
+	var secret [secretBytes]byte
+	copy(src[:], body[len(TokenPrefix)+idChars:])
+	// secretChars alphabet characters always decode to exactly secretBytes.
+	if n, err := b32.Decode(secret[:], src[:]); err != nil || n != secretBytes {
+		return parsedToken{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
+	}
+	return parsedToken{id: id, hash: hashSecret(secret[:])}, nil
 }
 
 func hashSecret(secret []byte) secretHash { return sha256.Sum256(secret) }
 
 func (p parsedToken) matches(h secretHash) bool {
-	got := hashSecret(p.secret)
-	return subtle.ConstantTimeCompare(got[:], h[:]) == 1
+	return subtle.ConstantTimeCompare(p.hash[:], h[:]) == 1
 }
 
 // TokenInfo is what can be learnt from a token offline, without its secret.
