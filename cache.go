@@ -1,111 +1,174 @@
 package tether
 
 import (
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// cache holds recently validated records and subjects' roles. It is a promise
-// with a bound: no entry is served older than maxAge, and every invalidation
-// bumps seq so that a fill which read the store before the invalidation can
-// never put a stale record back.
+// cache holds recently validated sessions and their subjects' roles. It is a
+// promise with a bound: nothing is served older than maxAge; every
+// invalidation bumps seq, so a fill that read the store before the
+// invalidation can never put a stale session back; and nothing is served while
+// the store's change channel is down or the store has just failed.
 type cache struct {
 	maxAge     time.Duration
 	maxEntries int
+	storeDown  atomic.Bool // a store call failed: serve nothing until one succeeds
 
 	mu        sync.RWMutex
 	seq       uint64
-	enabled   bool // false until the store's change channel is up, and while it is lost
-	sessions  map[string]*cachedRecord
-	subjects  map[string]*cachedRoles
-	bySubject map[string]map[string]struct{}
+	channelUp bool // false until the store's change channel is up, and while it is lost
+	sessions  map[string]*entry
+	subjects  map[string]*subjectEntry
 }
 
-type cachedRecord struct {
-	rec *Record // never mutated once cached; a touch replaces the entry
-	at  time.Time
+// entry is a session as the cache keeps it: a Record in compact form (times as
+// Unix nanoseconds, metadata as key-value pairs), a few hundred bytes apiece.
+// It is never mutated once cached; a touch replaces it.
+type entry struct {
+	id, subject, authMethod string
+	hash                    [32]byte
+	created, lastSeen       int64
+	expires, idleExpires    int64
+	authTime                int64 // 0: not given
+	idleTimeout             time.Duration
+	metadata                []string // key, value, key, value…
+	readAt                  time.Time
+	subj                    *subjectEntry // a hit needs this to be the subject's current entry
 }
 
-type cachedRoles struct {
-	roles []string
-	at    time.Time
+// subjectEntry holds a subject's roles and the IDs of its cached sessions, so
+// that invalidating a subject drops all of them.
+type subjectEntry struct {
+	roles  []string
+	readAt time.Time
+	ids    []string
 }
 
-func newCache(maxAge time.Duration, maxEntries int, enabled bool) *cache {
+func newCache(maxAge time.Duration, maxEntries int, channelUp bool) *cache {
 	return &cache{
-		maxAge: maxAge, maxEntries: maxEntries, enabled: enabled,
-		sessions:  make(map[string]*cachedRecord),
-		subjects:  make(map[string]*cachedRoles),
-		bySubject: make(map[string]map[string]struct{}),
+		maxAge: maxAge, maxEntries: maxEntries, channelUp: channelUp,
+		sessions: make(map[string]*entry),
+		subjects: make(map[string]*subjectEntry),
 	}
 }
 
-// get returns a fresh cached record and its subject's roles, and the sequence
-// number a fill must present if they are not both there.
-func (c *cache) get(id string, now time.Time) (rec *Record, roles []string, ok bool, seq uint64) {
+func newEntry(r *Record, readAt time.Time) *entry {
+	e := &entry{
+		id: r.ID, subject: r.Subject, authMethod: r.AuthMethod, hash: r.SecretHash,
+		created: r.CreatedAt.UnixNano(), lastSeen: r.LastSeenAt.UnixNano(),
+		expires: r.ExpiresAt.UnixNano(), idleExpires: r.IdleExpiresAt.UnixNano(),
+		idleTimeout: r.IdleTimeout, readAt: readAt,
+	}
+	if !r.AuthTime.IsZero() {
+		e.authTime = r.AuthTime.UnixNano()
+	}
+	if len(r.Metadata) > 0 {
+		e.metadata = make([]string, 0, 2*len(r.Metadata))
+		for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
+			e.metadata = append(e.metadata, k, r.Metadata[k])
+		}
+	}
+	return e
+}
+
+func (e *entry) live(now time.Time) bool {
+	n := now.UnixNano()
+	return n < e.expires && n < e.idleExpires
+}
+
+func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func (e *entry) session(roles []string) *Session {
+	md := make(map[string]string, len(e.metadata)/2)
+	for i := 0; i+1 < len(e.metadata); i += 2 {
+		md[e.metadata[i]] = e.metadata[i+1]
+	}
+	if roles == nil {
+		roles = []string{}
+	}
+	s := &Session{
+		ID: e.id, Subject: e.subject, Roles: slices.Clone(roles),
+		CreatedAt: fromNano(e.created), LastSeenAt: fromNano(e.lastSeen),
+		ExpiresAt: fromNano(e.expires), IdleExpiresAt: fromNano(e.idleExpires),
+		Metadata: md, AuthMethod: e.authMethod,
+	}
+	if e.authTime != 0 {
+		s.AuthTime = fromNano(e.authTime)
+	}
+	return s
+}
+
+// get returns a fresh cached session and its subject's roles, or the sequence
+// number that a fill of this session must present.
+func (c *cache) get(id string, now time.Time) (e *entry, roles []string, ok bool, seq uint64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	e := c.sessions[id]
-	if e == nil || now.Sub(e.at) >= c.maxAge {
+	e = c.sessions[id]
+	if e == nil || c.storeDown.Load() || now.Sub(e.readAt) >= c.maxAge {
 		return nil, nil, false, c.seq
 	}
-	r := c.subjects[e.rec.Subject]
-	if r == nil || now.Sub(r.at) >= c.maxAge {
+	s := c.subjects[e.subject]
+	if s == nil || s != e.subj || now.Sub(s.readAt) >= c.maxAge {
 		return nil, nil, false, c.seq
 	}
-	return e.rec, r.roles, true, c.seq
+	return e, s.roles, true, c.seq
 }
 
-// fill caches what was read from the store at readAt, unless something was
-// invalidated since seq was taken.
-func (c *cache) fill(seq uint64, rec *Record, roles []string, readAt time.Time) {
+// fill caches a session and roles read from the store at e.readAt, unless
+// something was invalidated since seq was taken.
+func (c *cache) fill(seq uint64, e *entry, roles []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.enabled || c.seq != seq {
+	if !c.channelUp || c.storeDown.Load() || c.seq != seq {
 		return
 	}
-	if _, ok := c.sessions[rec.ID]; !ok && len(c.sessions) >= c.maxEntries {
-		c.evictOneLocked()
-	}
-	c.sessions[rec.ID] = &cachedRecord{rec: rec, at: readAt}
-	c.subjects[rec.Subject] = &cachedRoles{roles: slices.Clip(roles), at: readAt}
-	ids := c.bySubject[rec.Subject]
-	if ids == nil {
-		ids = make(map[string]struct{}, 1)
-		c.bySubject[rec.Subject] = ids
-	}
-	ids[rec.ID] = struct{}{}
-}
-
-// replace swaps in a touched record for old, keeping the entry's original read
-// time so that a touch never extends how long the roles and record may be
-// served. It does nothing unless the entry still holds old: a touch that was
-// in flight while the session was rotated and re-read must not put the
-// pre-rotation record (and its secret hash) back.
-func (c *cache) replace(old, touched *Record) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.sessions[old.ID]; e != nil && e.rec == old {
-		c.sessions[old.ID] = &cachedRecord{rec: touched, at: e.at}
-	}
-}
-
-func (c *cache) evictOneLocked() {
-	for id, e := range c.sessions { // map order is random enough for eviction
-		c.dropSessionLocked(id, e.rec.Subject)
-		return
-	}
-}
-
-func (c *cache) dropSessionLocked(id, subject string) {
-	delete(c.sessions, id)
-	if ids := c.bySubject[subject]; ids != nil {
-		delete(ids, id)
-		if len(ids) == 0 {
-			delete(c.bySubject, subject)
-			delete(c.subjects, subject)
+	if old := c.sessions[e.id]; old != nil {
+		c.dropLocked(old)
+	} else if len(c.sessions) >= c.maxEntries {
+		for _, victim := range c.sessions { // map order is random enough for eviction
+			c.dropLocked(victim)
+			break
 		}
+	}
+	s := c.subjects[e.subject]
+	if s == nil {
+		s = &subjectEntry{}
+		c.subjects[e.subject] = s
+	}
+	s.roles, s.readAt = slices.Clip(roles), e.readAt // fresher roles serve every session of the subject
+	s.ids = append(s.ids, e.id)
+	e.subj = s
+	c.sessions[e.id] = e
+}
+
+// replace swaps in a touched copy of old, which keeps old's read time so that
+// a touch never extends how long an entry may be served. It does nothing
+// unless the cache still holds old: a touch in flight while the session was
+// rotated and re-read must not put the pre-rotation secret hash back.
+func (c *cache) replace(old, touched *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions[old.id] == old {
+		c.sessions[old.id] = touched
+	}
+}
+
+// dropLocked removes one session and, with its last session, its subject.
+func (c *cache) dropLocked(e *entry) {
+	delete(c.sessions, e.id)
+	s := e.subj
+	if s == nil || c.subjects[e.subject] != s {
+		return
+	}
+	if i := slices.Index(s.ids, e.id); i >= 0 {
+		s.ids = slices.Delete(s.ids, i, i+1)
+	}
+	if len(s.ids) == 0 {
+		delete(c.subjects, e.subject)
 	}
 }
 
@@ -114,7 +177,7 @@ func (c *cache) invalidateSession(id string) {
 	defer c.mu.Unlock()
 	c.seq++
 	if e := c.sessions[id]; e != nil {
-		c.dropSessionLocked(id, e.rec.Subject)
+		c.dropLocked(e)
 	}
 }
 
@@ -122,22 +185,45 @@ func (c *cache) invalidateSubject(subject string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	for id := range c.bySubject[subject] {
-		delete(c.sessions, id)
+	if s := c.subjects[subject]; s != nil {
+		for _, id := range s.ids {
+			delete(c.sessions, id)
+		}
+		delete(c.subjects, subject)
 	}
-	delete(c.bySubject, subject)
-	delete(c.subjects, subject)
 }
 
-// setEnabled flushes the cache and turns filling on or off.
-func (c *cache) setEnabled(on bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// flushLocked drops everything and makes in-flight fills moot.
+func (c *cache) flushLocked() {
 	c.seq++
-	c.enabled = on
 	clear(c.sessions)
 	clear(c.subjects)
-	clear(c.bySubject)
+}
+
+// setChannel records whether the store's change channel is up, flushing the
+// cache either way: changes may have been missed while it was down.
+func (c *cache) setChannel(up bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.channelUp = up
+	c.flushLocked()
+}
+
+// storeFailed stops the cache serving anything until storeOK: a node that
+// cannot reach its store must not go on accepting what it may have revoked.
+func (c *cache) storeFailed() {
+	if c.storeDown.Swap(true) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked()
+}
+
+func (c *cache) storeOK() {
+	if c.storeDown.Load() {
+		c.storeDown.Store(false)
+	}
 }
 
 func (c *cache) len() int {
@@ -153,8 +239,8 @@ func (c *cache) apply(ch Change) {
 	case SubjectChanged:
 		c.invalidateSubject(ch.Subject)
 	case ChannelLost:
-		c.setEnabled(false)
+		c.setChannel(false)
 	case ChannelRestored:
-		c.setEnabled(true)
+		c.setChannel(true)
 	}
 }

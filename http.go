@@ -161,6 +161,7 @@ func requestIsSecure(r *http.Request) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]") // "[::1]" without a port
 	if host == "localhost" {
 		return false
 	}

@@ -50,6 +50,7 @@ const (
 	MaxMetadataEntries = 16
 	MaxMetadataKeyLen  = 64
 	MaxMetadataValLen  = 1024
+	MinLifetime        = time.Second // shorter would hand out tokens that are dead on arrival
 	MaxLifetime        = 90 * 24 * time.Hour
 )
 
@@ -118,7 +119,7 @@ func NewManager(cfg Config) (*Manager, error) {
 			go func() {
 				defer m.wg.Done()
 				err := w.Watch(ctx, m.cache.apply)
-				m.cache.setEnabled(false) // nobody tells us of changes any more
+				m.cache.setChannel(false) // nobody tells us of changes any more
 				if err != nil && ctx.Err() == nil {
 					m.log.Error("tether: change channel stopped; cache disabled", "err", err)
 				}
@@ -157,8 +158,10 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if err := checkMetadata(p.Metadata); err != nil {
 		return "", nil, err
 	}
-	if p.Lifetime < 0 || p.Lifetime > MaxLifetime || p.IdleTimeout < 0 || p.IdleTimeout > MaxLifetime {
-		return "", nil, fmt.Errorf("%w: lifetimes must be between 0 and %v", ErrBadInput, MaxLifetime)
+	for _, d := range []time.Duration{p.Lifetime, p.IdleTimeout} {
+		if d != 0 && (d < MinLifetime || d > MaxLifetime) {
+			return "", nil, fmt.Errorf("%w: lifetimes must be between %v and %v", ErrBadInput, MinLifetime, MaxLifetime)
+		}
 	}
 	if len(p.AuthMethod) > MaxRoleLen {
 		return "", nil, fmt.Errorf("%w: auth method longer than %d bytes", ErrBadInput, MaxRoleLen)
@@ -205,77 +208,77 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 		return nil, err
 	}
 	now := m.now()
+	var seq uint64
 	if m.cache != nil {
-		rec, roles, ok, seq := m.cache.get(pt.id, now)
+		e, roles, ok, s := m.cache.get(pt.id, now)
 		if ok {
 			m.stats.cacheHits.Add(1)
-			return m.accept(ctx, pt, rec, roles, now, true)
+			return m.accept(ctx, pt, e, roles, now)
 		}
 		m.stats.cacheMisses.Add(1)
-		rec, roles, err := m.read(ctx, pt.id)
-		if err != nil {
-			return nil, err
-		}
-		if pt.matches(rec.SecretHash) {
-			m.cache.fill(seq, rec, roles, now)
-		}
-		// true: if the fill landed, a touch must update the entry too, or the
-		// next hit would see the old LastSeenAt and touch again.
-		return m.accept(ctx, pt, rec, roles, now, true)
+		seq = s
 	}
 	rec, roles, err := m.read(ctx, pt.id)
 	if err != nil {
 		return nil, err
 	}
-	return m.accept(ctx, pt, rec, roles, now, false)
+	e := newEntry(rec, now)
+	if m.cache != nil && pt.matches(e.hash) {
+		m.cache.fill(seq, e, roles)
+	}
+	return m.accept(ctx, pt, e, roles, now)
 }
 
-// read fetches a record and its subject's roles from the store.
+// read fetches a record and its subject's roles from the store. A store
+// failure stops the cache serving until the store answers again.
 func (m *Manager) read(ctx context.Context, id string) (*Record, []string, error) {
 	rec, err := m.store.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
+		m.storeOK()
 		return nil, nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
 	}
 	if err != nil {
+		m.storeFailed()
 		return nil, nil, fmt.Errorf("tether: read session: %w", err)
 	}
 	roles, err := m.store.Roles(ctx, rec.Subject)
 	if err != nil {
+		m.storeFailed()
 		return nil, nil, fmt.Errorf("tether: read roles: %w", err)
 	}
+	m.storeOK()
 	return rec, roles, nil
 }
 
 // accept checks the secret and expiry, slides the idle expiry when a touch is
-// due, and returns the session. cached says rec may be the cache's entry, to
-// be replaced by the touched record.
-func (m *Manager) accept(ctx context.Context, pt parsedToken, rec *Record, roles []string, now time.Time, cached bool) (*Session, error) {
-	if !pt.matches(rec.SecretHash) {
+// due, and returns the session. If e is the cache's entry, the touched copy
+// replaces it.
+func (m *Manager) accept(ctx context.Context, pt parsedToken, e *entry, roles []string, now time.Time) (*Session, error) {
+	if !pt.matches(e.hash) {
 		return nil, fmt.Errorf("%w: secret does not match", ErrInvalidToken)
 	}
-	if !rec.Live(now) {
+	if !e.live(now) {
 		return nil, fmt.Errorf("%w: expired", ErrInvalidToken)
 	}
-	if now.Sub(rec.LastSeenAt) >= m.cfg.TouchInterval {
-		touched := rec.Clone()
-		touched.LastSeenAt = now
-		touched.IdleExpiresAt = minTime(now.Add(rec.IdleTimeout), rec.ExpiresAt)
-		err := m.store.Touch(ctx, rec.ID, touched.LastSeenAt, touched.IdleExpiresAt)
+	if now.UnixNano()-e.lastSeen >= int64(m.cfg.TouchInterval) {
+		touched := *e
+		touched.lastSeen = now.UnixNano()
+		touched.idleExpires = min(now.Add(e.idleTimeout).UnixNano(), e.expires)
+		err := m.store.Touch(ctx, e.id, fromNano(touched.lastSeen), fromNano(touched.idleExpires))
 		switch {
 		case errors.Is(err, ErrNotFound):
-			if m.cache != nil {
-				m.cache.invalidateSession(rec.ID)
-			}
+			m.invalidateSession(e.id)
 			return nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
 		case err != nil:
+			m.storeFailed()
 			return nil, fmt.Errorf("tether: touch session: %w", err)
 		}
-		if cached {
-			m.cache.replace(rec, touched)
+		if m.cache != nil {
+			m.cache.replace(e, &touched)
 		}
-		rec = touched
+		e = &touched
 	}
-	return rec.session(roles), nil
+	return e.session(roles), nil
 }
 
 // Rotate issues a new token for the session that rawToken stands for; the old
@@ -405,6 +408,18 @@ func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) 
 		return fmt.Errorf("tether: set roles: %w", err)
 	}
 	return nil
+}
+
+func (m *Manager) storeFailed() {
+	if m.cache != nil {
+		m.cache.storeFailed()
+	}
+}
+
+func (m *Manager) storeOK() {
+	if m.cache != nil {
+		m.cache.storeOK()
+	}
 }
 
 func (m *Manager) invalidateSession(id string) {
