@@ -36,6 +36,11 @@ type Config struct {
 	// CacheSize caps the number of cached sessions. Default 100,000.
 	CacheSize int
 
+	// MaxSessionsPerSubject caps a subject's live sessions: creating one more
+	// revokes the oldest (OWASP ASVS 7.1.2). Zero means no cap; each create
+	// then costs no extra store read.
+	MaxSessionsPerSubject int
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
@@ -102,8 +107,8 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("tether: Lifetime %v out of range (0, %v]", cfg.Lifetime, MaxLifetime)
 	case cfg.IdleTimeout < 0:
 		return nil, fmt.Errorf("tether: IdleTimeout %v is negative", cfg.IdleTimeout)
-	case cfg.CacheSize < 0:
-		return nil, fmt.Errorf("tether: CacheSize %d is negative", cfg.CacheSize)
+	case cfg.CacheSize < 0 || cfg.MaxSessionsPerSubject < 0:
+		return nil, errors.New("tether: CacheSize and MaxSessionsPerSubject must not be negative")
 	}
 
 	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: func() {}}
@@ -190,7 +195,36 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 		return "", nil, fmt.Errorf("tether: create session: %w", err)
 	}
 	m.stats.created.Add(1)
+	if err := m.enforceSessionCap(ctx, p.Subject, rec.ID); err != nil {
+		return "", nil, err
+	}
 	return token, rec.session(roles), nil
+}
+
+// enforceSessionCap revokes the subject's oldest sessions beyond the cap,
+// never the one just created.
+func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) error {
+	if m.cfg.MaxSessionsPerSubject <= 0 {
+		return nil
+	}
+	recs, err := m.store.List(ctx, subject)
+	if err != nil {
+		return fmt.Errorf("tether: create session: %w", err)
+	}
+	excess := len(recs) - m.cfg.MaxSessionsPerSubject
+	for _, r := range recs {
+		if excess <= 0 {
+			break
+		}
+		if r.ID == newID {
+			continue
+		}
+		if err := m.Revoke(ctx, r.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		excess--
+	}
+	return nil
 }
 
 // Validate returns the live session a token stands for. It fails with

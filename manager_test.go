@@ -732,3 +732,33 @@ func TestCacheSizeBound(t *testing.T) {
 		t.Errorf("CachedSessions = %d, want at most CacheSize 10", got)
 	}
 }
+
+func TestMaxSessionsPerSubject(t *testing.T) {
+	clock := newClock()
+	st := memstore.NewWithOptions(memstore.Options{Now: clock.Now})
+	m, err := tether.NewManager(tether.Config{Store: st, Now: clock.Now, MaxSessionsPerSubject: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var tokens []string
+	for range 3 {
+		tok, _, err := m.Create(ctx, tether.CreateParams{Subject: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, tok)
+		clock.Advance(time.Second) // distinct creation times make "oldest" well defined
+	}
+	if _, err := m.Validate(ctx, tokens[0]); !errors.Is(err, tether.ErrInvalidToken) {
+		t.Errorf("oldest session: got %v, want ErrInvalidToken (evicted by the cap)", err)
+	}
+	for _, tok := range tokens[1:] {
+		if _, err := m.Validate(ctx, tok); err != nil {
+			t.Errorf("newer session: got %v, want valid", err)
+		}
+	}
+	if list, _ := m.List(ctx, "alice"); len(list) != 2 {
+		t.Errorf("got %d live sessions, want 2", len(list))
+	}
+}

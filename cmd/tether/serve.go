@@ -119,7 +119,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		Store: st, Logger: log,
 		Lifetime: cfg.Sessions.Lifetime, IdleTimeout: cfg.Sessions.IdleTimeout,
 		TouchInterval: cfg.Sessions.TouchInterval, MaxStaleness: cfg.Sessions.MaxStaleness,
-		CacheSize: cfg.Sessions.CacheSize,
+		CacheSize: cfg.Sessions.CacheSize, MaxSessionsPerSubject: cfg.Sessions.MaxPerSubject,
 	})
 	if err != nil {
 		return err

@@ -48,6 +48,7 @@ type Sessions struct {
 	TouchInterval time.Duration `yaml:"touch_interval"`
 	MaxStaleness  time.Duration `yaml:"max_staleness"` // 0 in the file means the default; "off" is -1ns
 	CacheSize     int           `yaml:"cache_size"`
+	MaxPerSubject int           `yaml:"max_per_subject"` // 0: no cap; else creating one more revokes the oldest
 }
 
 // Default returns the settings a bare `tether serve` uses.
@@ -143,7 +144,7 @@ func (c *Config) Resolve() error {
 	default:
 		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	if c.Sessions.Lifetime < 0 || c.Sessions.IdleTimeout < 0 || c.Sessions.TouchInterval < 0 || c.Sessions.CacheSize < 0 {
+	if c.Sessions.Lifetime < 0 || c.Sessions.IdleTimeout < 0 || c.Sessions.TouchInterval < 0 || c.Sessions.CacheSize < 0 || c.Sessions.MaxPerSubject < 0 {
 		return errors.New("config: session durations and cache_size must not be negative")
 	}
 	for _, p := range []*string{&c.TLS.CertFile, &c.TLS.KeyFile} {
