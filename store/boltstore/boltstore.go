@@ -209,20 +209,17 @@ func (s *Store) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// buckets are one transaction's view of the store.
-type buckets struct {
-	sessions, subjects, roles, consumed, expiry *bolt.Bucket
-}
+// buckets are one transaction's view of the store. Buckets are looked up
+// when used, so that a Get opens only one (write transactions cache them).
+type buckets struct{ tx *bolt.Tx }
 
-func bucketsOf(tx *bolt.Tx) buckets {
-	return buckets{
-		sessions: tx.Bucket(bucketSessions),
-		subjects: tx.Bucket(bucketSubjects),
-		roles:    tx.Bucket(bucketRoles),
-		consumed: tx.Bucket(bucketConsumed),
-		expiry:   tx.Bucket(bucketExpiry),
-	}
-}
+func bucketsOf(tx *bolt.Tx) buckets { return buckets{tx} }
+
+func (b buckets) sessions() *bolt.Bucket { return b.tx.Bucket(bucketSessions) }
+func (b buckets) subjects() *bolt.Bucket { return b.tx.Bucket(bucketSubjects) }
+func (b buckets) roles() *bolt.Bucket    { return b.tx.Bucket(bucketRoles) }
+func (b buckets) consumed() *bolt.Bucket { return b.tx.Bucket(bucketConsumed) }
+func (b buckets) expiry() *bolt.Bucket   { return b.tx.Bucket(bucketExpiry) }
 
 func subjectPrefix(subject string) []byte {
 	return appendString(make([]byte, 0, binary.MaxVarintLen64+len(subject)+32), subject)
@@ -245,7 +242,7 @@ func effectiveExpiry(r *tether.Record) time.Time {
 
 // session returns the stored record with id, live or not, or nil.
 func (b buckets) session(id string) (*tether.Record, error) {
-	v := b.sessions.Get([]byte(id))
+	v := b.sessions().Get([]byte(id))
 	if v == nil {
 		return nil, nil
 	}
@@ -256,23 +253,23 @@ func (b buckets) session(id string) (*tether.Record, error) {
 // previous version of r must have been removed with deleteSession, or have
 // the same subject and effective expiry.
 func (b buckets) putSession(r *tether.Record, val []byte) error {
-	if err := b.sessions.Put([]byte(r.ID), val); err != nil {
+	if err := b.sessions().Put([]byte(r.ID), val); err != nil {
 		return err
 	}
-	if err := b.subjects.Put(subjectKey(r.Subject, r.ID), nil); err != nil {
+	if err := b.subjects().Put(subjectKey(r.Subject, r.ID), nil); err != nil {
 		return err
 	}
-	return b.expiry.Put(expiryKey(effectiveExpiry(r), kindSession, r.ID), nil)
+	return b.expiry().Put(expiryKey(effectiveExpiry(r), kindSession, r.ID), nil)
 }
 
 func (b buckets) deleteSession(r *tether.Record) error {
-	if err := b.sessions.Delete([]byte(r.ID)); err != nil {
+	if err := b.sessions().Delete([]byte(r.ID)); err != nil {
 		return err
 	}
-	if err := b.subjects.Delete(subjectKey(r.Subject, r.ID)); err != nil {
+	if err := b.subjects().Delete(subjectKey(r.Subject, r.ID)); err != nil {
 		return err
 	}
-	return b.expiry.Delete(expiryKey(effectiveExpiry(r), kindSession, r.ID))
+	return b.expiry().Delete(expiryKey(effectiveExpiry(r), kindSession, r.ID))
 }
 
 // update runs fn in a write transaction shared with concurrent callers
@@ -366,7 +363,7 @@ func (s *Store) modify(ctx context.Context, op, id string, change func(*tether.R
 		}
 		found = true
 		if e := effectiveExpiry(r); !e.Equal(oldExpiry) {
-			if err := b.expiry.Delete(expiryKey(oldExpiry, kindSession, id)); err != nil {
+			if err := b.expiry().Delete(expiryKey(oldExpiry, kindSession, id)); err != nil {
 				return err
 			}
 		}
@@ -435,7 +432,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 func (b buckets) subjectIDs(subject string) []string {
 	prefix := subjectPrefix(subject)
 	var ids []string
-	c := b.subjects.Cursor()
+	c := b.subjects().Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		ids = append(ids, string(k[len(prefix):]))
 	}
@@ -462,7 +459,7 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int,
 				return err
 			}
 			if r == nil { // an index entry without a record: drop it
-				if err := b.subjects.Delete(subjectKey(subject, id)); err != nil {
+				if err := b.subjects().Delete(subjectKey(subject, id)); err != nil {
 					return err
 				}
 				continue
@@ -521,7 +518,7 @@ func (s *Store) Roles(ctx context.Context, subject string) ([]string, error) {
 	}
 	var roles []string
 	err := s.view("roles", func(b buckets) (err error) {
-		if v := b.roles.Get([]byte(subject)); v != nil {
+		if v := b.roles().Get([]byte(subject)); v != nil {
 			roles, err = decodeRoles(v)
 		}
 		return err
@@ -540,9 +537,9 @@ func (s *Store) SetRoles(ctx context.Context, subject string, roles []string) er
 	val := encodeRoles(roles)
 	err := s.update("set roles", func(b buckets) error {
 		if len(roles) == 0 {
-			return b.roles.Delete([]byte(subject))
+			return b.roles().Delete([]byte(subject))
 		}
-		return b.roles.Put([]byte(subject), val)
+		return b.roles().Put([]byte(subject), val)
 	})
 	if err != nil {
 		return err
@@ -561,7 +558,7 @@ func (s *Store) Consume(ctx context.Context, key string, until time.Time) error 
 	var replayed bool
 	err := s.update("consume", func(b buckets) error {
 		replayed = false
-		if v := b.consumed.Get([]byte(key)); v != nil {
+		if v := b.consumed().Get([]byte(key)); v != nil {
 			if len(v) != 8 {
 				return errCorrupt
 			}
@@ -570,14 +567,14 @@ func (s *Store) Consume(ctx context.Context, key string, until time.Time) error 
 				replayed = true
 				return nil
 			}
-			if err := b.expiry.Delete(expiryKey(prev, kindConsumed, key)); err != nil {
+			if err := b.expiry().Delete(expiryKey(prev, kindConsumed, key)); err != nil {
 				return err
 			}
 		}
-		if err := b.consumed.Put([]byte(key), val); err != nil {
+		if err := b.consumed().Put([]byte(key), val); err != nil {
 			return err
 		}
-		return b.expiry.Put(expiryKey(until, kindConsumed, key), nil)
+		return b.expiry().Put(expiryKey(until, kindConsumed, key), nil)
 	})
 	if err == nil && replayed {
 		err = tether.ErrReplayed
@@ -622,7 +619,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 // sessions and keys they point at.
 func sweepOnce(b buckets, now time.Time) (visited, removed int, err error) {
 	var due [][]byte
-	c := b.expiry.Cursor()
+	c := b.expiry().Cursor()
 	for k, _ := c.First(); k != nil && len(due) < sweepChunk; k, _ = c.Next() {
 		if len(k) >= 9 && now.Before(decodeTime(k[:8])) {
 			break
@@ -650,14 +647,14 @@ func sweepOnce(b buckets, now time.Time) (visited, removed int, err error) {
 				removed++
 			}
 		case kindConsumed:
-			if v := b.consumed.Get([]byte(name)); len(v) == 8 && !now.Before(decodeTime(v)) {
-				if err := b.consumed.Delete([]byte(name)); err != nil {
+			if v := b.consumed().Get([]byte(name)); len(v) == 8 && !now.Before(decodeTime(v)) {
+				if err := b.consumed().Delete([]byte(name)); err != nil {
 					return 0, 0, err
 				}
 				removed++
 			}
 		}
-		if err := b.expiry.Delete(k); err != nil {
+		if err := b.expiry().Delete(k); err != nil {
 			return 0, 0, err
 		}
 	}

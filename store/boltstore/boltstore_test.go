@@ -530,15 +530,17 @@ func BenchmarkGet(b *testing.B) {
 	s, _ := openTemp(b, Options{})
 	now := time.Now()
 	recs := make([]*tether.Record, 100_000)
+	ids := make([]string, len(recs))
 	for i := range recs {
 		recs[i] = newRecord(fmt.Sprintf("subject-%d", i%1000), now, time.Hour)
+		ids[i] = recs[i].ID
 	}
 	seed(b, s, recs...)
 	var next atomic.Int64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for i := next.Add(7919); pb.Next(); i += 7919 {
-			if _, err := s.Get(ctx, recs[i%int64(len(recs))].ID); err != nil {
+			if _, err := s.Get(ctx, ids[i%int64(len(ids))]); err != nil {
 				b.Error(err)
 				return
 			}
