@@ -4,43 +4,37 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
-	"time"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/store/memstore"
 )
 
-// usedTokens is a single-process ReplayGuard; a real deployment uses the
-// Tether store shared by every node.
-type usedTokens struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-func (u *usedTokens) Consume(_ context.Context, key string, until time.Time) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if exp, ok := u.seen[key]; ok && time.Now().Before(exp) {
-		return tether.ErrReplayed
-	}
-	u.seen[key] = until
-	return nil
-}
-
-// A Go service receives a handshake in-process: service A mints a token
-// for it, and it exchanges the token exactly once.
+// A Go service receives handshakes in-process, with the library alone and no
+// Tether server: a handshake.Verifier checks the token, the Manager's store
+// consumes its jti (so that every node sharing the store accepts it once),
+// and the Manager starts the service's own opaque session.
 func Example() {
-	dir, _ := os.MkdirTemp("", "handshake-example")
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "handshake-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer os.RemoveAll(dir)
 	key := make([]byte, 32)
 	rand.Read(key)
-	os.WriteFile(filepath.Join(dir, "a-to-b.key"), []byte(base64.RawURLEncoding.EncodeToString(key)), 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "a-to-b.key"), []byte(base64.RawURLEncoding.EncodeToString(key)), 0o600); err != nil {
+		fmt.Println(err)
+		return
+	}
 
-	// Service A mints for audience B with the shared key.
+	// Service A mints a token for audience B with the shared key (a Tether
+	// server does this at POST /v1/handshakes).
 	minter, err := handshake.NewMinter("https://a.example", handshake.Config{
 		Audiences: map[string]handshake.AudienceSpec{
 			"https://b.example": {Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: "a-to-b.key"},
@@ -50,13 +44,14 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	token, format, _, err := minter.Mint("https://b.example", "alice")
+	raw, _, _, err := minter.Mint("https://b.example", "alice")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 
-	// Service B trusts A with the same key, pinned to HS256.
+	// Service B trusts A with the same key, pinned to HS256, and keeps its
+	// sessions in a Manager.
 	verifier, err := handshake.NewVerifier("https://b.example", handshake.Config{
 		TrustedIssuers: []handshake.IssuerSpec{
 			{Issuer: "https://a.example", Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: "a-to-b.key"},
@@ -66,18 +61,44 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	guard := &usedTokens{seen: make(map[string]time.Time)}
-	claims, err := verifier.Exchange(context.Background(), token, guard)
+	st := memstore.New()
+	defer st.Close()
+	m, err := tether.NewManager(tether.Config{Store: st})
 	if err != nil {
-		fmt.Println("401:", handshake.Reason(err))
+		fmt.Println(err)
 		return
 	}
-	fmt.Println(format, claims.Issuer, claims.Subject)
+	defer m.Close()
 
-	// The same token again is a replay: one undifferentiated 401.
-	_, err = verifier.Exchange(context.Background(), token, guard)
-	fmt.Println("401:", handshake.Reason(err))
+	// receive is B's handler: one undifferentiated 401 for every refusal,
+	// the reason only for B's logs and metrics.
+	receive := func(raw string) {
+		claims, err := verifier.Exchange(ctx, raw, m.Store())
+		if errors.Is(err, handshake.ErrInvalid) {
+			fmt.Println("401, logged as", handshake.Reason(err))
+			return
+		}
+		if err != nil { // the store could not decide: fail closed
+			fmt.Println("503")
+			return
+		}
+		token, sess, err := m.Create(ctx, tether.CreateParams{
+			Subject: claims.Subject, AuthTime: claims.IssuedAt, AuthMethod: "handshake",
+			Metadata: map[string]string{"handshake_issuer": claims.Issuer},
+		})
+		if err != nil {
+			fmt.Println("503")
+			return
+		}
+		fmt.Println("201: session for", sess.Subject, "by", sess.AuthMethod, "from", sess.Metadata["handshake_issuer"])
+		if _, err := m.Validate(ctx, token); err == nil {
+			fmt.Println("B's own opaque token works")
+		}
+	}
+	receive(raw)
+	receive(raw) // the same token again is a replay
 	// Output:
-	// jwt https://a.example alice
-	// 401: replayed
+	// 201: session for alice by handshake from https://a.example
+	// B's own opaque token works
+	// 401, logged as replayed
 }

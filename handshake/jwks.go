@@ -16,10 +16,11 @@ import (
 
 // JWKS fetching limits.
 const (
-	jwksMinInterval = 30 * time.Second // at most one fetch per issuer per interval
+	jwksMinInterval = time.Second      // at most one fetch per issuer per interval
 	jwksMaxAge      = 10 * time.Minute // refresh known keys after this long
 	jwksMaxBytes    = 64 << 10
 	jwksTimeout     = 5 * time.Second
+	jwksMaxAbsent   = 1024 // unknown kids remembered, to refuse repeats at once
 )
 
 // jwksCache holds one trusted issuer's keys from its configured jwks_url.
@@ -36,16 +37,22 @@ type jwksCache struct {
 	fetchMu sync.Mutex // serialises fetches; never held with mu during I/O
 	mu      sync.Mutex
 	keys    map[string]crypto.PublicKey
-	fetched time.Time // last successful fetch
-	tried   time.Time // last attempt
+	fetched time.Time            // last successful fetch
+	tried   time.Time            // last attempt
+	absent  map[string]time.Time // kids found unknown, refused at once until then
 }
 
 func newJWKSCache(url, alg string, client *http.Client, now func() time.Time) *jwksCache {
 	return &jwksCache{url: url, alg: alg, client: client, now: now}
 }
 
-// key returns the key for kid, fetching the set when kid is unknown or the
-// set is stale and the rate limit allows.
+// key returns the key for kid. A kid missing from the cached set is looked
+// up at the issuer again: at once if the rate limit allows, else after
+// waiting (at most jwksMinInterval) for the next allowed fetch. An issuer
+// signs with a new key the moment it rotates, so a kid unknown here may be
+// seconds old; refusing it until the interval ends would fail valid tokens.
+// A kid still unknown after that is refused at once for an interval, so
+// repeated garbage kids cost neither waits nor fetches.
 func (c *jwksCache) key(ctx context.Context, kid string) (crypto.PublicKey, error) {
 	if kid == "" {
 		return nil, reject(ErrUnknownKey, "kid required for a JWKS issuer")
@@ -53,17 +60,49 @@ func (c *jwksCache) key(ctx context.Context, kid string) (crypto.PublicKey, erro
 	if k, fresh := c.lookup(kid); k != nil && fresh {
 		return k, nil
 	}
+	if c.knownAbsent(kid) {
+		return nil, reject(ErrUnknownKey, "kid not in the issuer's JWKS")
+	}
+	for waited := false; ; waited = true {
+		k, wait := c.tryRefresh(ctx, kid)
+		if k != nil {
+			return k, nil
+		}
+		if waited || wait <= 0 {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, reject(ErrUnknownKey, "kid not in the issuer's JWKS")
+		}
+	}
+	c.markAbsent(kid)
+	return nil, reject(ErrUnknownKey, "kid not in the issuer's JWKS")
+}
+
+// tryRefresh fetches the set when kid is missing from it or it is stale,
+// if the rate limit allows. It returns kid's key (a stale one when no fetch
+// was allowed) or, when there is none and no fetch was allowed, how long
+// until one is.
+func (c *jwksCache) tryRefresh(ctx context.Context, kid string) (crypto.PublicKey, time.Duration) {
 	c.fetchMu.Lock()
 	defer c.fetchMu.Unlock()
 	k, fresh := c.lookup(kid) // another caller may have fetched meanwhile
-	if (k == nil || !fresh) && c.mayFetch() {
-		c.refresh(ctx)
-		k, _ = c.lookup(kid)
+	if k != nil && fresh {
+		return k, 0
 	}
-	if k == nil {
-		return nil, reject(ErrUnknownKey, "kid not in the issuer's JWKS")
+	wait := c.untilFetch()
+	if wait > 0 {
+		return k, wait
 	}
-	return k, nil
+	// Not the caller's context: a client that hangs up must not cost the
+	// callers waiting for this fetch their turn.
+	c.refresh(context.WithoutCancel(ctx))
+	k, _ = c.lookup(kid)
+	return k, 0
 }
 
 func (c *jwksCache) lookup(kid string) (crypto.PublicKey, bool) {
@@ -72,15 +111,35 @@ func (c *jwksCache) lookup(kid string) (crypto.PublicKey, bool) {
 	return c.keys[kid], c.now().Sub(c.fetched) < jwksMaxAge
 }
 
-func (c *jwksCache) mayFetch() bool {
+// untilFetch returns 0 and records an attempt if a fetch is allowed now, or
+// how long until one is.
+func (c *jwksCache) untilFetch() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	if !c.tried.IsZero() && now.Sub(c.tried) < jwksMinInterval {
-		return false
+	if !c.tried.IsZero() {
+		if wait := c.tried.Add(jwksMinInterval).Sub(now); wait > 0 {
+			return wait
+		}
 	}
 	c.tried = now
-	return true
+	return 0
+}
+
+func (c *jwksCache) knownAbsent(kid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.absent[kid]
+	return ok && c.now().Before(until)
+}
+
+func (c *jwksCache) markAbsent(kid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.absent == nil || len(c.absent) >= jwksMaxAbsent {
+		c.absent = make(map[string]time.Time) // bounded: start afresh under a spray of kids
+	}
+	c.absent[kid] = c.now().Add(jwksMinInterval)
 }
 
 // refresh fetches the set; on failure the previous keys stay.

@@ -13,7 +13,8 @@ import (
 )
 
 // Admin returns the admin API. Every route needs the admin key as a Bearer
-// token; failed attempts are rate-limited per client IP.
+// token; failed attempts are rate-limited per client IP. The /admin/ console
+// pages take a console cookie instead, got by signing in with the same key.
 func (s *Server) Admin() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/sessions", s.handle(s.createSession))
@@ -34,7 +35,10 @@ func (s *Server) Admin() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	return s.common("admin", admin)
+	root := http.NewServeMux()
+	root.Handle("/admin/", s.web.Admin()) // the console: signed in with a cookie, not the Bearer key
+	root.Handle("/", admin)
+	return s.common("admin", root)
 }
 
 type createRequest struct {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/web"
 )
 
 // MaxBodyBytes bounds every request body.
@@ -37,6 +38,7 @@ type Server struct {
 	keys     *handshake.KeyRing
 	minter   *handshake.Minter   // nil: this node mints no handshakes
 	verifier *handshake.Verifier // nil: this node trusts no issuer
+	web      *web.Pages          // /account/ and the /admin/ console
 }
 
 // Config configures a Server.
@@ -62,7 +64,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{
+	s := &Server{
 		m:        cfg.Manager,
 		adminKey: sha256.Sum256([]byte(cfg.AdminKey)),
 		log:      cfg.Logger,
@@ -71,7 +73,10 @@ func New(cfg Config) (*Server, error) {
 		keys:     cfg.Keys,
 		minter:   cfg.Minter,
 		verifier: cfg.Verifier,
-	}, nil
+	}
+	var err error
+	s.web, err = web.New(web.Config{Manager: cfg.Manager, Keys: cfg.Keys, Logger: cfg.Logger, CheckAdminKey: s.checkAdminKey})
+	return s, err
 }
 
 // Metrics returns the server's Prometheus registry owner.
@@ -244,4 +249,16 @@ func (s *Server) checkAdmin(r *http.Request) error {
 		return errUnauthenticated
 	}
 	return nil
+}
+
+// checkAdminKey is checkAdmin for a key typed into the console's sign-in
+// form: the same comparison, per-IP rate limit and metric.
+func (s *Server) checkAdminKey(r *http.Request, key string) (ok bool, retryAfter time.Duration) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+key)
+	var ae *apiError
+	if errors.As(s.checkAdmin(r), &ae) {
+		return false, ae.retry
+	}
+	return true, 0
 }

@@ -64,8 +64,24 @@ func (s *Server) exchangeHandshake(w http.ResponseWriter, r *http.Request) error
 	return writeJSON(w, http.StatusCreated, tokenResponse{Token: token, Session: sess})
 }
 
-// tokenExchange is the RFC 8693 token-exchange grant.
+// tokenExchange is the RFC 8693 token-exchange grant. Its refusals are RFC
+// 6749 §5.2 error responses, {"error","error_description"}, which OAuth
+// clients parse; other failures (403, 429, 503) keep the API's own shape.
 func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
+	err := s.tokenExchangeGrant(w, r)
+	var oe *oauthErr
+	if !errors.As(err, &oe) {
+		return err
+	}
+	body := map[string]string{"error": oe.code}
+	if oe.description != "" {
+		body["error_description"] = oe.description
+	}
+	w.Header().Set("Pragma", "no-cache")
+	return writeJSON(w, http.StatusBadRequest, body)
+}
+
+func (s *Server) tokenExchangeGrant(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkExchangeRequest(r); err != nil {
 		return err
 	}
@@ -93,6 +109,8 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 		return oauthError("invalid_request", "requested_token_type must be "+tokenTypeAccessToken)
 	}
 	if (typ == tokenTypePASETO) != strings.HasPrefix(raw, "v4.") {
+		s.metrics.exchangeFailures.WithLabelValues("token_type").Inc()
+		s.log.Info("handshake refused", "reason", "token_type", "remote", clientIP(r))
 		return oauthError("invalid_grant", "")
 	}
 	token, sess, err := s.exchange(r, raw)
@@ -108,12 +126,19 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 		"access_token":      token,
 		"issued_token_type": tokenTypeAccessToken,
 		"token_type":        "Bearer",
-		"expires_in":        int(time.Until(sess.ExpiresAt).Seconds()),
+		// The session was created just now: its lifetime, without reading a
+		// second clock (the Manager's may be injected).
+		"expires_in": int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
 	})
 }
 
+// oauthErr is a refusal at the token endpoint, answered per RFC 6749 §5.2.
+type oauthErr struct{ code, description string }
+
+func (e *oauthErr) Error() string { return "oauth: " + e.code + ": " + e.description }
+
 func oauthError(code, description string) error {
-	return &apiError{status: http.StatusBadRequest, code: code, message: description}
+	return &oauthErr{code: code, description: description}
 }
 
 // checkExchangeRequest applies what both exchange routes need: a browser must

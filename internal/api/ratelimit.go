@@ -18,7 +18,11 @@ func newLimiters() *limiters {
 	return &limiters{
 		adminFailures: newKeyedLimiter(rate.Every(time.Second), 10),
 		creates:       newKeyedLimiter(rate.Limit(50), 100),
-		exchanges:     newKeyedLimiter(rate.Limit(200), 400),
+		// Per client IP, sized to a whole node's exchange capacity (the
+		// target is 2,000/s on the embedded store), not to one caller's
+		// share: services reach us from few addresses, often one per
+		// sidecar or NAT, and must not be capped below what the node can do.
+		exchanges: newKeyedLimiter(rate.Limit(2000), 4000),
 	}
 }
 
