@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -26,15 +27,15 @@ func NsPerOp(d time.Duration, f func()) float64 {
 		}
 		n += 64
 	}
-	return float64(time.Since(start).Nanoseconds()) / float64(n)
+	return math.Round(float64(time.Since(start).Nanoseconds())/float64(n)*10) / 10 // 0.1 ns is noise already
 }
 
 // Load is the outcome of a load run.
 type Load struct {
 	Requests int           `json:"requests"`
 	Errors   int           `json:"errors"` // transport errors and unexpected statuses
-	Seconds  float64       `json:"seconds"`
-	RPS      float64       `json:"rps"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
+	RPS      float64       `json:"requests_per_s"`
 	P50      time.Duration `json:"p50_ns"`
 	P99      time.Duration `json:"p99_ns"`
 }
@@ -75,19 +76,19 @@ func HTTPLoad(ctx context.Context, url, token string, want, conc int, d time.Dur
 			}
 		})
 	}
+	var drawing sync.WaitGroup // the bar is erased only once it has stopped
 	if progress != nil {
-		go bar(ctx, progress, start, d)
+		drawing.Go(func() { bar(ctx, progress, start, d) })
 	}
-	wg.Wait()
+	wg.Wait() // the workers stop only when ctx has ended, which stops the bar too
+	drawing.Wait()
 	elapsed := time.Since(start)
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	l := Load{Requests: len(all), Errors: int(errs.Load()), Seconds: elapsed.Seconds()}
-	l.RPS = float64(len(all)) / elapsed.Seconds()
+	l := Load{Requests: len(all), Errors: int(errs.Load()), Elapsed: elapsed}
+	l.RPS = math.Round(float64(len(all))/elapsed.Seconds()*10) / 10
 	l.P50, l.P99 = Percentile(all, 50), Percentile(all, 99)
-	if progress != nil {
-		fmt.Fprintf(progress, "\r%s\r", strings.Repeat(" ", 60))
-	}
+	ClearProgress(progress)
 	return l
 }
 
@@ -99,9 +100,7 @@ func bar(ctx context.Context, w io.Writer, start time.Time, d time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			frac := min(1, float64(time.Since(start))/float64(d))
-			n := int(frac * 30)
-			fmt.Fprintf(w, "\r  load [%s%s] %3.0f%%", strings.Repeat("#", n), strings.Repeat(".", 30-n), frac*100)
+			Progress(w, "load", float64(time.Since(start))/float64(d))
 		}
 	}
 }
@@ -113,4 +112,22 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	i := int(float64(len(sorted)-1) * p / 100)
 	return sorted[i]
+}
+
+// Progress draws a progress bar for a step that is frac done on w, a
+// terminal; it does nothing when w is nil.
+func Progress(w io.Writer, label string, frac float64) {
+	if w == nil {
+		return
+	}
+	frac = min(max(frac, 0), 1)
+	n := int(frac * 30)
+	fmt.Fprintf(w, "\r  %-10s [%s%s] %3.0f%%", label, strings.Repeat("#", n), strings.Repeat(".", 30-n), frac*100)
+}
+
+// ClearProgress erases the progress bar from w; it does nothing when w is nil.
+func ClearProgress(w io.Writer) {
+	if w != nil {
+		fmt.Fprintf(w, "\r%s\r", strings.Repeat(" ", 60))
+	}
 }
