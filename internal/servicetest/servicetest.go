@@ -1,0 +1,449 @@
+// Package servicetest starts the real services that store and end-to-end tests
+// run against: throw-away redis-server processes and Redis Clusters on free
+// ports, fresh PostgreSQL databases, and a TCP proxy that a test can cut and
+// restore. Everything it starts is stopped, and everything it creates is
+// removed, by t.Cleanup.
+//
+// A test that needs a server that is missing is skipped, except on CI
+// (CI=true), where it fails: a silently skipped backend would hide a broken
+// pipeline. The shared servers come from the environment:
+//
+//	TETHER_TEST_REDIS_ADDR     default 127.0.0.1:6379
+//	TETHER_TEST_POSTGRES_URL   default postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+//
+// It is for tests only; no production package imports it.
+package servicetest
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/rueidis"
+)
+
+// SkipOrFail skips t, or fails it on CI.
+func SkipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// poll calls cond every few milliseconds until it returns nil or within has
+// passed, and returns its last error. It waits for a process or a cluster to
+// come up; it times nothing.
+func poll(within time.Duration, cond func() error) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ---- Redis ----
+
+// SharedRedis returns the address of the long-running test Redis once it
+// answers PING.
+func SharedRedis(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("TETHER_TEST_REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	if err := PingRedis(addr); err != nil {
+		SkipOrFail(t, "no Redis at %s (set TETHER_TEST_REDIS_ADDR): %v", addr, err)
+	}
+	return addr
+}
+
+// RedisPrefix returns a key prefix no other test, run or process uses, for a
+// redisstore URL's ?prefix=, and removes its keys from addr when t ends
+// (never FLUSHDB: the server is shared).
+func RedisPrefix(t testing.TB, addr string) string {
+	name := strings.NewReplacer("{", "(", "}", ")", " ", "_", "/", ".").Replace(t.Name())
+	prefix := fmt.Sprintf("tethertest:%s:%d:%d:", name, os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() { cleanPrefix(t, addr, prefix) })
+	return prefix
+}
+
+func cleanPrefix(t testing.TB, addr, prefix string) {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Logf("cleaning %s*: %v", prefix, err)
+		return
+	}
+	defer c.Close()
+	ctx := context.Background()
+	var cursor uint64
+	for {
+		e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Logf("cleaning %s*: %v", prefix, err)
+			return
+		}
+		if len(e.Elements) > 0 {
+			c.Do(ctx, c.B().Unlink().Key(e.Elements...).Build())
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			return
+		}
+	}
+}
+
+// PingRedis sends PING over a plain connection: enough to tell that a server
+// is up without a client library's reconnect logic in the way.
+func PingRedis(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// Redis is a redis-server process owned by one test.
+type Redis struct {
+	t    testing.TB
+	bin  string
+	Port int
+	Dir  string // its working directory: RDB and AOF files live here
+	args []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	exit chan struct{}
+}
+
+// Addr is host:port.
+func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
+
+// StartRedis starts redis-server on a free port in a temporary directory,
+// without persistence unless extra says otherwise (later arguments win), and
+// waits until it answers. t.Cleanup kills it.
+func StartRedis(t testing.TB, extra ...string) *Redis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		SkipOrFail(t, "redis-server not installed: %v", err)
+	}
+	r := &Redis{t: t, bin: bin, Port: FreePort(t), Dir: t.TempDir()}
+	r.args = append([]string{
+		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", r.Dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+	}, extra...)
+	t.Cleanup(r.Kill) // registered after TempDir, so it runs before the dir goes
+	r.Start()
+	return r
+}
+
+// Start starts the server again, on the same port, directory and arguments
+// (so an AOF written before a Kill is loaded), and waits until it answers.
+func (r *Redis) Start() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		r.t.Fatalf("redis-server on port %d is already running", r.Port)
+	}
+	cmd := exec.Command(r.bin, r.args...)
+	cmd.Dir = r.Dir
+	if err := cmd.Start(); err != nil {
+		r.t.Fatalf("starting redis-server: %v", err)
+	}
+	exit := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exit)
+	}()
+	r.cmd, r.exit = cmd, exit
+	err := poll(10*time.Second, func() error {
+		select {
+		case <-exit:
+			return fmt.Errorf("exited at start (%v)", cmd.ProcessState)
+		default:
+		}
+		return PingRedis(r.Addr())
+	})
+	if err != nil {
+		r.t.Fatalf("redis-server on port %d not up: %v", r.Port, err)
+	}
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and waits until it has
+// exited (its sockets are closed by then). A stopped server is left alone.
+func (r *Redis) Kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	<-r.exit
+	r.cmd = nil
+}
+
+// StartRedisCluster starts a three-master Redis Cluster with no replicas and
+// returns its node addresses once every node reports cluster_state:ok.
+func StartRedisCluster(t testing.TB) []string {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		SkipOrFail(t, "redis-cli not installed: %v", err)
+	}
+	var addrs []string
+	for range 3 {
+		r := StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000")
+		addrs = append(addrs, r.Addr())
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, a := range addrs {
+		host, port, _ := net.SplitHostPort(a)
+		err := poll(30*time.Second, func() error {
+			out, err := exec.Command(cli, "-h", host, "-p", port, "cluster", "info").Output()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(string(out), "cluster_state:ok") {
+				return fmt.Errorf("cluster info: %s", out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("cluster node %s not ok: %v", a, err)
+		}
+	}
+	return addrs
+}
+
+// ---- PostgreSQL ----
+
+// PostgresURL is the server tests create their databases on.
+func PostgresURL() string {
+	if u := os.Getenv("TETHER_TEST_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// FreshPostgres creates an empty database, dropped WITH (FORCE) when t ends,
+// and returns its URL. Random names keep concurrent runs apart.
+func FreshPostgres(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, PostgresURL())
+	if err != nil {
+		SkipOrFail(t, "PostgreSQL unreachable (set TETHER_TEST_POSTGRES_URL): %v", err)
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	name := "tether_test_" + hex.EncodeToString(b)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close(ctx)
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(PostgresURL())
+	if err != nil {
+		t.Fatalf("parse TETHER_TEST_POSTGRES_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// WithHost returns rawURL with its host:port replaced by addr.
+func WithHost(t testing.TB, rawURL, addr string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = addr
+	return u.String()
+}
+
+// HostOf returns rawURL's host:port.
+func HostOf(t testing.TB, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
+
+// ---- TCP proxy ----
+
+// Proxy forwards TCP connections from Addr to a target. Stop cuts every
+// forwarded connection at once and refuses new ones (connection refused, as
+// if the server were down); Start listens on the same address again.
+type Proxy struct {
+	Addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// NewProxy listens on a free loopback port; t.Cleanup stops it.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p := &Proxy{target: target, conns: make(map[net.Conn]struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
+	}
+	p.Addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func (p *Proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.forward(c)
+			}()
+		}
+	}()
+}
+
+// track registers c, or closes it if the proxy is stopped.
+func (p *Proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		c.Close()
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *Proxy) forward(c net.Conn) {
+	if !p.track(c) {
+		return
+	}
+	up, err := net.DialTimeout("tcp", p.target, 3*time.Second)
+	if err != nil {
+		c.Close()
+		p.untrack(c)
+		return
+	}
+	if !p.track(up) {
+		c.Close()
+		p.untrack(c)
+		return
+	}
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		dst.Close()
+		src.Close()
+		done <- struct{}{}
+	}
+	go cp(up, c)
+	go cp(c, up)
+	<-done
+	<-done
+	p.untrack(c, up)
+}
+
+func (p *Proxy) untrack(cs ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range cs {
+		delete(p.conns, c)
+	}
+}
+
+// Stop closes the listener and every forwarded connection, and waits until
+// every forwarding goroutine has ended.
+func (p *Proxy) Stop() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// Start listens again on the same address.
+func (p *Proxy) Start(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.Addr)
+	if err != nil {
+		t.Fatalf("proxy relisten on %s: %v", p.Addr, err)
+	}
+	p.serve(ln)
+}
