@@ -129,18 +129,17 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if err != nil {
 		return err
 	}
-	apiCfg := api.Config{Manager: m, AdminKey: adminKey, Logger: log, Keys: keys}
-	if len(cfg.Handshake.Audiences) > 0 {
-		if apiCfg.Minter, err = handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, cfg.BaseDir(), nil); err != nil {
-			return err
-		}
+	// Both are built even when nothing is configured, so that every mistake in
+	// the handshake section stops the start with a clear error.
+	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, cfg.BaseDir(), nil)
+	if err != nil {
+		return err
 	}
-	if len(cfg.Handshake.TrustedIssuers) > 0 {
-		if apiCfg.Verifier, err = handshake.NewVerifier(cfg.Issuer, cfg.Handshake, cfg.BaseDir()); err != nil {
-			return err
-		}
+	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, cfg.BaseDir())
+	if err != nil {
+		return err
 	}
-	srv, err := api.New(apiCfg)
+	srv, err := api.New(api.Config{Manager: m, AdminKey: adminKey, Logger: log, Keys: keys, Minter: minter, Verifier: verifier})
 	if err != nil {
 		return err
 	}
