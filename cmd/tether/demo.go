@@ -23,7 +23,7 @@ import (
 )
 
 func newDemoCmd() *cobra.Command {
-	return &cobra.Command{
+	return withDemoWebFlag(&cobra.Command{
 		Use:   "demo",
 		Short: "Walk through opaque sessions versus JWT sessions on a real server",
 		Long: `Start Tether nodes on loopback (embedded stores in a temporary directory) and walk
@@ -32,12 +32,15 @@ through three scenarios:
      step what a 15-minute HS256 session JWT with the same claims would have done;
   B. service A hands alice to internal service B with a single-use HS256 handshake;
   C. A hands her to external services with an EdDSA JWT (verified through A's
-     JWKS) and PASETO v4.public and v4.local tokens (verified in-process by the library).`,
+     JWKS) and PASETO v4.public and v4.local tokens (verified in-process by the library).
+
+With --web it instead serves a node with the account and admin pages and prints
+their addresses, so you can watch a revocation take effect in a second window.`,
 		Args: exactArgs(0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runDemo(c.Context(), c.OutOrStdout())
 		},
-	}
+	})
 }
 
 // demoCall makes one HTTP call and decodes a JSON answer into out, if given.

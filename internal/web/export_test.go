@@ -1,0 +1,4 @@
+package web
+
+// DeviceName is deviceName, for the table test in package web_test.
+var DeviceName = deviceName
