@@ -27,13 +27,13 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("GET /v1/keys", s.handle(s.listKeys))
 	mux.Handle("POST /v1/keys/rotate", s.handle(s.rotateKeys))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	mux.Handle("/", s.handle(notFound))
+	routes := s.jsonErrors(mux)
 	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.checkAdmin(r); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		routes.ServeHTTP(w, r)
 	})
 	root := http.NewServeMux()
 	root.Handle("/admin/", s.web.Admin()) // the console: signed in with a cookie, not the Bearer key

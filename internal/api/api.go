@@ -123,6 +123,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae = &apiError{status: http.StatusBadRequest, code: "bad_request", message: strings.TrimPrefix(err.Error(), "tether: bad input: ")}
 	case errors.Is(err, tether.ErrNotFound):
 		ae = &apiError{status: http.StatusNotFound, code: "not_found", message: "no such session"}
+	case r.Context().Err() != nil:
+		s.log.Debug("client went away", "path", r.URL.Path)
+		ae = &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "request cancelled"}
 	case errors.Is(err, tether.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
 		ae = &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "the session store is unavailable; try again"}

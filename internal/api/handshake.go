@@ -60,8 +60,22 @@ func (s *Server) exchangeHandshake(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	s.endCookieSession(r)
 	tether.SetCookie(w, r, token, sess.ExpiresAt)
 	return writeJSON(w, http.StatusCreated, tokenResponse{Token: token, Session: sess})
+}
+
+// endCookieSession ends the session whose cookie a browser brought to an
+// exchange: a new login replaces it rather than living beside it, so a
+// session planted in the browser beforehand is worth nothing (fixation).
+func (s *Server) endCookieSession(r *http.Request) {
+	for _, name := range []string{tether.SecureCookieName, tether.CookieName} {
+		if c, err := r.Cookie(name); err == nil && c.Value != "" {
+			if old, err := s.m.Validate(r.Context(), c.Value); err == nil {
+				s.m.Revoke(r.Context(), old.ID)
+			}
+		}
+	}
 }
 
 // tokenExchange is the RFC 8693 token-exchange grant. Its refusals are RFC

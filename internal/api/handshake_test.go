@@ -546,10 +546,27 @@ func TestHandshakeExchangeLoginCSRF(t *testing.T) {
 	if w := f.exchange(tok, "Sec-Fetch-Site", "same-origin"); w.Code != http.StatusCreated {
 		t.Errorf("same-origin exchange after the refused ones: got %d %s, want 201 (the token was not used up)", w.Code, w.Body)
 	}
-	// A safe method never exchanges (the catch-all route answers 404).
+	// A safe method never exchanges.
 	get := "/v1/handshakes/exchange?token=" + url.QueryEscape(f.mintFor(t, handshake.AlgHS256, "mallory"))
-	if w := serve(f.b.pub, req(http.MethodGet, get, nil, "Host", "127.0.0.1:8080")); w.Code < 400 || len(w.Result().Cookies()) != 0 {
-		t.Errorf("GET exchange: got %d with cookies %v, want a 4xx and no cookie", w.Code, w.Result().Cookies())
+	w := serve(f.b.pub, req(http.MethodGet, get, nil, "Host", "127.0.0.1:8080"))
+	wantError(t, w, http.StatusMethodNotAllowed, "method_not_allowed", "")
+	if w.Header().Get("Allow") == "" || len(w.Result().Cookies()) != 0 {
+		t.Errorf("GET exchange: got Allow %q and cookies %v, want an Allow header and no cookie", w.Header().Get("Allow"), w.Result().Cookies())
+	}
+}
+
+// TestHandshakeExchangeEndsPlantedSession: a browser that brings a session
+// cookie to an exchange leaves with a new session, and the old one is dead
+// (ASVS 7.2.4, session fixation).
+func TestHandshakeExchangeEndsPlantedSession(t *testing.T) {
+	f := newHSFixture(t)
+	planted := f.b.create(t, `{"subject":"mallory"}`).Token
+	w := f.exchange(f.mintFor(t, handshake.AlgHS256, "alice"), "Cookie", tether.CookieName+"="+planted)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("exchange: got %d %s, want 201", w.Code, w.Body)
+	}
+	if got := f.b.status(planted); got != http.StatusUnauthorized {
+		t.Errorf("the planted session after the exchange: got %d, want 401", got)
 	}
 }
 

@@ -27,13 +27,38 @@ func (s *Server) Public() http.Handler {
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
-	mux.Handle("/", s.handle(notFound))
-	return s.common("public", mux)
+	return s.common("public", s.jsonErrors(mux))
 }
 
-func notFound(http.ResponseWriter, *http.Request) error {
-	return &apiError{status: http.StatusNotFound, code: "not_found", message: "no such route"}
+// jsonErrors answers a request that matches no route (404), or no method of a
+// route (405, with Allow), in JSON like every other error.
+func (s *Server) jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &statusProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		ae := &apiError{status: http.StatusNotFound, code: "not_found", message: "no such route"}
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			ae = &apiError{status: probe.status, code: "method_not_allowed", message: "allowed: " + probe.header.Get("Allow")}
+		}
+		s.writeError(w, r, ae)
+	})
 }
+
+// statusProbe records what ServeMux's own 404 or 405 handler would answer.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(code int)        { p.status = code }
 
 // authed runs h only for a request with a live session.
 func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, sess *tether.Session, token string) error) http.Handler {
