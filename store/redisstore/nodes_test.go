@@ -24,7 +24,7 @@ func twoNodes(t testing.TB) (m1, m2 *tether.Manager) {
 	url := "redis://" + addr + "?prefix=" + prefix
 	t.Cleanup(func() { cleanPrefix(t, addr, prefix) })
 	for i, stale := range []time.Duration{0, time.Hour} {
-		s, err := Open(context.Background(), url, Options{})
+		s, err := Open(context.Background(), url, Options{Timeout: 10 * time.Second}) // generous: CI runs many packages at once
 		if err != nil {
 			t.Fatal(err)
 		}

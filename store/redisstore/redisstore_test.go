@@ -23,7 +23,7 @@ func openTest(t testing.TB, url, cleanAddr string) *Store {
 	if strings.Contains(url, "?") {
 		sep = "&"
 	}
-	s, err := Open(context.Background(), url+sep+"prefix="+prefix, Options{})
+	s, err := Open(context.Background(), url+sep+"prefix="+prefix, Options{Timeout: 10 * time.Second}) // generous: CI runs many packages at once
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
