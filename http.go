@@ -26,7 +26,9 @@ var ErrCrossOrigin = errors.New("tether: cross-origin request refused")
 
 // TokenFromRequest returns the session token r carries, from an
 // "Authorization: Bearer" header or else the session cookie, and whether it
-// came from the cookie (which makes the request subject to CSRF checks).
+// came from the cookie (which makes the request subject to CSRF checks). Over
+// TLS only the __Host- cookie counts: a plainly named one could have been
+// planted by a sibling host or over plain HTTP (cookie tossing).
 func TokenFromRequest(r *http.Request) (token string, fromCookie bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
@@ -35,10 +37,8 @@ func TokenFromRequest(r *http.Request) (token string, fromCookie bool) {
 		}
 		return "", false // some other scheme: never fall back to the cookie
 	}
-	for _, name := range []string{SecureCookieName, CookieName} {
-		if c, err := r.Cookie(name); err == nil && c.Value != "" {
-			return c.Value, true
-		}
+	if c, err := r.Cookie(sessionCookie(r).Name); err == nil && c.Value != "" {
+		return c.Value, true
 	}
 	return "", false
 }
@@ -145,15 +145,16 @@ func ClearCookie(w http.ResponseWriter, r *http.Request) {
 
 func sessionCookie(r *http.Request) *http.Cookie {
 	c := &http.Cookie{Name: CookieName, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}
-	if requestIsSecure(r) {
+	if IsSecureRequest(r) {
 		c.Name, c.Secure = SecureCookieName, true
 	}
 	return c
 }
 
-// requestIsSecure is false only for plain HTTP to a loopback host: anywhere
+// IsSecureRequest is false only for plain HTTP to a loopback host: anywhere
 // else a plain-HTTP request is taken to sit behind a TLS-terminating proxy.
-func requestIsSecure(r *http.Request) bool {
+// Cookies are Secure exactly when it is true.
+func IsSecureRequest(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
@@ -167,4 +168,24 @@ func requestIsSecure(r *http.Request) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip == nil || !ip.IsLoopback()
+}
+
+// ClientIP is the address a request came from: the TCP peer. No proxy header
+// is trusted, since any client can send one.
+func ClientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// ClientMetadata describes the client a session is created for: its address
+// and user agent, cut to fit the metadata limits and always valid UTF-8.
+func ClientMetadata(r *http.Request) map[string]string {
+	md := map[string]string{"ip": ClientIP(r)}
+	if ua := r.UserAgent(); ua != "" {
+		md["user_agent"] = strings.ToValidUTF8(ua[:min(len(ua), MaxMetadataValLen)], "")
+	}
+	return md
 }

@@ -17,6 +17,7 @@ func TestTokenFromRequest(t *testing.T) {
 		name       string
 		auth       string
 		cookies    []*http.Cookie
+		host       string // default example.com: a public name, so only the __Host- cookie counts
 		want       string
 		wantCookie bool
 	}{
@@ -31,21 +32,24 @@ func TestTokenFromRequest(t *testing.T) {
 			cookies: []*http.Cookie{{Name: tether.CookieName, Value: "c"}}},
 		{name: "bearer wins over the cookie", auth: "Bearer tok",
 			cookies: []*http.Cookie{{Name: tether.CookieName, Value: "c"}}, want: "tok"},
-		{name: "plain cookie", cookies: []*http.Cookie{{Name: tether.CookieName, Value: "c"}},
+		{name: "plain cookie on loopback", host: "127.0.0.1:8080", cookies: []*http.Cookie{{Name: tether.CookieName, Value: "c"}},
 			want: "c", wantCookie: true},
+		{name: "plain cookie ignored on a public name (cookie tossing)", cookies: []*http.Cookie{{Name: tether.CookieName, Value: "c"}}},
 		{name: "host cookie", cookies: []*http.Cookie{{Name: tether.SecureCookieName, Value: "h"}},
 			want: "h", wantCookie: true},
 		{name: "host cookie preferred", cookies: []*http.Cookie{
 			{Name: tether.CookieName, Value: "c"}, {Name: tether.SecureCookieName, Value: "h"}},
 			want: "h", wantCookie: true},
-		{name: "empty host cookie falls to the plain one", cookies: []*http.Cookie{
-			{Name: tether.SecureCookieName, Value: ""}, {Name: tether.CookieName, Value: "c"}},
-			want: "c", wantCookie: true},
+		{name: "empty host cookie does not fall to the plain one", cookies: []*http.Cookie{
+			{Name: tether.SecureCookieName, Value: ""}, {Name: tether.CookieName, Value: "c"}}},
 		{name: "unrelated cookie", cookies: []*http.Cookie{{Name: "other", Value: "x"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
+			if tt.host != "" {
+				r.Host = tt.host
+			}
 			if tt.auth != "" {
 				r.Header.Set("Authorization", tt.auth)
 			}
@@ -84,7 +88,8 @@ func TestMiddleware(t *testing.T) {
 	bearer := func(tok string) func(*http.Request) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 	}
-	cookie := func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tether.CookieName, Value: token}) }
+	// example.com is a public name, so the session cookie is the __Host- one.
+	cookie := func(r *http.Request) { r.AddCookie(&http.Cookie{Name: tether.SecureCookieName, Value: token}) }
 	header := func(k, v string) func(*http.Request) { return func(r *http.Request) { r.Header.Set(k, v) } }
 
 	tests := []struct {
@@ -98,7 +103,7 @@ func TestMiddleware(t *testing.T) {
 		{"garbage bearer", "GET", []func(*http.Request){bearer("garbage")}, 401, "unauthenticated"},
 		{"unknown token", "GET", []func(*http.Request){bearer(tokenFor("0000000000000000", make([]byte, 20)))}, 401, "unauthenticated"},
 		{"garbage cookie", "GET", []func(*http.Request){func(r *http.Request) {
-			r.AddCookie(&http.Cookie{Name: tether.CookieName, Value: "garbage"})
+			r.AddCookie(&http.Cookie{Name: tether.SecureCookieName, Value: "garbage"})
 		}}, 401, "unauthenticated"},
 		{"bearer", "GET", []func(*http.Request){bearer(token)}, 204, ""},
 		{"cookie GET", "GET", []func(*http.Request){cookie}, 204, ""},

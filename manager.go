@@ -157,7 +157,7 @@ type CreateParams struct {
 
 // Create starts a session and returns its token, which is shown only this once.
 func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session, error) {
-	if err := checkSubject(p.Subject); err != nil {
+	if err := CheckSubject(p.Subject); err != nil {
 		return "", nil, err
 	}
 	if err := checkMetadata(p.Metadata); err != nil {
@@ -171,10 +171,8 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if len(p.AuthMethod) > MaxRoleLen {
 		return "", nil, fmt.Errorf("%w: auth method longer than %d bytes", ErrBadInput, MaxRoleLen)
 	}
-	if p.Roles != nil {
-		if err := m.SetRoles(ctx, p.Subject, p.Roles); err != nil {
-			return "", nil, err
-		}
+	if err := checkRoles(p.Roles); err != nil {
+		return "", nil, err
 	}
 	lifetime := cmp.Or(p.Lifetime, m.cfg.Lifetime)
 	idle := cmp.Or(p.IdleTimeout, m.cfg.IdleTimeout)
@@ -190,13 +188,21 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if err := m.store.Create(ctx, rec); err != nil {
 		return "", nil, fmt.Errorf("tether: create session: %w", err)
 	}
+	m.stats.created.Add(1)
+	// Roles are written only once the session exists, so a failed create
+	// changes nothing; a failure here leaves a session nobody holds the token of.
+	if p.Roles != nil {
+		if err := m.SetRoles(ctx, p.Subject, p.Roles); err != nil {
+			return "", nil, err
+		}
+	}
 	roles, err := m.store.Roles(ctx, p.Subject)
 	if err != nil {
 		return "", nil, fmt.Errorf("tether: create session: %w", err)
 	}
-	m.stats.created.Add(1)
 	if err := m.enforceSessionCap(ctx, p.Subject, rec.ID); err != nil {
-		return "", nil, err
+		// The session stands; an over-full subject is trimmed on its next create.
+		m.log.Warn("tether: could not enforce the per-subject session cap", "err", err)
 	}
 	return token, rec.session(roles), nil
 }
@@ -272,12 +278,12 @@ func (m *Manager) read(ctx context.Context, id string) (*Record, []string, error
 		return nil, nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
 	}
 	if err != nil {
-		m.storeFailed()
+		m.storeFailed(ctx)
 		return nil, nil, fmt.Errorf("tether: read session: %w", err)
 	}
 	roles, err := m.store.Roles(ctx, rec.Subject)
 	if err != nil {
-		m.storeFailed()
+		m.storeFailed(ctx)
 		return nil, nil, fmt.Errorf("tether: read roles: %w", err)
 	}
 	m.storeOK()
@@ -294,7 +300,9 @@ func (m *Manager) accept(ctx context.Context, pt parsedToken, e *entry, roles []
 	if !e.live(now) {
 		return nil, fmt.Errorf("%w: expired", ErrInvalidToken)
 	}
-	if now.UnixNano()-e.lastSeen >= int64(m.cfg.TouchInterval) {
+	// A session with a short idle timeout is touched more often, or it would
+	// die while in use.
+	if interval := min(m.cfg.TouchInterval, e.idleTimeout/10); now.UnixNano()-e.lastSeen >= int64(interval) {
 		touched := *e
 		touched.lastSeen = now.UnixNano()
 		touched.idleExpires = min(now.Add(e.idleTimeout).UnixNano(), e.expires)
@@ -304,7 +312,7 @@ func (m *Manager) accept(ctx context.Context, pt parsedToken, e *entry, roles []
 			m.invalidateSession(e.id)
 			return nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
 		case err != nil:
-			m.storeFailed()
+			m.storeFailed(ctx)
 			return nil, fmt.Errorf("tether: touch session: %w", err)
 		}
 		if m.cache != nil {
@@ -375,10 +383,23 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 	return nil
 }
 
+// RevokeOwned ends session id if it belongs to subject. Another subject's
+// session is ErrNotFound, so that session IDs of others cannot be probed.
+func (m *Manager) RevokeOwned(ctx context.Context, subject, id string) error {
+	s, err := m.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if s.Subject != subject {
+		return ErrNotFound
+	}
+	return m.Revoke(ctx, id)
+}
+
 // RevokeSubject ends every session of subject but keepID (which may be empty),
 // atomically in the store, and returns how many it ended.
 func (m *Manager) RevokeSubject(ctx context.Context, subject, keepID string) (int, error) {
-	if err := checkSubject(subject); err != nil {
+	if err := CheckSubject(subject); err != nil {
 		return 0, err
 	}
 	defer m.invalidateSubject(subject)
@@ -392,7 +413,7 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject, keepID string) (in
 
 // List returns the subject's live sessions, oldest first.
 func (m *Manager) List(ctx context.Context, subject string) ([]*Session, error) {
-	if err := checkSubject(subject); err != nil {
+	if err := CheckSubject(subject); err != nil {
 		return nil, err
 	}
 	recs, err := m.store.List(ctx, subject)
@@ -415,7 +436,7 @@ func (m *Manager) List(ctx context.Context, subject string) ([]*Session, error) 
 
 // Roles returns the subject's current roles.
 func (m *Manager) Roles(ctx context.Context, subject string) ([]string, error) {
-	if err := checkSubject(subject); err != nil {
+	if err := CheckSubject(subject); err != nil {
 		return nil, err
 	}
 	roles, err := m.store.Roles(ctx, subject)
@@ -431,7 +452,7 @@ func (m *Manager) Roles(ctx context.Context, subject string) ([]string, error) {
 // SetRoles replaces the subject's roles; every live session of the subject
 // carries them from its next validation on.
 func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) error {
-	if err := checkSubject(subject); err != nil {
+	if err := CheckSubject(subject); err != nil {
 		return err
 	}
 	if err := checkRoles(roles); err != nil {
@@ -444,8 +465,11 @@ func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) 
 	return nil
 }
 
-func (m *Manager) storeFailed() {
-	if m.cache != nil {
+// storeFailed stops the cache serving until the store answers again, unless
+// the failure was only the caller giving up: a client that hangs up must not
+// be able to empty the cache for everyone.
+func (m *Manager) storeFailed(ctx context.Context) {
+	if m.cache != nil && ctx.Err() == nil {
 		m.cache.storeFailed()
 	}
 }
@@ -507,7 +531,9 @@ func (m *Manager) Stats() Stats {
 	return s
 }
 
-func checkSubject(s string) error {
+// CheckSubject reports whether s is a valid subject: 1 to MaxSubjectLen
+// bytes of printable UTF-8. Errors wrap ErrBadInput.
+func CheckSubject(s string) error {
 	if s == "" || len(s) > MaxSubjectLen {
 		return fmt.Errorf("%w: subject must be 1 to %d bytes", ErrBadInput, MaxSubjectLen)
 	}

@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -226,20 +225,9 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// clientIP is the address the request came from (no proxy headers are
-// trusted: the listeners are meant to be reached directly or through a proxy
-// that the operator rate-limits itself).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // checkAdmin authenticates an admin request by its Bearer key.
 func (s *Server) checkAdmin(r *http.Request) error {
-	ip := clientIP(r)
+	ip := tether.ClientIP(r)
 	if wait := s.limits.adminFailures.blocked(ip); wait > 0 {
 		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many failed admin authentications", retry: wait}
 	}

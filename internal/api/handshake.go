@@ -124,7 +124,7 @@ func (s *Server) tokenExchangeGrant(w http.ResponseWriter, r *http.Request) erro
 	}
 	if (typ == tokenTypePASETO) != strings.HasPrefix(raw, "v4.") {
 		s.metrics.exchangeFailures.WithLabelValues("token_type").Inc()
-		s.log.Info("handshake refused", "reason", "token_type", "remote", clientIP(r))
+		s.log.Info("handshake refused", "reason", "token_type", "remote", tether.ClientIP(r))
 		return oauthError("invalid_grant", "")
 	}
 	token, sess, err := s.exchange(r, raw)
@@ -162,7 +162,7 @@ func (s *Server) checkExchangeRequest(r *http.Request) error {
 	if err := crossOrigin.Check(r); err != nil {
 		return tether.ErrCrossOrigin
 	}
-	if ok, wait := s.limits.exchanges.allow(clientIP(r)); !ok {
+	if ok, wait := s.limits.exchanges.allow(tether.ClientIP(r)); !ok {
 		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many exchanges", retry: wait}
 	}
 	return nil
@@ -182,7 +182,7 @@ func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session,
 	if errors.Is(err, handshake.ErrInvalid) {
 		reason := handshake.Reason(err)
 		s.metrics.exchangeFailures.WithLabelValues(reason).Inc()
-		s.log.Info("handshake refused", "reason", reason, "remote", clientIP(r))
+		s.log.Info("handshake refused", "reason", reason, "remote", tether.ClientIP(r))
 		return "", nil, errUnauthenticated
 	}
 	if err != nil {
@@ -190,16 +190,14 @@ func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session,
 	}
 	return s.m.Create(r.Context(), tether.CreateParams{
 		Subject: claims.Subject, AuthTime: claims.IssuedAt, AuthMethod: "handshake",
-		Metadata: clientMetadata(r, map[string]string{"handshake_issuer": claims.Issuer}),
+		Metadata: handshakeMetadata(r, claims.Issuer),
 	})
 }
 
-// clientMetadata adds the caller's address and user agent, truncated to fit.
-func clientMetadata(r *http.Request, md map[string]string) map[string]string {
-	md["ip"] = clientIP(r)
-	if ua := r.UserAgent(); ua != "" {
-		md["user_agent"] = ua[:min(len(ua), tether.MaxMetadataValLen)]
-	}
+// handshakeMetadata is the client's metadata plus the issuer that vouched for it.
+func handshakeMetadata(r *http.Request, issuer string) map[string]string {
+	md := tether.ClientMetadata(r)
+	md["handshake_issuer"] = issuer
 	return md
 }
 

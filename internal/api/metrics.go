@@ -118,7 +118,7 @@ func (s *Server) common(listener string, next http.Handler) http.Handler {
 		}
 		s.metrics.requests.WithLabelValues(listener, route, strconv.Itoa(rec.status)).Inc()
 		s.log.Debug("request", "listener", listener, "method", r.Method, "route", route,
-			"status", rec.status, "duration", time.Since(start), "remote", clientIP(r))
+			"status", rec.status, "duration", time.Since(start), "remote", tether.ClientIP(r))
 	})
 }
 

@@ -137,17 +137,9 @@ func (s *Server) signOutEverywhere(w http.ResponseWriter, r *http.Request, sess 
 	return writeJSON(w, http.StatusOK, revokedResponse{n})
 }
 
-// revokeMine ends one of the caller's own sessions; another subject's session
-// is "not found", so IDs of others cannot be probed.
+// revokeMine ends one of the caller's own sessions.
 func (s *Server) revokeMine(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {
-	other, err := s.m.Get(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	if other.Subject != sess.Subject {
-		return tether.ErrNotFound
-	}
-	if err := s.m.Revoke(r.Context(), other.ID); err != nil {
+	if err := s.m.RevokeOwned(r.Context(), sess.Subject, r.PathValue("id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

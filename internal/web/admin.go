@@ -56,7 +56,7 @@ func (p *Pages) handleAdmin(h handler) http.Handler {
 
 func consoleCookie(r *http.Request) *http.Cookie {
 	c := &http.Cookie{Name: ConsoleCookieName, Path: adminHome, HttpOnly: true, SameSite: http.SameSiteStrictMode}
-	if requestIsSecure(r) {
+	if tether.IsSecureRequest(r) {
 		c.Name, c.Secure = SecureConsoleCookieName, true
 	}
 	return c
@@ -145,7 +145,7 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.consoleStore.Sweep() // console sign-ins are rare: drop the expired ones now
 	token, sess, err := p.console.Create(r.Context(), tether.CreateParams{
-		Subject: ConsoleSubject, Metadata: clientMetadata(r), AuthTime: p.now(), AuthMethod: "admin_key",
+		Subject: ConsoleSubject, Metadata: tether.ClientMetadata(r), AuthTime: p.now(), AuthMethod: "admin_key",
 	})
 	if err != nil {
 		return err
@@ -153,7 +153,7 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) error {
 	c := consoleCookie(r)
 	c.Value, c.Expires = token, sess.ExpiresAt
 	http.SetCookie(w, c)
-	p.log.Info("web: console sign-in", "remote", clientIP(r))
+	p.log.Info("web: console sign-in", "remote", tether.ClientIP(r))
 	redirect(w, r, adminHome)
 	return nil
 }

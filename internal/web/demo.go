@@ -72,7 +72,7 @@ func DemoSignIn(cfg DemoConfig) (http.Handler, error) {
 			http.Error(w, "not a demo subject", http.StatusBadRequest)
 			return
 		}
-		token, expires, err := cfg.Create(r.Context(), subject, clientMetadata(r))
+		token, expires, err := cfg.Create(r.Context(), subject, tether.ClientMetadata(r))
 		if err != nil {
 			http.Error(w, "could not sign in: "+err.Error(), http.StatusInternalServerError)
 			return

@@ -21,7 +21,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -304,51 +303,6 @@ func checkFormToken(r *http.Request, token, sessionID string) error {
 		return errFormCSRF
 	}
 	return nil
-}
-
-// clientIP is the address the request came from; like the API, the pages
-// trust no proxy header.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// clientMetadata describes the browser a session is created for.
-func clientMetadata(r *http.Request) map[string]string {
-	md := map[string]string{"ip": clientIP(r)}
-	if ua := r.UserAgent(); ua != "" {
-		md["user_agent"] = truncateUTF8(ua, tether.MaxMetadataValLen)
-	}
-	return md
-}
-
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	return strings.ToValidUTF8(s, "")
-}
-
-// requestIsSecure is false only for plain HTTP to a loopback host, as
-// tether.SetCookie decides: anywhere else a plain-HTTP request is taken to
-// sit behind a TLS-terminating proxy.
-func requestIsSecure(r *http.Request) bool {
-	if r.TLS != nil {
-		return true
-	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip == nil || !ip.IsLoopback()
 }
 
 // redirect answers a form post with 303 See Other (Post/Redirect/Get).

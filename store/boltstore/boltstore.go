@@ -206,7 +206,10 @@ func (s *Store) check(ctx context.Context) error {
 	if s.closed.Load() {
 		return fmt.Errorf("%w: boltstore: closed", tether.ErrUnavailable)
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: boltstore: %w", tether.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // buckets are one transaction's view of the store. Buckets are looked up
