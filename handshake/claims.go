@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tetherhq/tether"
 )
 
 // Claims are the verified claims of a handshake token.
@@ -20,6 +22,10 @@ type Claims struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	NotBefore time.Time // zero when the token has no nbf
+
+	// LocalSubject is Subject as the receiving node names it: prefixed per
+	// the issuer's subject_prefix. Sessions are created for LocalSubject.
+	LocalSubject string
 }
 
 // timeEncoding is how a token format writes its time claims.
@@ -204,6 +210,17 @@ func (c *Claims) check(now time.Time, leeway time.Duration, aud string) error {
 		return reject(ErrNotYetValid, "iat in the future")
 	case !c.NotBefore.IsZero() && c.NotBefore.After(now.Add(leeway)):
 		return reject(ErrNotYetValid, "nbf in the future")
+	}
+	return nil
+}
+
+// localize names the local subject and checks that it is one a session can
+// have, before anything is consumed: a token that could never become a
+// session is refused like any other bad token.
+func (c *Claims) localize(prefix string) error {
+	c.LocalSubject = prefix + c.Subject
+	if err := tether.CheckSubject(c.LocalSubject); err != nil {
+		return reject(ErrClaims, "sub cannot name a local subject")
 	}
 	return nil
 }

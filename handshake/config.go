@@ -64,6 +64,24 @@ type IssuerSpec struct {
 	KeyFile       string `yaml:"key_file,omitempty"`
 	PublicKeyFile string `yaml:"public_key_file,omitempty"`
 	JWKSURL       string `yaml:"jwks_url,omitempty"`
+	// SubjectPrefix is put before the token's sub to name the local subject
+	// (Claims.LocalSubject). When unset: none for a shared-key issuer (an
+	// internal service sharing this node's users) and "<issuer>|" for a
+	// public-key issuer, so that an external party can never speak for a
+	// local user, only for its own.
+	SubjectPrefix *string `yaml:"subject_prefix,omitempty"`
+}
+
+// subjectPrefix returns the prefix with its default applied.
+func (s IssuerSpec) subjectPrefix() string {
+	switch {
+	case s.SubjectPrefix != nil:
+		return *s.SubjectPrefix
+	case isShared(s.Alg):
+		return ""
+	default:
+		return s.Issuer + "|"
+	}
 }
 
 // ttl returns the minting lifetime with its default applied.

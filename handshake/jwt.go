@@ -57,6 +57,7 @@ func signJWT(alg string, key any, kid string, c *Claims) (string, error) {
 // static (from configuration) or from the issuer's configured JWKS.
 type jwtIssuer struct {
 	issuer string
+	prefix string // subject prefix
 	alg    string
 	static any // []byte (HS256), ed25519.PublicKey or *ecdsa.PublicKey
 	jwks   *jwksCache
@@ -155,5 +156,5 @@ func (v *Verifier) verifyJWT(ctx context.Context, tainted string, now time.Time)
 	if err := c.check(now, v.leeway, v.audience); err != nil {
 		return nil, err
 	}
-	return c, nil
+	return c, c.localize(entry.prefix)
 }

@@ -66,6 +66,9 @@ func readKeyFile(path string) (string, error) {
 // bytes as unpadded base64url, or for v4.local a PASERK k4.local key. A
 // v4.local key is exactly 32 bytes.
 func loadSharedKey(path, alg string) ([]byte, error) {
+	if err := checkPerm(path, 0o600); err != nil {
+		return nil, err
+	}
 	text, err := readKeyFile(path)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,7 @@ func pasetoToken(c *Claims) paseto.Token {
 // only selects among issuers configured for that same purpose.
 type pasetoIssuer struct {
 	issuer string
+	prefix string                       // subject prefix
 	public paseto.V4AsymmetricPublicKey // v4.public
 	local  paseto.V4SymmetricKey        // v4.local
 }
@@ -99,7 +100,7 @@ func (v *Verifier) verifyPASETO(tainted, alg string, now time.Time) (*Claims, er
 		if err := c.check(now, v.leeway, v.audience); err != nil {
 			return nil, err
 		}
-		return c, nil
+		return c, c.localize(e.prefix)
 	}
 	if wrongIssuer {
 		return nil, reject(ErrUnknownIssuer, "verified iss is not the key's issuer")

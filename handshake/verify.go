@@ -102,9 +102,9 @@ func (v *Verifier) add(s IssuerSpec, baseDir string, deps verifierDeps) error {
 		if err != nil {
 			return err
 		}
-		v.jwt[s.Issuer] = append(v.jwt[s.Issuer], &jwtIssuer{issuer: s.Issuer, alg: s.Alg, static: key})
+		v.jwt[s.Issuer] = append(v.jwt[s.Issuer], &jwtIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), alg: s.Alg, static: key})
 	case AlgEdDSA, AlgES256:
-		e := &jwtIssuer{issuer: s.Issuer, alg: s.Alg}
+		e := &jwtIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), alg: s.Alg}
 		if s.JWKSURL != "" {
 			e.jwks = newJWKSCache(s.JWKSURL, s.Alg, deps.client, deps.now)
 		} else {
@@ -124,7 +124,7 @@ func (v *Verifier) add(s IssuerSpec, baseDir string, deps verifierDeps) error {
 		if err != nil {
 			return err
 		}
-		v.paseto[s.Alg] = append(v.paseto[s.Alg], &pasetoIssuer{issuer: s.Issuer, public: key})
+		v.paseto[s.Alg] = append(v.paseto[s.Alg], &pasetoIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), public: key})
 	case AlgV4Local:
 		raw, err := loadSharedKey(resolve(baseDir, s.KeyFile), s.Alg)
 		if err != nil {
@@ -134,7 +134,7 @@ func (v *Verifier) add(s IssuerSpec, baseDir string, deps verifierDeps) error {
 		if err != nil {
 			return err
 		}
-		v.paseto[s.Alg] = append(v.paseto[s.Alg], &pasetoIssuer{issuer: s.Issuer, local: key})
+		v.paseto[s.Alg] = append(v.paseto[s.Alg], &pasetoIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), local: key})
 	}
 	return nil
 }
@@ -176,7 +176,9 @@ func (v *Verifier) Exchange(ctx context.Context, raw string, guard ReplayGuard) 
 	if err != nil {
 		return nil, err
 	}
-	if err := guard.Consume(ctx, replayKey(c.Issuer, c.ID), c.ExpiresAt.Add(v.leeway)); err != nil {
+	// Remembered past the last moment Verify could accept the token, with
+	// MaxLeeway more in case the store's clock runs ahead of this node's.
+	if err := guard.Consume(ctx, replayKey(c.Issuer, c.ID), c.ExpiresAt.Add(v.leeway+MaxLeeway)); err != nil {
 		if errors.Is(err, tether.ErrReplayed) {
 			return nil, ErrReplayed
 		}

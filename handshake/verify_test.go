@@ -41,7 +41,11 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
-			want := &Claims{Issuer: issuerA, Subject: "alice", Audience: audB, ID: got.ID, IssuedAt: now, ExpiresAt: now.Add(DefaultTTL)}
+			local := "alice" // shared-key issuers share this node's subjects; others are namespaced
+			if alg != AlgHS256 && alg != AlgV4Local {
+				local = issuerA + "|alice"
+			}
+			want := &Claims{Issuer: issuerA, Subject: "alice", Audience: audB, ID: got.ID, IssuedAt: now, ExpiresAt: now.Add(DefaultTTL), LocalSubject: local}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("claims (-want +got):\n%s", diff)
 			}
@@ -467,7 +471,7 @@ func TestExchangeReplayKeyAndUntil(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := exp.Add(DefaultLeeway); !gotUntil.Equal(want) {
+	if want := exp.Add(DefaultLeeway + MaxLeeway); !gotUntil.Equal(want) {
 		t.Errorf("until: got %v, want %v", gotUntil, want)
 	}
 	h := sha256.Sum256([]byte(issuerA + "\x00" + c.ID))
@@ -480,4 +484,40 @@ type guardFunc func(ctx context.Context, key string, until time.Time) error
 
 func (f guardFunc) Consume(ctx context.Context, key string, until time.Time) error {
 	return f(ctx, key, until)
+}
+
+func TestSubjectPrefix(t *testing.T) {
+	empty, custom := "", "partner:"
+	for _, tt := range []struct {
+		spec IssuerSpec
+		want string
+	}{
+		{IssuerSpec{Issuer: "https://x.example", Alg: AlgHS256}, ""},
+		{IssuerSpec{Issuer: "https://x.example", Alg: AlgV4Local}, ""},
+		{IssuerSpec{Issuer: "https://x.example", Alg: AlgEdDSA}, "https://x.example|"},
+		{IssuerSpec{Issuer: "https://x.example", Alg: AlgV4Public}, "https://x.example|"},
+		{IssuerSpec{Issuer: "https://x.example", Alg: AlgEdDSA, SubjectPrefix: &empty}, ""},
+		{IssuerSpec{Issuer: "https://x.example", Alg: AlgES256, SubjectPrefix: &custom}, "partner:"},
+	} {
+		if got := tt.spec.subjectPrefix(); got != tt.want {
+			t.Errorf("%s with prefix %v: got %q, want %q", tt.spec.Alg, tt.spec.SubjectPrefix, got, tt.want)
+		}
+	}
+}
+
+// TestUnusableSubjectRefusedBeforeConsume: a sub that cannot name a local
+// subject is refused by Verify, so Exchange never uses the token up.
+func TestUnusableSubjectRefusedBeforeConsume(t *testing.T) {
+	e := newEnv(t)
+	for _, sub := range []string{strings.Repeat("s", 300), "tab\tinside"} {
+		tok, _, _, err := e.minters[AlgHS256].Mint(audB, sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		consumed := false
+		guard := guardFunc(func(context.Context, string, time.Time) error { consumed = true; return nil })
+		if _, err := e.verifier.Exchange(context.Background(), tok, guard); !errors.Is(err, ErrClaims) || consumed {
+			t.Errorf("sub %.20q: got %v, consumed %v; want ErrClaims and nothing consumed", sub, err, consumed)
+		}
+	}
 }

@@ -143,11 +143,11 @@ func exchangeInProcess(ctx context.Context, audience string, trust handshake.Iss
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		token, _, err := m.Create(ctx, tether.CreateParams{Subject: claims.Subject, AuthMethod: "handshake"})
+		token, _, err := m.Create(ctx, tether.CreateParams{Subject: claims.LocalSubject, AuthMethod: "handshake"})
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", claims.Subject, len(token))
+		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", claims.LocalSubject, len(token))
 	}
 	return try(), try(), nil
 }

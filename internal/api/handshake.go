@@ -189,7 +189,7 @@ func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session,
 		return "", nil, err
 	}
 	return s.m.Create(r.Context(), tether.CreateParams{
-		Subject: claims.Subject, AuthTime: claims.IssuedAt, AuthMethod: "handshake",
+		Subject: claims.LocalSubject, AuthTime: claims.IssuedAt, AuthMethod: "handshake",
 		Metadata: handshakeMetadata(r, claims.Issuer),
 	})
 }
