@@ -116,9 +116,10 @@ func TestE2EHandshake(t *testing.T) {
 		name     string
 		receiver *node
 		audience string
+		subject  string // as the receiver names alice: an external issuer's subjects are namespaced
 	}{
-		{"B, HS256", b, e2eIssuerB},
-		{"C, EdDSA via JWKS", c, e2eIssuerC},
+		{"B, HS256", b, e2eIssuerB, "alice"},
+		{"C, EdDSA via JWKS", c, e2eIssuerC, e2eIssuerA + "|alice"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			raw, err := mintAt(a, alice, tt.audience)
@@ -142,16 +143,16 @@ func TestE2EHandshake(t *testing.T) {
 			}
 			json.NewDecoder(resp.Body).Decode(&got)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated || got.Session.Subject != "alice" || got.Session.AuthMethod != "handshake" {
-				t.Fatalf("exchange: got %d %+v, want 201 with alice's session by handshake", resp.StatusCode, got)
+			if resp.StatusCode != http.StatusCreated || got.Session.Subject != tt.subject || got.Session.AuthMethod != "handshake" {
+				t.Fatalf("exchange: got %d %+v, want 201 with %s's session by handshake", resp.StatusCode, got, tt.subject)
 			}
 			cookies := resp.Cookies()
 			if len(cookies) != 1 || cookies[0].Name != "tether_session" || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteLaxMode || cookies[0].Value != got.Token {
 				t.Errorf("Set-Cookie on loopback: got %+v, want tether_session, HttpOnly, SameSite=Lax", cookies)
 			}
 			code, sess := tt.receiver.bearer(http.MethodGet, "/v1/session", got.Token)
-			if code != http.StatusOK || !bytes.Contains(sess, []byte(`"subject":"alice"`)) {
-				t.Errorf("the receiver's own token: got %d %s, want alice's session", code, sess)
+			if code != http.StatusOK || !bytes.Contains(sess, []byte(`"subject":"`+tt.subject+`"`)) {
+				t.Errorf("the receiver's own token: got %d %s, want %s's session", code, sess, tt.subject)
 			}
 			if code, _ := a.bearer(http.MethodGet, "/v1/session", got.Token); code != http.StatusUnauthorized {
 				t.Errorf("the receiver's token at A: got %d, want 401", code)
