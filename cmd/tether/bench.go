@@ -134,8 +134,8 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) erro
 	for _, v := range []struct {
 		name      string
 		staleness time.Duration
-	}{{"tether, cache on", 0}, {"tether, cache off", -1}} {
-		cfg := localConfig(filepath.Join(dir, fmt.Sprint("http", len(rep.HTTP))), "")
+	}{{"tether, cache on", time.Second}, {"tether, cache off", 0}} {
+		cfg := localConfig(filepath.Join(dir, fmt.Sprint("http", len(rep.HTTP))), o.storeURL)
 		cfg.Sessions.MaxStaleness = v.staleness
 		l, err := benchNodeHTTP(ctx, cfg, o.conc, o.loadDur, progress)
 		if err != nil {

@@ -63,7 +63,7 @@ TETHER_ADMIN_KEY; if that is unset, one is generated once into the data dir.`,
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (embedded store, admin key, signing keys)")
 	f.StringVar(&configFile, "config", "", "YAML configuration file")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
-	f.DurationVar(&cfg.Sessions.MaxStaleness, "max-staleness", 0, "longest a cached session is served without reading the store (default 1s; negative: no cache)")
+	f.DurationVar(&cfg.Sessions.MaxStaleness, "max-staleness", cfg.Sessions.MaxStaleness, "longest a cached session is served without reading the store (0: no cache)")
 	return c
 }
 
@@ -118,7 +118,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	m, err := tether.NewManager(tether.Config{
 		Store: st, Logger: log,
 		Lifetime: cfg.Sessions.Lifetime, IdleTimeout: cfg.Sessions.IdleTimeout,
-		TouchInterval: cfg.Sessions.TouchInterval, MaxStaleness: cfg.Sessions.MaxStaleness,
+		TouchInterval: cfg.Sessions.TouchInterval, MaxStaleness: managerStaleness(cfg.Sessions.MaxStaleness),
 		CacheSize: cfg.Sessions.CacheSize, MaxSessionsPerSubject: cfg.Sessions.MaxPerSubject,
 	})
 	if err != nil {
@@ -183,6 +183,15 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	}
 	log.Info("tether stopped")
 	return err
+}
+
+// managerStaleness turns the setting, where 0 means "no cache" (DESIGN §2),
+// into tether.Config's terms, where 0 means "the default".
+func managerStaleness(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // newHTTPServer sets a timeout on every phase, so slow clients cannot hold

@@ -46,7 +46,7 @@ type Sessions struct {
 	Lifetime      time.Duration `yaml:"lifetime"`
 	IdleTimeout   time.Duration `yaml:"idle_timeout"`
 	TouchInterval time.Duration `yaml:"touch_interval"`
-	MaxStaleness  time.Duration `yaml:"max_staleness"` // 0 in the file means the default; "off" is -1ns
+	MaxStaleness  time.Duration `yaml:"max_staleness"` // default 1s; 0 (or negative): no cache, every validation reads the store
 	CacheSize     int           `yaml:"cache_size"`
 	MaxPerSubject int           `yaml:"max_per_subject"` // 0: no cap; else creating one more revokes the oldest
 }
@@ -59,6 +59,7 @@ func Default() Config {
 		DataDir:   "./tether-data",
 		Issuer:    "http://127.0.0.1:8080",
 		LogLevel:  "info",
+		Sessions:  Sessions{MaxStaleness: time.Second},
 	}
 }
 
