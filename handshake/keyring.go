@@ -39,7 +39,7 @@ const (
 type KeyInfo struct {
 	KID       string    `json:"kid"`
 	Alg       string    `json:"alg"`
-	Created   time.Time `json:"created"`
+	Created   time.Time `json:"created_at"`
 	State     string    `json:"state"`
 	RetiresAt time.Time `json:"retires_at,omitzero"`
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
@@ -212,23 +211,12 @@ func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) error {
 	return err
 }
 
-type keyInfo struct {
-	KID       string    `json:"kid"`
-	Alg       string    `json:"alg"`
-	CreatedAt time.Time `json:"created_at"`
-	State     string    `json:"state"`
-	RetiresAt time.Time `json:"retires_at,omitzero"`
-}
-
 func (s *Server) listKeys(w http.ResponseWriter, _ *http.Request) error {
-	out := []keyInfo{}
-	if s.keys == nil {
-		return writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+	keys := []handshake.KeyInfo{}
+	if s.keys != nil {
+		keys = s.keys.List()
 	}
-	for _, k := range s.keys.List() {
-		out = append(out, keyInfo{KID: k.KID, Alg: k.Alg, CreatedAt: k.Created, State: k.State, RetiresAt: k.RetiresAt})
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+	return writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 }
 
 func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
