@@ -122,8 +122,7 @@ func (s *Server) tokenExchangeGrant(w http.ResponseWriter, r *http.Request) erro
 		return oauthError("invalid_request", "requested_token_type must be "+tokenTypeAccessToken)
 	}
 	if (typ == tokenTypePASETO) != strings.HasPrefix(raw, "v4.") {
-		s.metrics.exchangeFailures.WithLabelValues("token_type").Inc()
-		s.log.Info("handshake refused", "reason", "token_type", "remote", tether.ClientIP(r))
+		s.refuseExchange(r, "token_type")
 		return oauthError("invalid_grant", "")
 	}
 	token, sess, err := s.exchange(r, raw)
@@ -156,15 +155,26 @@ func oauthError(code, description string) error {
 
 // checkExchangeRequest applies what both exchange routes need: a browser must
 // not be made to exchange someone else's token from another site (login
-// CSRF), and exchanges are rate-limited per client.
+// CSRF), and a client that keeps presenting bad tokens is slowed down. Only
+// refusals are charged, so one address may carry any amount of legitimate
+// service-to-service traffic.
 func (s *Server) checkExchangeRequest(r *http.Request) error {
 	if err := crossOrigin.Check(r); err != nil {
 		return tether.ErrCrossOrigin
 	}
-	if ok, wait := s.limits.exchanges.allow(tether.ClientIP(r)); !ok {
-		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many exchanges", retry: wait}
+	if wait := s.limits.exchangeFailures.blocked(tether.ClientIP(r)); wait > 0 {
+		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many refused exchanges", retry: wait}
 	}
 	return nil
+}
+
+// refuseExchange records why an exchange was refused (log, metric, the
+// client's failure bucket) and returns the one answer every refusal gets.
+func (s *Server) refuseExchange(r *http.Request, reason string) error {
+	s.metrics.exchangeFailures.WithLabelValues(reason).Inc()
+	s.limits.exchangeFailures.take(tether.ClientIP(r))
+	s.log.Info("handshake refused", "reason", reason, "remote", tether.ClientIP(r))
+	return errUnauthenticated
 }
 
 var crossOrigin = http.NewCrossOriginProtection()
@@ -174,15 +184,11 @@ var crossOrigin = http.NewCrossOriginProtection()
 // goes to the log and a metric, never to the client.
 func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session, error) {
 	if s.verifier == nil {
-		s.metrics.exchangeFailures.WithLabelValues("issuer").Inc()
-		return "", nil, errUnauthenticated
+		return "", nil, s.refuseExchange(r, "issuer")
 	}
 	claims, err := s.verifier.Exchange(r.Context(), raw, s.m.Store())
 	if errors.Is(err, handshake.ErrInvalid) {
-		reason := handshake.Reason(err)
-		s.metrics.exchangeFailures.WithLabelValues(reason).Inc()
-		s.log.Info("handshake refused", "reason", reason, "remote", tether.ClientIP(r))
-		return "", nil, errUnauthenticated
+		return "", nil, s.refuseExchange(r, handshake.Reason(err))
 	}
 	if err != nil {
 		return "", nil, err

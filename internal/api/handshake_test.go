@@ -889,3 +889,23 @@ func TestExchangeStoreDown(t *testing.T) {
 		}
 	})
 }
+
+// TestExchangeFailuresRateLimited: a client that keeps presenting bad tokens
+// is slowed down (429 with Retry-After); only refusals are charged, so good
+// exchanges from one address are never capped.
+func TestExchangeFailuresRateLimited(t *testing.T) {
+	f := newHSFixture(t)
+	for range 150 { // more good exchanges than the failure burst
+		if w := f.exchange(f.mintFor(t, handshake.AlgHS256, "alice")); w.Code != http.StatusCreated {
+			t.Fatalf("good exchange: got %d %s, want 201", w.Code, w.Body)
+		}
+	}
+	var last *httptest.ResponseRecorder
+	for range 101 {
+		last = f.exchange("not-a-token")
+	}
+	wantError(t, last, http.StatusTooManyRequests, "rate_limited", "")
+	if last.Header().Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+}

@@ -9,20 +9,16 @@ import (
 
 // limiters are the server's token buckets.
 type limiters struct {
-	adminFailures *keyedLimiter // failed admin authentications per client IP
-	creates       *keyedLimiter // admin session creations per subject
-	exchanges     *keyedLimiter // handshake exchanges per client IP
+	adminFailures    *keyedLimiter // failed admin authentications per client IP
+	creates          *keyedLimiter // admin session creations per subject
+	exchangeFailures *keyedLimiter // refused handshake exchanges per client IP
 }
 
 func newLimiters() *limiters {
 	return &limiters{
-		adminFailures: newKeyedLimiter(rate.Every(time.Second), 10),
-		creates:       newKeyedLimiter(rate.Limit(50), 100),
-		// Per client IP, sized to a whole node's exchange capacity (the
-		// target is 2,000/s on the embedded store), not to one caller's
-		// share: services reach us from few addresses, often one per
-		// sidecar or NAT, and must not be capped below what the node can do.
-		exchanges: newKeyedLimiter(rate.Limit(2000), 4000),
+		adminFailures:    newKeyedLimiter(rate.Every(time.Second), 10),
+		creates:          newKeyedLimiter(rate.Limit(50), 100),
+		exchangeFailures: newKeyedLimiter(rate.Limit(20), 100),
 	}
 }
 
