@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetherhq/tether/internal/servicetest"
 )
 
 // tetherBin is the binary TestMain built; empty in -short mode.
@@ -502,10 +504,19 @@ func TestE2EAdminKeyGenerated(t *testing.T) {
 
 // TestE2EKillAndRestart: on the default embedded store, kill -9 loses nothing
 // that was acknowledged, and revocations stay revoked.
+// TestE2EKillAndRestart: kill -9 of a node during concurrent creates loses no
+// acknowledged session, on the embedded store and on PostgreSQL.
 func TestE2EKillAndRestart(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) { testKillAndRestart(t, nil) })
+	t.Run("postgres", func(t *testing.T) {
+		testKillAndRestart(t, []string{"--store", servicetest.FreshPostgres(t)})
+	})
+}
+
+func testKillAndRestart(t *testing.T, args []string) {
 	dir := t.TempDir()
 	key := newAdminKey()
-	n1 := startNode(t, nodeSpec{dataDir: dir, adminKey: key})
+	n1 := startNode(t, nodeSpec{dataDir: dir, adminKey: key, args: args})
 
 	live, _ := n1.create(`{"subject":"bob","roles":["user"]}`)
 	gone, _ := n1.create(`{"subject":"alice"}`)
@@ -575,7 +586,7 @@ func TestE2EKillAndRestart(t *testing.T) {
 		t.Fatalf("only %d creates started, want at least %d", next.Load(), killAt)
 	}
 
-	n2 := startNode(t, nodeSpec{dataDir: dir, adminKey: key})
+	n2 := startNode(t, nodeSpec{dataDir: dir, adminKey: key, args: args})
 	status := func(token string) int {
 		code, _, err := n2.call(http.MethodGet, n2.pub+"/v1/session", "Bearer "+token, "", "")
 		if err != nil {
