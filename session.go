@@ -52,17 +52,5 @@ func (r *Record) Clone() *Record {
 }
 
 func (r *Record) session(roles []string) *Session {
-	md := maps.Clone(r.Metadata)
-	if md == nil {
-		md = map[string]string{}
-	}
-	if roles == nil {
-		roles = []string{}
-	}
-	return &Session{
-		ID: r.ID, Subject: r.Subject, Roles: slices.Clone(roles),
-		CreatedAt: r.CreatedAt, LastSeenAt: r.LastSeenAt,
-		ExpiresAt: r.ExpiresAt, IdleExpiresAt: r.IdleExpiresAt,
-		Metadata: md, AuthTime: r.AuthTime, AuthMethod: r.AuthMethod,
-	}
+	return newEntry(r, time.Time{}).session(roles) // one conversion for cached and stored records
 }
