@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,10 +90,17 @@ func SharedRedis(t testing.TB) string {
 // redisstore URL's ?prefix=, and removes its keys from addr when t ends
 // (never FLUSHDB: the server is shared).
 func RedisPrefix(t testing.TB, addr string) string {
-	name := strings.NewReplacer("{", "(", "}", ")", " ", "_", "/", ".").Replace(t.Name())
-	prefix := fmt.Sprintf("tethertest:%s:%d:%d:", name, os.Getpid(), time.Now().UnixNano())
+	prefix := KeyPrefix(t)
 	t.Cleanup(func() { cleanPrefix(t, addr, prefix) })
 	return prefix
+}
+
+// KeyPrefix returns a key prefix no other test, run or process uses, like
+// RedisPrefix, but removes nothing: for a server that the test owns and that
+// goes away with it (StartRedis, StartRedisCluster, StartSentinel).
+func KeyPrefix(t testing.TB) string {
+	name := strings.NewReplacer("{", "(", "}", ")", " ", "_", "/", ".").Replace(t.Name())
+	return fmt.Sprintf("tethertest:%s:%d:%d:", name, os.Getpid(), time.Now().UnixNano())
 }
 
 func cleanPrefix(t testing.TB, addr, prefix string) {
@@ -220,6 +228,27 @@ func (r *Redis) Kill() {
 	r.cmd.Process.Kill()
 	<-r.exit
 	r.cmd = nil
+}
+
+// StartSentinel starts a master (as StartRedis does) and one Sentinel that
+// monitors it under the name master, and returns the Sentinel's address.
+// t.Cleanup kills both.
+func StartSentinel(t testing.TB, master string) string {
+	t.Helper()
+	m := StartRedis(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 1\nsentinel down-after-milliseconds %[1]s 5000\n", master, m.Port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &Redis{t: t, bin: m.bin, Port: FreePort(t), Dir: dir}
+	// A Sentinel rewrites its configuration file, which must come first.
+	r.args = []string{conf, "--sentinel", "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--daemonize", "no", "--loglevel", "warning"}
+	t.Cleanup(r.Kill)
+	r.Start()
+	return r.Addr()
 }
 
 // StartRedisCluster starts a three-master Redis Cluster with no replicas and

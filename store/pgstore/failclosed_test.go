@@ -2,11 +2,11 @@ package pgstore
 
 import (
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/servicetest"
 )
 
 // TestFailClosed cuts the store off from the database with a proxy and checks
@@ -15,9 +15,8 @@ import (
 // the database is reachable again, without reopening.
 func TestFailClosed(t *testing.T) {
 	dbURL, _ := freshDB(t)
-	u, _ := url.Parse(dbURL)
-	px := newProxy(t, u.Host)
-	s := openStore(t, withHost(t, dbURL, px.addr), Options{
+	px := servicetest.NewProxy(t, servicetest.HostOf(t, dbURL))
+	s := openStore(t, servicetest.WithHost(t, dbURL, px.Addr), Options{
 		ConnectTimeout: time.Second, QueryTimeout: 2 * time.Second, HeartbeatInterval: time.Second,
 	})
 	changes := watch(t, s)
@@ -42,7 +41,7 @@ func TestFailClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	px.stop()
+	px.Stop()
 	waitChange(t, changes, tether.ChannelLost)
 	// The Manager's own watcher learns of the loss on its own connection; from
 	// then on it must fail closed, never answer from its cache or say "invalid".
@@ -80,7 +79,7 @@ func TestFailClosed(t *testing.T) {
 	_, err = s.sweep(ctx)
 	wantUnavailable(t, "sweep", err)
 
-	px.start(t)
+	px.Start(t)
 	waitChange(t, changes, tether.ChannelRestored)
 	eventually(t, "store recovers", func() bool { return s.Ping(ctx) == nil })
 	if got, err := s.Get(ctx, r.ID); err != nil || got.ID != r.ID {

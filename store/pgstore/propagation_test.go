@@ -13,7 +13,7 @@ import (
 
 // twoNodes opens two Stores on one database, each with a Manager whose cache
 // would serve for an hour: only a NOTIFY can make node 2 drop an entry.
-func twoNodes(t tb) (m1, m2 *tether.Manager) {
+func twoNodes(t testing.TB) (m1, m2 *tether.Manager) {
 	dbURL, _ := freshDB(t)
 	for _, m := range []**tether.Manager{&m1, &m2} {
 		s := openStore(t, dbURL, Options{})
@@ -29,7 +29,7 @@ func twoNodes(t tb) (m1, m2 *tether.Manager) {
 
 // cachedOn validates token on m until m serves it from its cache, which also
 // proves m's change channel is up (the cache fills only then).
-func cachedOn(t tb, m *tether.Manager, token string) {
+func cachedOn(t testing.TB, m *tether.Manager, token string) {
 	t.Helper()
 	eventually(t, "token cached on node 2", func() bool {
 		hits := m.Stats().CacheHits

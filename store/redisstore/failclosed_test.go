@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/servicetest"
 )
 
 // changeLog records what a Watch delivers, for tests to wait on.
@@ -93,9 +94,9 @@ func eventually(t *testing.T, what string, cond func() error) {
 func TestFailClosed(t *testing.T) {
 	// AOF with fsync always, so the session survives the SIGKILL and the
 	// test can check that it is served again afterwards.
-	srv := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	srv := servicetest.StartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
 	ctx := context.Background()
-	s := openTest(t, "redis://"+srv.addr(), "")
+	s := openTest(t, "redis://"+srv.Addr(), "")
 	changes := watch(t, s)
 	changes.waitFor(t, tether.ChannelRestored, 1)
 
@@ -121,7 +122,7 @@ func TestFailClosed(t *testing.T) {
 		return nil
 	})
 
-	srv.kill()
+	srv.Kill()
 	changes.waitFor(t, tether.ChannelLost, 1)
 
 	n := time.Now()
@@ -163,7 +164,7 @@ func TestFailClosed(t *testing.T) {
 		}
 	}
 
-	srv.start() // same port, same directory
+	srv.Start() // same port, same directory
 	eventually(t, "Ping after restart", func() error { return s.Ping(ctx) })
 	changes.waitFor(t, tether.ChannelRestored, 2)
 	if got, err := s.Get(ctx, sess.ID); err != nil || got.ID != sess.ID {
@@ -192,8 +193,8 @@ func TestFailClosed(t *testing.T) {
 
 // TestWatchEndsWithClose checks that closing the store ends its watches.
 func TestWatchEndsWithClose(t *testing.T) {
-	addr := sharedRedisAddr(t)
-	s, err := Open(context.Background(), "redis://"+addr+"?prefix="+testPrefix(t), Options{})
+	addr := servicetest.SharedRedis(t)
+	s, err := Open(context.Background(), "redis://"+addr+"?prefix="+servicetest.KeyPrefix(t), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

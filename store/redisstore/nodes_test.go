@@ -13,16 +13,15 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/servicetest"
 )
 
 // twoNodes opens two stores on one Redis and prefix, as two servers would,
 // each with a Manager. Node 2's cache would serve an entry for an hour, so
 // only an invalidation from node 1 can make it refuse a revoked token.
 func twoNodes(t testing.TB) (m1, m2 *tether.Manager) {
-	addr := sharedRedisAddr(t)
-	prefix := testPrefix(t)
-	url := "redis://" + addr + "?prefix=" + prefix
-	t.Cleanup(func() { cleanPrefix(t, addr, prefix) })
+	addr := servicetest.SharedRedis(t)
+	url := "redis://" + addr + "?prefix=" + servicetest.RedisPrefix(t, addr)
 	for i, stale := range []time.Duration{0, time.Hour} {
 		s, err := Open(context.Background(), url, Options{Timeout: 10 * time.Second}) // generous: CI runs many packages at once
 		if err != nil {
@@ -32,7 +31,7 @@ func twoNodes(t testing.TB) (m1, m2 *tether.Manager) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { m.Close(); s.Close() }) // LIFO: before cleanPrefix
+		t.Cleanup(func() { m.Close(); s.Close() }) // LIFO: before RedisPrefix deletes the keys
 		if i == 0 {
 			m1 = m
 		} else {
@@ -148,7 +147,7 @@ func TestTwoNodes(t *testing.T) {
 // TestNoGoroutineLeak opens a store, watches it through a Manager, uses it and
 // closes everything: the goroutine count must come back down.
 func TestNoGoroutineLeak(t *testing.T) {
-	sharedRedisAddr(t) // skip early without Redis
+	servicetest.SharedRedis(t) // skip early without Redis
 	before := runtime.NumGoroutine()
 	func() {
 		m1, m2 := twoNodes(t)
@@ -208,7 +207,7 @@ func BenchmarkRevocationPropagation(b *testing.B) {
 }
 
 func benchStore(b *testing.B) *Store {
-	addr := sharedRedisAddr(b)
+	addr := servicetest.SharedRedis(b)
 	return openTest(b, "redis://"+addr, addr)
 }
 
@@ -294,7 +293,7 @@ func BenchmarkCreate(b *testing.B) {
 // TestMemoryPerSession holds the record to its budget of 512 bytes of Redis
 // memory, with typical metadata.
 func TestMemoryPerSession(t *testing.T) {
-	addr := sharedRedisAddr(t)
+	addr := servicetest.SharedRedis(t)
 	s := openTest(t, "redis://"+addr, addr)
 	ctx := context.Background()
 	r := benchRecord("memory")

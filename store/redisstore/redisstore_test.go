@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/servicetest"
 	"github.com/tetherhq/tether/store/storetest"
 )
 
@@ -18,7 +19,10 @@ import (
 // (and, on a shared server, deletes its keys) when the test ends.
 func openTest(t testing.TB, url, cleanAddr string) *Store {
 	t.Helper()
-	prefix := testPrefix(t)
+	prefix := servicetest.KeyPrefix(t)
+	if cleanAddr != "" {
+		prefix = servicetest.RedisPrefix(t, cleanAddr) // deletes the keys after s.Close below (LIFO)
+	}
 	sep := "?"
 	if strings.Contains(url, "?") {
 		sep = "&"
@@ -27,17 +31,12 @@ func openTest(t testing.TB, url, cleanAddr string) *Store {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() {
-		s.Close()
-		if cleanAddr != "" {
-			cleanPrefix(t, cleanAddr, prefix)
-		}
-	})
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
 func TestConformance(t *testing.T) {
-	addr := sharedRedisAddr(t)
+	addr := servicetest.SharedRedis(t)
 	storetest.Run(t, func(t *testing.T) tether.Store {
 		return openTest(t, "redis://"+addr+"/0", addr)
 	})
@@ -47,7 +46,7 @@ func TestConformanceCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Redis Cluster")
 	}
-	addrs := startCluster(t)
+	addrs := servicetest.StartRedisCluster(t)
 	storetest.Run(t, func(t *testing.T) tether.Store {
 		return openTest(t, "redis+cluster://"+strings.Join(addrs, ","), "")
 	})
@@ -155,7 +154,7 @@ func FuzzDecode(f *testing.F) {
 // that an earlier revoke-all already killed, even while its record still
 // exists (clean-up is best effort).
 func TestKeptSessionIsNotRevived(t *testing.T) {
-	addr := sharedRedisAddr(t)
+	addr := servicetest.SharedRedis(t)
 	s := openTest(t, "redis://"+addr, addr)
 	ctx := context.Background()
 	n := time.Now()
@@ -224,7 +223,7 @@ func TestKeptSessionIsNotRevived(t *testing.T) {
 // TestTTLs checks that every key this store writes expires, except roles,
 // and that no TTL goes past a record's absolute expiry.
 func TestTTLs(t *testing.T) {
-	addr := sharedRedisAddr(t)
+	addr := servicetest.SharedRedis(t)
 	s := openTest(t, "redis://"+addr, addr)
 	ctx := context.Background()
 	n := time.Now()
@@ -267,7 +266,7 @@ func TestConformanceSentinel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Redis and a Sentinel")
 	}
-	addr := startSentinel(t)
+	addr := servicetest.StartSentinel(t, "tether")
 	storetest.Run(t, func(t *testing.T) tether.Store {
 		return openTest(t, "redis+sentinel://"+addr+"/0?master=tether", "")
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/tetherhq/tether/internal/servicetest"
 )
 
 // TestScale shows that List and DeleteSubject for one subject cost
@@ -41,9 +43,9 @@ func TestScale(t *testing.T) {
 		total = n
 	}
 	open := func() *Store {
-		r := startRedis(t, "--maxmemory-policy", "noeviction")
+		r := servicetest.StartRedis(t, "--maxmemory-policy", "noeviction")
 		// A generous timeout: the load's pipelines are long on a busy machine.
-		s, err := Open(context.Background(), "redis://"+r.addr(), Options{Timeout: 30 * time.Second})
+		s, err := Open(context.Background(), "redis://"+r.Addr(), Options{Timeout: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
