@@ -321,6 +321,14 @@ func TestCookieAuthAndCSRF(t *testing.T) {
 		})
 	}
 
+	t.Run("handshake mint cross-site", func(t *testing.T) {
+		e := newEnv(t)
+		c := e.create(t, `{"subject":"alice"}`)
+		w := serve(e.pub, req(http.MethodPost, "/v1/handshakes", strings.NewReader(`{"audience":"https://b.example"}`),
+			"Host", loopback, "Cookie", cookie(c.Token), "Sec-Fetch-Site", "cross-site", "Content-Type", "application/json"))
+		wantError(t, w, http.StatusForbidden, "cross_origin", "")
+	})
+
 	t.Run("GET needs no CSRF headers", func(t *testing.T) {
 		e := newEnv(t)
 		c := e.create(t, `{"subject":"alice"}`)
@@ -417,5 +425,16 @@ func TestSecurityHeadersAndUnknownRoutes(t *testing.T) {
 				t.Errorf("Cache-Control on a JSON answer: got %q, want no-store", cc)
 			}
 		})
+	}
+}
+
+// TestTokenInURLIgnored: a token in the query string never authenticates, so
+// no one is led to put one in a URL (ASVS 14.2.1).
+func TestTokenInURLIgnored(t *testing.T) {
+	e := newEnv(t)
+	live := e.create(t, `{"subject":"alice"}`)
+	for _, name := range []string{"token", "access_token", "session", "sid"} {
+		w := serve(e.pub, req(http.MethodGet, "/v1/session?"+name+"="+live.Token, nil))
+		wantError(t, w, http.StatusUnauthorized, "unauthenticated", "")
 	}
 }
