@@ -22,6 +22,7 @@ type Claims struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	NotBefore time.Time // zero when the token has no nbf
+	AuthTime  time.Time // when the subject authenticated at the issuer; zero when not given
 
 	// LocalSubject is Subject as the receiving node names it: prefixed per
 	// the issuer's subject_prefix. Sessions are created for LocalSubject.
@@ -45,7 +46,7 @@ const (
 // registered are the claim names this package reads. A key that differs
 // from one of them only by case is refused, because a case-insensitive
 // decoder elsewhere (Go's encoding/json is one) would read it as the claim.
-var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
+var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "auth_time"}
 
 // decodeObject decodes exactly one JSON object, keeping the exact spelling of
 // its member names, and refuses invalid UTF-8, duplicate names and trailing
@@ -144,7 +145,7 @@ func parseClaims(payload []byte, te timeEncoding) (*Claims, error) {
 		name     string
 		dst      *time.Time
 		optional bool
-	}{{"exp", &c.ExpiresAt, false}, {"iat", &c.IssuedAt, false}, {"nbf", &c.NotBefore, true}}
+	}{{"exp", &c.ExpiresAt, false}, {"iat", &c.IssuedAt, false}, {"nbf", &c.NotBefore, true}, {"auth_time", &c.AuthTime, true}}
 	for _, f := range times {
 		v, present := m[f.name]
 		if !present && f.optional {
@@ -210,6 +211,8 @@ func (c *Claims) check(now time.Time, leeway time.Duration, aud string) error {
 		return reject(ErrNotYetValid, "iat in the future")
 	case !c.NotBefore.IsZero() && c.NotBefore.After(now.Add(leeway)):
 		return reject(ErrNotYetValid, "nbf in the future")
+	case c.AuthTime.After(c.IssuedAt):
+		return reject(ErrClaims, "auth_time after iat")
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ type jwtClaims struct {
 	IssuedAt int64  `json:"iat"`
 	Expiry   int64  `json:"exp"`
 	ID       string `json:"jti"`
+	AuthTime int64  `json:"auth_time,omitempty"`
 }
 
 // signJWT signs claims in compact serialization with a typed key bound to
@@ -34,6 +35,7 @@ func signJWT(alg string, key any, kid string, c *Claims) (string, error) {
 	payload, err := json.Marshal(jwtClaims{
 		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience,
 		IssuedAt: c.IssuedAt.Unix(), Expiry: c.ExpiresAt.Unix(), ID: c.ID,
+		AuthTime: unixOrZero(c.AuthTime),
 	})
 	if err != nil {
 		return "", err
@@ -157,4 +159,12 @@ func (v *Verifier) verifyJWT(ctx context.Context, tainted string, now time.Time)
 		return nil, err
 	}
 	return c, c.localize(entry.prefix)
+}
+
+// unixOrZero is t in Unix seconds, or 0 (omitted) for the zero time.
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }

@@ -73,10 +73,19 @@ func NewMinter(issuer string, cfg Config, ring *KeyRing, baseDir string, now fun
 	return m, nil
 }
 
+// MintOption is a per-token choice.
+type MintOption func(*Claims)
+
+// WithAuthTime puts the time the subject authenticated into the token
+// (auth_time), so that the receiver's session keeps the original login time.
+func WithAuthTime(t time.Time) MintOption {
+	return func(c *Claims) { c.AuthTime = t.UTC().Truncate(time.Second) }
+}
+
 // Mint returns a new single-use token for audience about subject, its
 // format ("jwt" or "paseto") and its expiry. An audience that is not
 // configured gives ErrUnknownAudience.
-func (m *Minter) Mint(audience, subject string) (token, format string, expiresAt time.Time, err error) {
+func (m *Minter) Mint(audience, subject string, opts ...MintOption) (token, format string, expiresAt time.Time, err error) {
 	spec, ok := m.audiences[audience]
 	if !ok {
 		return "", "", time.Time{}, ErrUnknownAudience
@@ -88,6 +97,12 @@ func (m *Minter) Mint(audience, subject string) (token, format string, expiresAt
 	c := &Claims{
 		Issuer: m.issuer, Subject: subject, Audience: audience,
 		ID: rand.Text(), IssuedAt: iat, ExpiresAt: iat.Add(m.ttl),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.AuthTime.After(iat) {
+		return "", "", time.Time{}, errors.New("handshake: auth time after the token's issue time")
 	}
 	if token, err = spec.sign(c); err != nil {
 		return "", "", time.Time{}, fmt.Errorf("handshake: mint: %w", err)

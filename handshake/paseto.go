@@ -26,6 +26,9 @@ func pasetoToken(c *Claims) paseto.Token {
 	t.SetJti(c.ID)
 	t.SetIssuedAt(c.IssuedAt.UTC())
 	t.SetExpiration(c.ExpiresAt.UTC())
+	if !c.AuthTime.IsZero() {
+		t.SetString("auth_time", c.AuthTime.UTC().Format(time.RFC3339))
+	}
 	return t
 }
 

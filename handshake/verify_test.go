@@ -521,3 +521,32 @@ func TestUnusableSubjectRefusedBeforeConsume(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthTime: the subject's login time travels in auth_time, in every
+// format, and a token whose auth_time is after its iat is refused.
+func TestAuthTime(t *testing.T) {
+	e := newEnv(t)
+	login := e.clock.Now().Add(-time.Hour)
+	for _, alg := range allAlgs {
+		tok, _, _, err := e.minters[alg].Mint(audB, "alice", WithAuthTime(login))
+		if err != nil {
+			t.Fatalf("Mint(%s): %v", alg, err)
+		}
+		c, err := e.verifier.Verify(context.Background(), tok)
+		if err != nil || !c.AuthTime.Equal(login) {
+			t.Errorf("%s: got auth time %v, %v; want %v", alg, c, err, login)
+		}
+	}
+	if c, err := e.verifier.Verify(context.Background(), e.mint(t, AlgHS256)); err != nil || !c.AuthTime.IsZero() {
+		t.Errorf("without auth_time: got %v, %v; want a zero AuthTime", c, err)
+	}
+	if _, _, _, err := e.minters[AlgHS256].Mint(audB, "alice", WithAuthTime(e.clock.Now().Add(time.Hour))); err == nil {
+		t.Error("Mint with an auth time in the future: got nil error")
+	}
+	now := e.clock.Now()
+	future := strconv.FormatInt(now.Add(time.Minute).Unix(), 10)
+	tok := craftJWT(`{"alg":"HS256","typ":"handshake+jwt"}`, claimsJSON(now, nil, `"auth_time":`+future), signHS256(e.hsKey))
+	if _, err := e.verifier.Verify(context.Background(), tok); !errors.Is(err, ErrClaims) {
+		t.Errorf("auth_time after iat: got %v, want ErrClaims", err)
+	}
+}

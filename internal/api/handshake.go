@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"strings"
@@ -29,7 +30,13 @@ func (s *Server) mintHandshake(w http.ResponseWriter, r *http.Request, sess *tet
 	if s.minter == nil {
 		return badRequest("unknown audience: this node mints no handshake tokens")
 	}
-	token, format, exp, err := s.minter.Mint(req.Audience, sess.Subject)
+	// The login behind this session travels along, so that the receiver's
+	// session keeps it (ASVS 7.6.1) rather than starting a fresh clock.
+	authTime := sess.AuthTime
+	if authTime.IsZero() {
+		authTime = sess.CreatedAt
+	}
+	token, format, exp, err := s.minter.Mint(req.Audience, sess.Subject, handshake.WithAuthTime(authTime))
 	if errors.Is(err, handshake.ErrUnknownAudience) {
 		return badRequest("unknown audience %q", req.Audience)
 	}
@@ -194,7 +201,7 @@ func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session,
 		return "", nil, err
 	}
 	return s.m.Create(r.Context(), tether.CreateParams{
-		Subject: claims.LocalSubject, AuthTime: claims.IssuedAt, AuthMethod: "handshake",
+		Subject: claims.LocalSubject, AuthTime: cmp.Or(claims.AuthTime, claims.IssuedAt), AuthMethod: "handshake",
 		Metadata: handshakeMetadata(r, claims.Issuer),
 	})
 }

@@ -909,3 +909,25 @@ func TestExchangeFailuresRateLimited(t *testing.T) {
 		t.Error("429 without Retry-After")
 	}
 }
+
+// TestHandshakeCarriesLoginTime: the session B makes from A's handshake keeps
+// the time alice logged in at A, not the time of the exchange (ASVS 7.6.1).
+func TestHandshakeCarriesLoginTime(t *testing.T) {
+	f := newHSFixture(t)
+	alice := f.a.create(t, `{"subject":"alice"}`)
+	w := f.mintHTTP(t, alice.Token, issB)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("mint: got %d %s, want 201", w.Code, w.Body)
+	}
+	minted := decode[struct {
+		Token string `json:"token"`
+	}](t, w)
+	w = f.exchange(minted.Token)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("exchange: got %d %s, want 201", w.Code, w.Body)
+	}
+	want := alice.Session.CreatedAt.Truncate(time.Second)
+	if got := decode[exchanged](t, w).Session.AuthTime; !got.Equal(want) {
+		t.Errorf("auth_time at B: got %v, want alice's login at A, %v", got, want)
+	}
+}
