@@ -372,3 +372,25 @@ func TestCreateRateLimit(t *testing.T) {
 	// The limit is per subject: another one is unaffected.
 	e.create(t, `{"subject":"quiet"}`)
 }
+
+// TestAdminFailuresKeyedByIPv6Prefix: addresses of one IPv6 /64 share a
+// failure bucket, since one client can take as many of them as it likes.
+func TestAdminFailuresKeyedByIPv6Prefix(t *testing.T) {
+	e := newEnv(t)
+	var code int
+	var body string
+	for i := range 11 {
+		r := req(http.MethodGet, "/v1/sessions/0000000000000000", nil, "Authorization", "Bearer wrong")
+		r.RemoteAddr = fmt.Sprintf("[2001:db8:1:2::%x]:40000", i+1)
+		w := serve(e.adm, r)
+		code, body = w.Code, w.Body.String()
+	}
+	if code != http.StatusTooManyRequests {
+		t.Fatalf("11th failure from one /64: got %d %s, want 429", code, body)
+	}
+	r := req(http.MethodGet, "/v1/sessions/0000000000000000", nil, "Authorization", "Bearer wrong")
+	r.RemoteAddr = "[2001:db8:1:3::1]:40000" // another /64
+	if w := serve(e.adm, r); w.Code != http.StatusUnauthorized {
+		t.Errorf("another /64: got %d, want 401", w.Code)
+	}
+}

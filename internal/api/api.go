@@ -227,15 +227,15 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 
 // checkAdmin authenticates an admin request by its Bearer key.
 func (s *Server) checkAdmin(r *http.Request) error {
-	ip := tether.ClientIP(r)
-	if wait := s.limits.adminFailures.blocked(ip); wait > 0 {
+	client := clientKey(r)
+	if wait := s.limits.adminFailures.blocked(client); wait > 0 {
 		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many failed admin authentications", retry: wait}
 	}
 	h := r.Header.Get("Authorization")
 	scheme, key, _ := strings.Cut(h, " ")
 	sum := sha256.Sum256([]byte(strings.TrimSpace(key)))
 	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], s.adminKey[:]) != 1 {
-		s.limits.adminFailures.take(ip)
+		s.limits.adminFailures.take(client)
 		s.metrics.adminAuthFailures.Inc()
 		return errUnauthenticated
 	}

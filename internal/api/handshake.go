@@ -169,7 +169,7 @@ func (s *Server) checkExchangeRequest(r *http.Request) error {
 	if err := crossOrigin.Check(r); err != nil {
 		return tether.ErrCrossOrigin
 	}
-	if wait := s.limits.exchangeFailures.blocked(tether.ClientIP(r)); wait > 0 {
+	if wait := s.limits.exchangeFailures.blocked(clientKey(r)); wait > 0 {
 		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many refused exchanges", retry: wait}
 	}
 	return nil
@@ -179,7 +179,7 @@ func (s *Server) checkExchangeRequest(r *http.Request) error {
 // client's failure bucket) and returns the one answer every refusal gets.
 func (s *Server) refuseExchange(r *http.Request, reason string) error {
 	s.metrics.exchangeFailures.WithLabelValues(reason).Inc()
-	s.limits.exchangeFailures.take(tether.ClientIP(r))
+	s.limits.exchangeFailures.take(clientKey(r))
 	s.log.Info("handshake refused", "reason", reason, "remote", tether.ClientIP(r))
 	return errUnauthenticated
 }

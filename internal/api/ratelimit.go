@@ -1,10 +1,14 @@
 package api
 
 import (
+	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/tetherhq/tether"
 )
 
 // limiters are the server's token buckets.
@@ -61,6 +65,17 @@ func (k *keyedLimiter) allow(key string) (bool, time.Duration) {
 		return false, d
 	}
 	return true, 0
+}
+
+// clientKey is the rate-limit key of a request's client: its IP address, or
+// for IPv6 its /64, which one client can fill with addresses at will.
+func clientKey(r *http.Request) string {
+	ip, err := netip.ParseAddr(tether.ClientIP(r))
+	if err != nil || ip.Unmap().Is4() {
+		return tether.ClientIP(r)
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
 }
 
 // blocked says how long key must wait before its next attempt, without taking
