@@ -55,21 +55,26 @@ func signJWT(alg string, key any, kid string, c *Claims) (string, error) {
 	return jws.CompactSerialize()
 }
 
-// jwtIssuer is one trusted JWT issuer: a pinned alg and a typed key, either
+// jwtIssuer is one trusted JWT issuer: a pinned alg and typed keys, either
 // static (from configuration) or from the issuer's configured JWKS.
 type jwtIssuer struct {
 	issuer string
 	prefix string // subject prefix
 	alg    string
-	static any // []byte (HS256), ed25519.PublicKey or *ecdsa.PublicKey
+	static []any // []byte (HS256: several while a shared key rotates), ed25519.PublicKey or *ecdsa.PublicKey
 	jwks   *jwksCache
 }
 
-func (j *jwtIssuer) key(ctx context.Context, kid string) (any, error) {
+// keys returns the keys that may have signed a token with this kid.
+func (j *jwtIssuer) keys(ctx context.Context, kid string) ([]any, error) {
 	if j.jwks == nil {
-		return j.static, nil // a single configured key: kid selects nothing
+		return j.static, nil // configured keys: kid selects nothing
 	}
-	return j.jwks.key(ctx, kid)
+	k, err := j.jwks.key(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	return []any{k}, nil
 }
 
 // jwtHeader holds the strictly checked protected header.
@@ -136,7 +141,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, tainted string, now time.Time)
 	if entry == nil {
 		return nil, reject(ErrAlgorithm, "alg is not the issuer's pinned alg")
 	}
-	key, err := entry.key(ctx, hdr.kid)
+	keys, err := entry.keys(ctx, hdr.kid)
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +149,13 @@ func (v *Verifier) verifyJWT(ctx context.Context, tainted string, now time.Time)
 	if err != nil {
 		return nil, reject(ErrMalformed, "JWS does not parse")
 	}
-	payload, err := jws.Verify(key)
-	if err != nil {
+	var payload []byte
+	for _, key := range keys {
+		if payload, err = jws.Verify(key); err == nil {
+			break
+		}
+	}
+	if payload == nil {
 		return nil, reject(ErrSignature, "JWS does not verify")
 	}
 	c, err := parseClaims(payload, numericDate)

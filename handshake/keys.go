@@ -62,10 +62,22 @@ func readKeyFile(path string) (string, error) {
 	return strings.TrimSpace(string(buf)), nil
 }
 
-// loadSharedKey reads a shared key for alg (HS256 or v4.local): at least 32
-// bytes as unpadded base64url, or for v4.local a PASERK k4.local key. A
-// v4.local key is exactly 32 bytes.
+// loadSharedKey reads the key that signs: the first of the file's keys.
 func loadSharedKey(path, alg string) ([]byte, error) {
+	keys, err := loadSharedKeys(path, alg)
+	if err != nil {
+		return nil, err
+	}
+	return keys[0], nil
+}
+
+// loadSharedKeys reads a shared key file for alg (HS256 or v4.local): one key
+// per line, each at least 32 bytes as unpadded base64url, or for v4.local a
+// PASERK k4.local key; a v4.local key is exactly 32 bytes. The first key
+// signs and every key verifies, so a shared key rotates without a gap: add
+// the new key to the receivers' file, then put it first at the issuer, then
+// drop the old one.
+func loadSharedKeys(path, alg string) ([][]byte, error) {
 	if err := checkPerm(path, 0o600); err != nil {
 		return nil, err
 	}
@@ -73,21 +85,39 @@ func loadSharedKey(path, alg string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	var keys [][]byte
+	for line := range strings.Lines(text) {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		key, err := parseSharedKey(line, alg)
+		if err != nil {
+			return nil, fmt.Errorf("handshake: key file %s: %v", path, err)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("handshake: key file %s holds no key", path)
+	}
+	return keys, nil
+}
+
+func parseSharedKey(text, alg string) ([]byte, error) {
 	if strings.Contains(text, ".") { // a PASERK; plain base64url has no dots
 		if alg != AlgV4Local || !strings.HasPrefix(text, paserkLocal) {
-			return nil, fmt.Errorf("handshake: key file %s: PASERK type does not fit %s", path, alg)
+			return nil, fmt.Errorf("PASERK type does not fit %s", alg)
 		}
 		text = strings.TrimPrefix(text, paserkLocal)
 	}
 	key, err := decodeB64(text)
 	if err != nil {
-		return nil, fmt.Errorf("handshake: key file %s: %v", path, err)
+		return nil, err
 	}
 	if len(key) < minSharedKey {
-		return nil, fmt.Errorf("handshake: key file %s: shared key is %d bytes, want at least %d", path, len(key), minSharedKey)
+		return nil, fmt.Errorf("shared key is %d bytes, want at least %d", len(key), minSharedKey)
 	}
 	if alg == AlgV4Local && len(key) != pasetoKeySize {
-		return nil, fmt.Errorf("handshake: key file %s: v4.local key is %d bytes, want %d", path, len(key), pasetoKeySize)
+		return nil, fmt.Errorf("v4.local key is %d bytes, want %d", len(key), pasetoKeySize)
 	}
 	return key, nil
 }

@@ -98,11 +98,15 @@ func NewVerifier(audience string, cfg Config, baseDir string, opts ...VerifierOp
 func (v *Verifier) add(s IssuerSpec, baseDir string, deps verifierDeps) error {
 	switch s.Alg {
 	case AlgHS256:
-		key, err := loadSharedKey(resolve(baseDir, s.KeyFile), s.Alg)
+		keys, err := loadSharedKeys(resolve(baseDir, s.KeyFile), s.Alg)
 		if err != nil {
 			return err
 		}
-		v.jwt[s.Issuer] = append(v.jwt[s.Issuer], &jwtIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), alg: s.Alg, static: key})
+		e := &jwtIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), alg: s.Alg}
+		for _, k := range keys {
+			e.static = append(e.static, k)
+		}
+		v.jwt[s.Issuer] = append(v.jwt[s.Issuer], e)
 	case AlgEdDSA, AlgES256:
 		e := &jwtIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), alg: s.Alg}
 		if s.JWKSURL != "" {
@@ -112,7 +116,7 @@ func (v *Verifier) add(s IssuerSpec, baseDir string, deps verifierDeps) error {
 			if err != nil {
 				return err
 			}
-			e.static = key
+			e.static = []any{key}
 		}
 		v.jwt[s.Issuer] = append(v.jwt[s.Issuer], e)
 	case AlgV4Public:
@@ -126,15 +130,17 @@ func (v *Verifier) add(s IssuerSpec, baseDir string, deps verifierDeps) error {
 		}
 		v.paseto[s.Alg] = append(v.paseto[s.Alg], &pasetoIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), public: key})
 	case AlgV4Local:
-		raw, err := loadSharedKey(resolve(baseDir, s.KeyFile), s.Alg)
+		raws, err := loadSharedKeys(resolve(baseDir, s.KeyFile), s.Alg)
 		if err != nil {
 			return err
 		}
-		key, err := paseto.V4SymmetricKeyFromBytes(raw)
-		if err != nil {
-			return err
+		for _, raw := range raws { // each is tried in turn, like issuers of one purpose
+			key, err := paseto.V4SymmetricKeyFromBytes(raw)
+			if err != nil {
+				return err
+			}
+			v.paseto[s.Alg] = append(v.paseto[s.Alg], &pasetoIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), local: key})
 		}
-		v.paseto[s.Alg] = append(v.paseto[s.Alg], &pasetoIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), local: key})
 	}
 	return nil
 }

@@ -550,3 +550,48 @@ func TestAuthTime(t *testing.T) {
 		t.Errorf("auth_time after iat: got %v, want ErrClaims", err)
 	}
 }
+
+// TestSharedKeyRotation: a shared key file may hold several keys, one per
+// line; the first signs and all verify, so HS256 and v4.local keys rotate
+// without a gap.
+func TestSharedKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	oldKey, newKey := b64.EncodeToString(randomBytes(t, 32)), b64.EncodeToString(randomBytes(t, 32))
+	writeFile(t, dir, "old.key", oldKey+"\n")
+	writeFile(t, dir, "new.key", newKey+"\n")
+	writeFile(t, dir, "both.key", newKey+"\n\n"+oldKey+"\n")
+	clock := newClock()
+	for _, alg := range []string{AlgHS256, AlgV4Local} {
+		minter := func(file string) *Minter {
+			m, err := NewMinter(issuerA, Config{Audiences: map[string]AudienceSpec{audB: {Format: formatOf(alg), Alg: alg, KeyFile: file}}}, nil, dir, clock.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		verifier := func(file string) *Verifier {
+			v, err := NewVerifier(audB, Config{TrustedIssuers: []IssuerSpec{{Issuer: issuerA, Format: formatOf(alg), Alg: alg, KeyFile: file}}}, dir, WithNow(clock.Now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		both := verifier("both.key")
+		for _, signer := range []string{"old.key", "new.key", "both.key"} {
+			tok, _, _, err := minter(signer).Mint(audB, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := both.Verify(context.Background(), tok); err != nil {
+				t.Errorf("%s signed with %s, verified with both keys: %v", alg, signer, err)
+			}
+		}
+		tok, _, _, _ := minter("both.key").Mint(audB, "alice")
+		if _, err := verifier("new.key").Verify(context.Background(), tok); err != nil {
+			t.Errorf("%s: the first key of a file signs: %v", alg, err)
+		}
+		if _, err := verifier("old.key").Verify(context.Background(), tok); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: a token signed with the new key verified with the old one alone: %v", alg, err)
+		}
+	}
+}
