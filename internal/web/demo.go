@@ -74,7 +74,7 @@ func DemoSignIn(cfg DemoConfig) (http.Handler, error) {
 		}
 		token, expires, err := cfg.Create(r.Context(), subject, tether.ClientMetadata(r))
 		if err != nil {
-			http.Error(w, "could not sign in: "+err.Error(), http.StatusInternalServerError)
+			http.Error(w, "could not sign in: the session store failed", http.StatusServiceUnavailable)
 			return
 		}
 		tether.SetCookie(w, r, token, expires)
