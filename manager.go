@@ -469,7 +469,7 @@ func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) 
 // the failure was only the caller giving up: a client that hangs up must not
 // be able to empty the cache for everyone.
 func (m *Manager) storeFailed(ctx context.Context) {
-	if m.cache != nil && ctx.Err() == nil {
+	if m.cache != nil && !errors.Is(ctx.Err(), context.Canceled) {
 		m.cache.storeFailed()
 	}
 }

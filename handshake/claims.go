@@ -213,6 +213,8 @@ func (c *Claims) check(now time.Time, leeway time.Duration, aud string) error {
 		return reject(ErrNotYetValid, "nbf in the future")
 	case c.AuthTime.After(c.IssuedAt):
 		return reject(ErrClaims, "auth_time after iat")
+	case !c.AuthTime.IsZero() && c.AuthTime.Unix() <= 0:
+		return reject(ErrClaims, "auth_time before 1970")
 	}
 	return nil
 }

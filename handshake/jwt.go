@@ -168,7 +168,10 @@ func (v *Verifier) verifyJWT(ctx context.Context, tainted string, now time.Time)
 	if err := c.check(now, v.leeway, v.audience); err != nil {
 		return nil, err
 	}
-	return c, c.localize(entry.prefix)
+	if err := c.localize(entry.prefix); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // unixOrZero is t in Unix seconds, or 0 (omitted) for the zero time.

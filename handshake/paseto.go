@@ -103,7 +103,10 @@ func (v *Verifier) verifyPASETO(tainted, alg string, now time.Time) (*Claims, er
 		if err := c.check(now, v.leeway, v.audience); err != nil {
 			return nil, err
 		}
-		return c, c.localize(e.prefix)
+		if err := c.localize(e.prefix); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	if wrongIssuer {
 		return nil, reject(ErrUnknownIssuer, "verified iss is not the key's issuer")

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"cmp"
 	"errors"
 	"net/http"
 	"strings"
@@ -200,8 +199,12 @@ func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session,
 	if err != nil {
 		return "", nil, err
 	}
+	authTime := claims.AuthTime // the login at the issuer, or else the handshake's own time
+	if authTime.IsZero() {
+		authTime = claims.IssuedAt
+	}
 	return s.m.Create(r.Context(), tether.CreateParams{
-		Subject: claims.LocalSubject, AuthTime: cmp.Or(claims.AuthTime, claims.IssuedAt), AuthMethod: "handshake",
+		Subject: claims.LocalSubject, AuthTime: authTime, AuthMethod: "handshake",
 		Metadata: handshakeMetadata(r, claims.Issuer),
 	})
 }

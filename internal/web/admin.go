@@ -62,23 +62,22 @@ func consoleCookie(r *http.Request) *http.Cookie {
 	return c
 }
 
-// consoleSession returns the console session r's cookie stands for.
+// consoleSession returns the console session r's cookie stands for. Only
+// the cookie name this request would be given counts: over TLS a plainly
+// named cookie could have been planted (cookie tossing).
 func (p *Pages) consoleSession(r *http.Request) (*tether.Session, string, error) {
-	for _, name := range []string{SecureConsoleCookieName, ConsoleCookieName} {
-		c, err := r.Cookie(name)
-		if err != nil || c.Value == "" {
-			continue
-		}
-		sess, err := p.console.Validate(r.Context(), c.Value)
-		if err != nil {
-			return nil, "", err
-		}
-		if sess.Subject != ConsoleSubject {
-			return nil, "", tether.ErrInvalidToken
-		}
-		return sess, c.Value, nil
+	c, err := r.Cookie(consoleCookie(r).Name)
+	if err != nil || c.Value == "" {
+		return nil, "", tether.ErrInvalidToken
 	}
-	return nil, "", tether.ErrInvalidToken
+	sess, err := p.console.Validate(r.Context(), c.Value)
+	if err != nil {
+		return nil, "", err
+	}
+	if sess.Subject != ConsoleSubject {
+		return nil, "", tether.ErrInvalidToken
+	}
+	return sess, c.Value, nil
 }
 
 var errConsoleSignedOut = &pageError{http.StatusUnauthorized, "Signed out",
