@@ -191,14 +191,15 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	m.stats.created.Add(1)
 	// Roles are written only once the session exists, so a failed create
 	// changes nothing; a failure here leaves a session nobody holds the token of.
-	if p.Roles != nil {
-		if err := m.SetRoles(ctx, p.Subject, p.Roles); err != nil {
+	roles := p.Roles
+	if roles != nil {
+		if err := m.SetRoles(ctx, p.Subject, roles); err != nil {
 			return "", nil, err
 		}
-	}
-	roles, err := m.store.Roles(ctx, p.Subject)
-	if err != nil {
+	} else if r, err := m.store.Roles(ctx, p.Subject); err != nil {
 		return "", nil, fmt.Errorf("tether: create session: %w", err)
+	} else {
+		roles = r
 	}
 	if err := m.enforceSessionCap(ctx, p.Subject, rec.ID); err != nil {
 		// The session stands; an over-full subject is trimmed on its next create.
@@ -386,11 +387,14 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 // RevokeOwned ends session id if it belongs to subject. Another subject's
 // session is ErrNotFound, so that session IDs of others cannot be probed.
 func (m *Manager) RevokeOwned(ctx context.Context, subject, id string) error {
-	s, err := m.Get(ctx, id)
-	if err != nil {
-		return err
+	if !ValidID(id) {
+		return ErrNotFound
 	}
-	if s.Subject != subject {
+	rec, err := m.store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("tether: revoke session: %w", err)
+	}
+	if rec.Subject != subject {
 		return ErrNotFound
 	}
 	return m.Revoke(ctx, id)

@@ -109,12 +109,8 @@ func (s *Server) setRoles(w http.ResponseWriter, r *http.Request) error {
 	if req.Roles == nil {
 		return badRequest(`"roles" is required (an empty list clears them)`)
 	}
-	subject := r.PathValue("subject")
-	if err := s.m.SetRoles(r.Context(), subject, *req.Roles); err != nil {
-		return err
-	}
-	roles, err := s.m.Roles(r.Context(), subject)
-	if err != nil {
+	subject, roles := r.PathValue("subject"), *req.Roles
+	if err := s.m.SetRoles(r.Context(), subject, roles); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"subject": subject, "roles": roles})
