@@ -315,16 +315,16 @@ func benchPropagation(ctx context.Context, dir, storeURL string, trials int, pro
 		if err != nil {
 			return row, err
 		}
-		if code, err := demoCall(client, "GET", n2.public+"/v1/session", token, nil, nil); err != nil || code != http.StatusOK {
+		if code, err := callJSON(client, "GET", n2.public+"/v1/session", token, nil, nil); err != nil || code != http.StatusOK {
 			return row, fmt.Errorf("warm-up on node %d: status %d: %v", row.Nodes, code, err)
 		}
 		id := tether.InspectToken(token).SessionID
-		if code, err := demoCall(client, "DELETE", n1.admin+"/v1/sessions/"+id, n1.adminKey, nil, nil); err != nil || code != http.StatusNoContent {
-			return row, fmt.Errorf("revoke: status %d: %v", code, err)
+		if err := n1.adminAPI.RevokeSession(ctx, id); err != nil {
+			return row, fmt.Errorf("revoke: %w", err)
 		}
 		t0 := time.Now()
 		for {
-			code, err := demoCall(client, "GET", n2.public+"/v1/session", token, nil, nil)
+			code, err := callJSON(client, "GET", n2.public+"/v1/session", token, nil, nil)
 			if err != nil {
 				return row, err
 			}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/adminclient"
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/internal/selfcontained"
 )
@@ -41,34 +40,6 @@ their addresses, so you can watch a revocation take effect in a second window.`,
 			return runDemo(c.Context(), c.OutOrStdout())
 		},
 	})
-}
-
-// demoCall makes one HTTP call and decodes a JSON answer into out, if given.
-func demoCall(client *http.Client, method, url, bearer string, body any, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return 0, err
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return resp.StatusCode, err
-		}
-	}
-	return resp.StatusCode, nil
 }
 
 // jwtVerdict says what a JWT-session service concludes from the token alone.
@@ -96,7 +67,7 @@ func runDemo(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "Tether demo: service A on %s (admin %s), embedded store in %s\n\n", d.a.public, d.a.admin, dir)
 
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	if err := demoScenarioA(d, out, w); err != nil {
+	if err := demoScenarioA(ctx, d, out, w); err != nil {
 		return fmt.Errorf("scenario A: %w", err)
 	}
 	if err := demoScenarioBC(ctx, d, out, w); err != nil {
@@ -195,7 +166,7 @@ func verdict(code int, err error, ok string) string {
 	}
 }
 
-func demoScenarioA(d *demoNodes, out io.Writer, w *tabwriter.Writer) error {
+func demoScenarioA(ctx context.Context, d *demoNodes, out io.Writer, w *tabwriter.Writer) error {
 	a := d.a
 	step := func(n int, what, opaque, jwtSays string) {
 		fmt.Fprintf(w, "%d.\t%s\t%s\t%s\n", n, what, opaque, jwtSays)
@@ -207,24 +178,16 @@ func demoScenarioA(d *demoNodes, out io.Writer, w *tabwriter.Writer) error {
 	alice := d.http
 	thief := &http.Client{Timeout: 5 * time.Second}
 	jwts := selfcontained.Find(demoIssuerA, "JWT HS256")
-	var created struct {
-		Token   string `json:"token"`
-		Session struct {
-			ID    string   `json:"id"`
-			Roles []string `json:"roles"`
-		} `json:"session"`
+	token, sess, err := a.adminAPI.CreateSession(ctx, adminclient.CreateSessionRequest{
+		Subject: "alice", Roles: []string{"admin"},
+		Metadata: map[string]string{"user_agent": "alice-laptop", "device": "laptop"},
+	})
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
 	}
-	code, err := demoCall(alice, "POST", a.admin+"/v1/sessions", a.adminKey, map[string]any{
-		"subject": "alice", "roles": []string{"admin"},
-		"metadata": map[string]string{"user_agent": "alice-laptop", "device": "laptop"},
-	}, &created)
-	if err != nil || code != http.StatusCreated {
-		return fmt.Errorf("login: status %d: %v", code, err)
-	}
-	token := created.Token
 	now := time.Now()
 	jwtToken, err := jwts.Mint(selfcontained.Claims{
-		Issuer: demoIssuerA, Subject: "alice", SessionID: created.Session.ID, Roles: []string{"admin"},
+		Issuer: demoIssuerA, Subject: "alice", SessionID: sess.ID, Roles: []string{"admin"},
 		IssuedAt: now, Expiry: now.Add(15 * time.Minute),
 	})
 	if err != nil {
@@ -238,18 +201,16 @@ func demoScenarioA(d *demoNodes, out io.Writer, w *tabwriter.Writer) error {
 		var s struct {
 			Roles []string `json:"roles"`
 		}
-		code, err := demoCall(c, "GET", a.public+"/v1/session", token, nil, &s)
+		code, err := callJSON(c, "GET", a.public+"/v1/session", token, nil, &s)
 		return verdict(code, err, "roles "+strings.Join(s.Roles, ","))
 	}
 	step(2, "alice requests her session", whoami(alice), jwtVerdict(jwts, jwtToken))
 
-	var roles struct {
-		Roles []string `json:"roles"`
+	roles, err := a.adminAPI.SetRoles(ctx, "alice", []string{"viewer"})
+	if err != nil {
+		return fmt.Errorf("demote: %w", err)
 	}
-	if code, err := demoCall(alice, "PUT", a.admin+"/v1/subjects/alice/roles", a.adminKey, map[string]any{"roles": []string{"viewer"}}, &roles); err != nil || code != http.StatusOK {
-		return fmt.Errorf("demote: status %d: %v", code, err)
-	}
-	step(3, "an admin demotes alice to viewer", "200, roles now "+strings.Join(roles.Roles, ","), "nothing to change: roles are baked in")
+	step(3, "an admin demotes alice to viewer", "200, roles now "+strings.Join(roles, ","), "nothing to change: roles are baked in")
 	step(4, "alice's next request", whoami(alice), jwtVerdict(jwts, jwtToken)+": stale")
 
 	step(5, "a thief replays alice's stolen token", whoami(thief), jwtVerdict(jwts, jwtToken))
@@ -257,7 +218,7 @@ func demoScenarioA(d *demoNodes, out io.Writer, w *tabwriter.Writer) error {
 	var revoked struct {
 		Revoked int `json:"revoked"`
 	}
-	if code, err := demoCall(alice, "DELETE", a.public+"/v1/sessions", token, nil, &revoked); err != nil || code != http.StatusOK {
+	if code, err := callJSON(alice, "DELETE", a.public+"/v1/sessions", token, nil, &revoked); err != nil || code != http.StatusOK {
 		return fmt.Errorf("sign out everywhere: status %d: %v", code, err)
 	}
 	t0 := time.Now()

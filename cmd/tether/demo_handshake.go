@@ -39,7 +39,7 @@ func demoScenarioBC(ctx context.Context, d *demoNodes, out io.Writer, w *tabwrit
 			Token  string `json:"token"`
 			Format string `json:"format"`
 		}
-		code, err := demoCall(d.http, "POST", d.a.public+"/v1/handshakes", token, map[string]string{"audience": audience}, &h)
+		code, err := callJSON(d.http, "POST", d.a.public+"/v1/handshakes", token, map[string]string{"audience": audience}, &h)
 		if err != nil || code != http.StatusCreated {
 			return "", fmt.Errorf("mint for %s: status %d: %v", audience, code, err)
 		}
@@ -52,7 +52,7 @@ func demoScenarioBC(ctx context.Context, d *demoNodes, out io.Writer, w *tabwrit
 				Subject string `json:"subject"`
 			} `json:"session"`
 		}
-		code, err := demoCall(d.http, "POST", n.public+"/v1/handshakes/exchange", "", map[string]string{"token": raw}, &got)
+		code, err := callJSON(d.http, "POST", n.public+"/v1/handshakes/exchange", "", map[string]string{"token": raw}, &got)
 		return verdict(code, err, fmt.Sprintf("own opaque session for %s (%d bytes)", got.Session.Subject, len(got.Token)))
 	}
 
@@ -106,7 +106,7 @@ func demoScenarioBC(ctx context.Context, d *demoNodes, out io.Writer, w *tabwrit
 // PEM file that a receiver can trust.
 func (d *demoNodes) saveSigningKey(alg string) (string, error) {
 	var set jose.JSONWebKeySet
-	if code, err := demoCall(d.http, "GET", d.a.public+"/.well-known/jwks.json", "", nil, &set); err != nil || code != http.StatusOK {
+	if code, err := callJSON(d.http, "GET", d.a.public+"/.well-known/jwks.json", "", nil, &set); err != nil || code != http.StatusOK {
 		return "", fmt.Errorf("fetch JWKS: status %d: %v", code, err)
 	}
 	for _, k := range set.Keys {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tetherhq/tether/internal/adminclient"
 	"github.com/tetherhq/tether/internal/web"
 )
 
@@ -60,32 +61,20 @@ func runDemoWeb(ctx context.Context, out io.Writer) error {
 	}
 	defer node.stop()
 
-	client := &http.Client{Timeout: 5 * time.Second}
-	create := func(_ context.Context, subject string, md map[string]string) (string, time.Time, error) {
-		var created struct {
-			Token   string `json:"token"`
-			Session struct {
-				ExpiresAt time.Time `json:"expires_at"`
-			} `json:"session"`
-		}
-		code, err := demoCall(client, "POST", node.admin+"/v1/sessions", node.adminKey,
-			map[string]any{"subject": subject, "metadata": md}, &created)
-		if err == nil && code != http.StatusCreated {
-			err = fmt.Errorf("admin API answered %d", code)
-		}
+	create := func(ctx context.Context, subject string, md map[string]string) (string, time.Time, error) {
+		token, sess, err := node.adminAPI.CreateSession(ctx, adminclient.CreateSessionRequest{Subject: subject, Metadata: md})
 		if err != nil {
 			return "", time.Time{}, fmt.Errorf("create a session for %s: %w", subject, err)
 		}
-		return created.Token, created.Session.ExpiresAt, nil
+		return token, sess.ExpiresAt, nil
 	}
 	for _, md := range demoDevices {
 		if _, _, err := create(ctx, "alice", md); err != nil {
 			return err
 		}
 	}
-	if code, err := demoCall(client, "PUT", node.admin+"/v1/subjects/alice/roles", node.adminKey,
-		map[string]any{"roles": []string{"viewer"}}, nil); err != nil || code != http.StatusOK {
-		return fmt.Errorf("set alice's roles: status %d: %v", code, err)
+	if _, err := node.adminAPI.SetRoles(ctx, "alice", []string{"viewer"}); err != nil {
+		return fmt.Errorf("set alice's roles: %w", err)
 	}
 
 	signIn, err := web.DemoSignIn(web.DemoConfig{

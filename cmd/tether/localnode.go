@@ -1,21 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
-	"fmt"
+	"encoding/json"
 	"io"
 	"net/http"
-	"time"
 
+	"github.com/tetherhq/tether/internal/adminclient"
 	"github.com/tetherhq/tether/internal/config"
 )
 
 // localNode is a `tether serve` running inside this process on loopback, for
 // the demo and the benchmarks.
 type localNode struct {
-	public, admin, adminKey string // base URLs and the admin key
-	stop                    func() error
+	public, admin string              // base URLs
+	adminKey      string              // shown by demo --web, for the console
+	adminAPI      *adminclient.Client // what the CLI speaks to the admin API
+	stop          func() error
 }
 
 // localConfig is a node on free loopback ports with its data in dir.
@@ -36,7 +39,13 @@ func startLocalNode(ctx context.Context, cfg config.Config) (*localNode, error) 
 	select {
 	case addrs := <-ready:
 		stop := func() error { cancel(); return <-done }
-		return &localNode{public: "http://" + addrs[0], admin: "http://" + addrs[1], adminKey: key, stop: stop}, nil
+		n := &localNode{public: "http://" + addrs[0], admin: "http://" + addrs[1], adminKey: key, stop: stop}
+		var err error
+		if n.adminAPI, err = adminclient.New(n.admin, key, nil); err != nil {
+			stop()
+			return nil, err
+		}
+		return n, nil
 	case err := <-done:
 		cancel()
 		return nil, err
@@ -45,13 +54,35 @@ func startLocalNode(ctx context.Context, cfg config.Config) (*localNode, error) 
 
 // createSession logs subject in through the admin API and returns the token.
 func (n *localNode) createSession(ctx context.Context, subject string) (string, error) {
-	var created struct {
-		Token string `json:"token"`
+	token, _, err := n.adminAPI.CreateSession(ctx, adminclient.CreateSessionRequest{Subject: subject})
+	return token, err
+}
+
+// callJSON makes one call to a node's public API and decodes a JSON answer
+// into out, if given.
+func callJSON(client *http.Client, method, url, bearer string, body any, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	code, err := demoCall(client, "POST", n.admin+"/v1/sessions", n.adminKey, map[string]any{"subject": subject}, &created)
-	if err != nil || code != http.StatusCreated {
-		return "", fmt.Errorf("create session: status %d: %v", code, err)
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return 0, err
 	}
-	return created.Token, nil
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp.StatusCode, err
+		}
+	}
+	return resp.StatusCode, nil
 }
