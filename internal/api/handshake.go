@@ -74,11 +74,9 @@ func (s *Server) exchangeHandshake(w http.ResponseWriter, r *http.Request) error
 // exchange: a new login replaces it rather than living beside it, so a
 // session planted in the browser beforehand is worth nothing (fixation).
 func (s *Server) endCookieSession(r *http.Request) {
-	for _, name := range []string{tether.SecureCookieName, tether.CookieName} {
-		if c, err := r.Cookie(name); err == nil && c.Value != "" {
-			if old, err := s.m.Validate(r.Context(), c.Value); err == nil {
-				s.m.Revoke(r.Context(), old.ID)
-			}
+	if token, fromCookie := tether.TokenFromRequest(r); fromCookie {
+		if old, err := s.m.Validate(r.Context(), token); err == nil {
+			s.m.Revoke(r.Context(), old.ID)
 		}
 	}
 }
@@ -165,8 +163,8 @@ func oauthError(code, description string) error {
 // refusals are charged, so one address may carry any amount of legitimate
 // service-to-service traffic.
 func (s *Server) checkExchangeRequest(r *http.Request) error {
-	if err := crossOrigin.Check(r); err != nil {
-		return tether.ErrCrossOrigin
+	if err := tether.CheckCrossOrigin(r); err != nil {
+		return err
 	}
 	if wait := s.limits.exchangeFailures.blocked(clientKey(r)); wait > 0 {
 		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many refused exchanges", retry: wait}
@@ -182,8 +180,6 @@ func (s *Server) refuseExchange(r *http.Request, reason string) error {
 	s.log.Info("handshake refused", "reason", reason, "remote", tether.ClientIP(r))
 	return errUnauthenticated
 }
-
-var crossOrigin = http.NewCrossOriginProtection()
 
 // exchange verifies raw, consumes its (issuer, jti) in the shared store and
 // starts a local session. Every refusal is the same 401: which check failed
