@@ -7,6 +7,21 @@
 //
 // The same cases run against every backend, so no backend's behaviour can drift
 // from the contract written on tether.Store.
+//
+// A backend whose stores share state between instances (one Redis, one
+// database) also passes an Open, which opens one more store on that shared
+// backend, to the multi-node helpers:
+//
+//   - RunNodes: a revoke, a revoke of a subject's sessions and a role change
+//     made through a Manager on one node reach the cache of another
+//     (TwoNodes and Cached are the pieces, for backend-specific tests);
+//   - BenchmarkPropagation: revocation latency between two nodes, reported
+//     as p50/p99 metrics.
+//
+// BenchmarkGet reads one session from a store. For the TETHER_SCALE tests,
+// ScaleSessions gates them and sizes the load, MeasureSubjectOps times List
+// and DeleteSubject on stores that the backend's own bulk loader has filled,
+// and CheckSubjectScaling holds those times to O(subject).
 package storetest
 
 import (
