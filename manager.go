@@ -185,7 +185,8 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
 	}
 	rec = rec.Clone()
-	if err := m.store.Create(ctx, rec); err != nil {
+	ev := m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, map[string]any{"auth_method": p.AuthMethod})
+	if err := m.store.Create(ctx, rec, ev); err != nil {
 		return "", nil, fmt.Errorf("tether: create session: %w", err)
 	}
 	m.stats.created.Add(1)
@@ -226,7 +227,9 @@ func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) 
 		if r.ID == newID {
 			continue
 		}
-		if err := m.Revoke(ctx, r.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		// The cap, not the caller, ends the oldest session.
+		sys := WithActor(ctx, Actor{Kind: ActorSystem})
+		if err := m.revoke(sys, r.ID, map[string]any{"reason": "max_per_subject"}); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		excess--
@@ -341,7 +344,8 @@ func (m *Manager) Rotate(ctx context.Context, rawToken string) (string, *Session
 	token, fresh := newToken(rec.ID)
 	newHash := fresh.hash
 	defer m.invalidateSession(rec.ID)
-	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash); err != nil {
+	ev := m.newEvent(ctx, EventSessionRotated, rec.Subject, rec.ID, nil)
+	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash, ev); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return "", nil, fmt.Errorf("%w: rotated or revoked meanwhile", ErrInvalidToken)
 		}
@@ -373,11 +377,16 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 // Revoke ends one session. When it returns, no node's store read accepts the
 // session, and this node's cache has dropped it.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
+	return m.revoke(ctx, id, nil)
+}
+
+func (m *Manager) revoke(ctx context.Context, id string, detail map[string]any) error {
 	if !ValidID(id) {
 		return ErrNotFound
 	}
 	defer m.invalidateSession(id) // even on error: the outcome may be unknown
-	if err := m.store.Delete(ctx, id); err != nil {
+	ev := m.newEvent(ctx, EventSessionRevoked, "", id, detail) // the store fills in the subject
+	if err := m.store.Delete(ctx, id, ev); err != nil {
 		return fmt.Errorf("tether: revoke session: %w", err)
 	}
 	m.stats.revoked.Add(1)
@@ -407,7 +416,12 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject, keepID string) (in
 		return 0, err
 	}
 	defer m.invalidateSubject(subject)
-	n, err := m.store.DeleteSubject(ctx, subject, keepID)
+	var detail map[string]any
+	if keepID != "" {
+		detail = map[string]any{"kept_session_id": keepID}
+	}
+	ev := m.newEvent(ctx, EventSubjectRevoked, subject, "", detail)
+	n, err := m.store.DeleteSubject(ctx, subject, keepID, ev)
 	if err != nil {
 		return 0, fmt.Errorf("tether: revoke sessions: %w", err)
 	}
@@ -463,7 +477,8 @@ func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) 
 		return err
 	}
 	defer m.invalidateSubject(subject)
-	if err := m.store.SetRoles(ctx, subject, roles); err != nil {
+	ev := m.newEvent(ctx, EventRolesChanged, subject, "", map[string]any{"roles": append([]string{}, roles...)})
+	if err := m.store.SetRoles(ctx, subject, roles, ev); err != nil {
 		return fmt.Errorf("tether: set roles: %w", err)
 	}
 	return nil

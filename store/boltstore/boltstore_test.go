@@ -38,10 +38,12 @@ func openTemp(t testing.TB, o Options) (*Store, string) {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) tether.Store {
+	newStore := func(t *testing.T) tether.Store {
 		s, _ := openTemp(t, Options{})
 		return s
-	})
+	}
+	storetest.Run(t, newStore)
+	storetest.RunEvents(t, newStore)
 }
 
 // clock is a settable Options.Now.

@@ -9,5 +9,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) tether.Store { return memstore.New() })
+	newStore := func(t *testing.T) tether.Store { return memstore.New() }
+	storetest.Run(t, newStore)
+	storetest.RunEvents(t, newStore)
 }

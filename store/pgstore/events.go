@@ -1,0 +1,102 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tetherhq/tether"
+)
+
+// insertEvents is a data-modifying CTE that writes the events passed as a JSON
+// array in parameter $param, once per row of the CTE src (which has a subject
+// column) where cond holds, so they commit or roll back with the change in the
+// same statement. An event's empty subject is taken from src.
+func insertEvents(src, cond string, param int) string {
+	return fmt.Sprintf(`ev AS (
+	INSERT INTO tether_events (time, type, subject, session_id, body)
+	SELECT (e->>'time')::timestamptz, e->>'type', coalesce(nullif(e->>'subject', ''), %[1]s.subject),
+		coalesce(e->>'session_id', ''), e
+	FROM %[1]s, jsonb_array_elements($%[3]d::jsonb) e WHERE %[2]s
+)`, src, cond, param)
+}
+
+// eventsParam encodes evs for insertEvents.
+func eventsParam(evs []tether.Event) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := range evs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(tether.MarshalEvent(&evs[i]))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// AppendEvents implements tether.Store.
+func (s *Store) AppendEvents(ctx context.Context, evs ...tether.Event) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `WITH s AS (SELECT ''::text AS subject), `+insertEvents("s", "true", 1)+` SELECT 1`, eventsParam(evs))
+	if err != nil {
+		return s.fail("append events", err)
+	}
+	return nil
+}
+
+// Events implements tether.Store. The cursor is "xid.seq"; only events of
+// transactions older than the oldest one still running are returned, so an
+// event that commits after a later one is never skipped.
+func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPage, error) {
+	xid, seq := "0", int64(0)
+	if q.After != "" {
+		x, sq, ok := strings.Cut(q.After, ".")
+		n, err := strconv.ParseInt(sq, 10, 64)
+		if _, xerr := strconv.ParseUint(x, 10, 64); !ok || err != nil || xerr != nil {
+			return tether.EventPage{}, fmt.Errorf("%w: malformed cursor", tether.ErrBadInput)
+		}
+		xid, seq = x, n
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `
+SELECT xid::text, seq, subject, body FROM tether_events
+WHERE (xid, seq) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+	AND ($3 = '' OR subject = $3) AND ($4 = '' OR session_id = $4) AND ($5 = '' OR type = $5)
+ORDER BY xid, seq LIMIT $6`, xid, seq, q.Subject, q.SessionID, q.Type, q.Limit)
+	p := tether.EventPage{Next: q.After}
+	var subject string
+	var body []byte
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&xid, &seq, &subject, &body}, func() error {
+			e, err := tether.UnmarshalEvent(body)
+			if err != nil {
+				return err
+			}
+			e.Subject = subject // filled in from the record where the caller did not know it
+			p.Events = append(p.Events, e)
+			p.Next = xid + "." + strconv.FormatInt(seq, 10)
+			return nil
+		})
+	}
+	if err != nil {
+		return tether.EventPage{}, s.fail("events", err)
+	}
+	return p, nil
+}
+
+// TrimEvents implements tether.Store.
+func (s *Store) TrimEvents(ctx context.Context, before time.Time) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, `DELETE FROM tether_events WHERE time < $1`, before); err != nil {
+		return s.fail("trim events", err)
+	}
+	return nil
+}
