@@ -384,7 +384,7 @@ func (m *Manager) revoke(ctx context.Context, id string, detail map[string]any) 
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	defer m.invalidateSession(id) // even on error: the outcome may be unknown
+	defer m.invalidateSession(id)                              // even on error: the outcome may be unknown
 	ev := m.newEvent(ctx, EventSessionRevoked, "", id, detail) // the store fills in the subject
 	if err := m.store.Delete(ctx, id, ev); err != nil {
 		return fmt.Errorf("tether: revoke session: %w", err)
