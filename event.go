@@ -184,3 +184,24 @@ func (m *Manager) Events(ctx context.Context, q EventQuery) (EventPage, error) {
 	}
 	return p, nil
 }
+
+// trimInterval is how often the Manager trims the event log.
+const trimInterval = time.Hour
+
+// trimEvents enforces EventRetention until ctx ends. Every node trims; the
+// deletes are idempotent, so nodes need not agree on who does it.
+func (m *Manager) trimEvents(ctx context.Context) {
+	defer m.wg.Done()
+	t := time.NewTicker(trimInterval)
+	defer t.Stop()
+	for {
+		if err := m.store.TrimEvents(ctx, m.now().Add(-m.cfg.EventRetention)); err != nil && ctx.Err() == nil {
+			m.log.Warn("tether: trimming the event log failed; will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

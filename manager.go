@@ -41,6 +41,11 @@ type Config struct {
 	// then costs no extra store read.
 	MaxSessionsPerSubject int
 
+	// EventRetention is how long the event log keeps events; older ones are
+	// trimmed in the background, hourly. Default 30 days; negative keeps
+	// everything.
+	EventRetention time.Duration
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
@@ -99,6 +104,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.EventRetention == 0 {
+		cfg.EventRetention = 30 * 24 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -111,21 +119,24 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("tether: CacheSize and MaxSessionsPerSubject must not be negative")
 	}
 
-	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: func() {}}
+	bg, stop := context.WithCancel(context.Background())
+	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: stop}
+	if cfg.EventRetention > 0 {
+		m.wg.Add(1)
+		go m.trimEvents(bg)
+	}
 	if cfg.MaxStaleness > 0 {
 		w, shared := cfg.Store.(Watcher)
 		// A store that announces changes is cached only while its channel is
 		// up; one that does not is cached on the staleness bound alone.
 		m.cache = newCache(cfg.MaxStaleness, cfg.CacheSize, !shared)
 		if shared {
-			ctx, cancel := context.WithCancel(context.Background())
-			m.stop = cancel
 			m.wg.Add(1)
 			go func() {
 				defer m.wg.Done()
-				err := w.Watch(ctx, m.cache.apply)
+				err := w.Watch(bg, m.cache.apply)
 				m.cache.setChannel(false) // nobody tells us of changes any more
-				if err != nil && ctx.Err() == nil {
+				if err != nil && bg.Err() == nil {
 					m.log.Error("tether: change channel stopped; cache disabled", "err", err)
 				}
 			}()
@@ -384,8 +395,10 @@ func (m *Manager) revoke(ctx context.Context, id string, detail map[string]any) 
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	defer m.invalidateSession(id)                              // even on error: the outcome may be unknown
-	ev := m.newEvent(ctx, EventSessionRevoked, "", id, detail) // the store fills in the subject
+	// Invalidate even on error: the outcome may be unknown. The store fills in
+	// the event's subject from the record.
+	defer m.invalidateSession(id)
+	ev := m.newEvent(ctx, EventSessionRevoked, "", id, detail)
 	if err := m.store.Delete(ctx, id, ev); err != nil {
 		return fmt.Errorf("tether: revoke session: %w", err)
 	}
