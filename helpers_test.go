@@ -318,3 +318,17 @@ func (s *flakyStore) TrimEvents(ctx context.Context, before time.Time) error {
 	}
 	return s.inner.TrimEvents(ctx, before)
 }
+
+func (s *flakyStore) GetState(ctx context.Context, key string) ([]byte, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.inner.GetState(ctx, key)
+}
+
+func (s *flakyStore) PutState(ctx context.Context, key string, value []byte) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.inner.PutState(ctx, key, value)
+}

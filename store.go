@@ -61,6 +61,12 @@ type Store interface {
 	Events(ctx context.Context, q EventQuery) (EventPage, error)
 	// TrimEvents deletes events older than before.
 	TrimEvents(ctx context.Context, before time.Time) error
+	// GetState returns the value kept under key, or nil if there is none. It
+	// holds small durable state of the service itself, such as how far a
+	// webhook endpoint has been delivered.
+	GetState(ctx context.Context, key string) ([]byte, error)
+	// PutState replaces the value kept under key.
+	PutState(ctx context.Context, key string, value []byte) error
 	// Ping reports whether the backend is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

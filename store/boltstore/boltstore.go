@@ -28,6 +28,7 @@
 //	expiry     when(8) kind(1) name → empty, ordered by time, so the sweeper
 //	           reads only what has expired
 //	events     sequence(8) → event JSON, in commit order (events.go)
+//	state      key → value: the service's own small state (GetState)
 //
 // A session's expiry entry is at its effective expiry, the earlier of its
 // absolute and idle expiries; Touch moves it (Touch is throttled, so this costs
@@ -81,6 +82,7 @@ var (
 	bucketConsumed = []byte("consumed")
 	bucketExpiry   = []byte("expiry")
 	bucketEvents   = []byte("events")
+	bucketState    = []byte("state")
 )
 
 // Kinds of expiry index entries.
@@ -167,7 +169,7 @@ func open(path string, o Options, bo bolt.Options) (*Store, error) {
 // createBuckets makes the buckets of a new file. An existing file is only
 // read, so opening it commits nothing.
 func createBuckets(db *bolt.DB) error {
-	names := [][]byte{bucketSessions, bucketSubjects, bucketRoles, bucketConsumed, bucketExpiry, bucketEvents}
+	names := [][]byte{bucketSessions, bucketSubjects, bucketRoles, bucketConsumed, bucketExpiry, bucketEvents, bucketState}
 	missing := false
 	err := db.View(func(tx *bolt.Tx) error {
 		for _, name := range names {
@@ -226,6 +228,7 @@ func (b buckets) roles() *bolt.Bucket    { return b.tx.Bucket(bucketRoles) }
 func (b buckets) consumed() *bolt.Bucket { return b.tx.Bucket(bucketConsumed) }
 func (b buckets) expiry() *bolt.Bucket   { return b.tx.Bucket(bucketExpiry) }
 func (b buckets) events() *bolt.Bucket   { return b.tx.Bucket(bucketEvents) }
+func (b buckets) state() *bolt.Bucket    { return b.tx.Bucket(bucketState) }
 
 func subjectPrefix(subject string) []byte {
 	return appendString(make([]byte, 0, binary.MaxVarintLen64+len(subject)+32), subject)

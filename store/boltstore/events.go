@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -107,4 +108,25 @@ func (s *Store) TrimEvents(ctx context.Context, before time.Time) error {
 			return err
 		}
 	}
+}
+
+// GetState implements tether.Store.
+func (s *Store) GetState(ctx context.Context, key string) ([]byte, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := s.view("get state", func(b buckets) error {
+		v = bytes.Clone(b.state().Get([]byte(key))) // bbolt's slice dies with the transaction
+		return nil
+	})
+	return v, err
+}
+
+// PutState implements tether.Store.
+func (s *Store) PutState(ctx context.Context, key string, value []byte) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	return s.update("put state", func(b buckets) error { return b.state().Put([]byte(key), value) })
 }

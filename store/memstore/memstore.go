@@ -26,6 +26,7 @@ type Store struct {
 	consumed  map[string]time.Time
 	events    []tether.Event // oldest first; the cursor is the index after the last one read, plus trimmed
 	trimmed   int            // how many events TrimEvents dropped from the front
+	state     map[string][]byte
 	closed    bool
 }
 
@@ -53,6 +54,7 @@ func NewWithOptions(o Options) *Store {
 		bySubject: make(map[string]map[string]struct{}),
 		roles:     make(map[string][]string),
 		consumed:  make(map[string]time.Time),
+		state:     make(map[string][]byte),
 	}
 }
 
@@ -329,6 +331,25 @@ func (s *Store) TrimEvents(_ context.Context, before time.Time) error {
 	}
 	s.events = slices.Delete(s.events, 0, n)
 	s.trimmed += n
+	return nil
+}
+
+func (s *Store) GetState(_ context.Context, key string) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return slices.Clone(s.state[key]), nil
+}
+
+func (s *Store) PutState(_ context.Context, key string, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	s.state[key] = slices.Clone(value)
 	return nil
 }
 

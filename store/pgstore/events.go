@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -97,6 +98,33 @@ func (s *Store) TrimEvents(ctx context.Context, before time.Time) error {
 	defer cancel()
 	if _, err := s.pool.Exec(ctx, `DELETE FROM tether_events WHERE time < $1`, before); err != nil {
 		return s.fail("trim events", err)
+	}
+	return nil
+}
+
+// GetState implements tether.Store.
+func (s *Store) GetState(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var v []byte
+	err := s.pool.QueryRow(ctx, `SELECT value FROM tether_state WHERE key = $1`, key).Scan(&v)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, s.fail("get state", err)
+	}
+	return v, nil
+}
+
+// PutState implements tether.Store.
+func (s *Store) PutState(ctx context.Context, key string, value []byte) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `INSERT INTO tether_state (key, value) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, key, value)
+	if err != nil {
+		return s.fail("put state", err)
 	}
 	return nil
 }

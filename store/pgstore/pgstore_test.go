@@ -26,7 +26,7 @@ func TestConformance(t *testing.T) {
 	newStore := func(t *testing.T) tether.Store {
 		s := openStore(t, dbURL, Options{})
 		err := s.pool.AcquireFunc(ctx, func(c *pgxConn) error {
-			_, err := c.Exec(ctx, `TRUNCATE tether_sessions, tether_subjects, tether_consumed, tether_events`)
+			_, err := c.Exec(ctx, `TRUNCATE tether_sessions, tether_subjects, tether_consumed, tether_events, tether_state`)
 			return err
 		})
 		if err != nil {

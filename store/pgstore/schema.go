@@ -57,6 +57,12 @@ CREATE TABLE tether_events (
 );
 CREATE INDEX tether_events_subject_idx ON tether_events (subject, xid, seq);
 CREATE INDEX tether_events_time_idx ON tether_events (time);
+
+-- The service's own small state (GetState), such as webhook cursors.
+CREATE TABLE tether_state (
+	key   text  PRIMARY KEY,
+	value bytea NOT NULL
+);
 `,
 }
 

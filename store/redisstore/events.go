@@ -126,3 +126,29 @@ func (s *Store) TrimEvents(ctx context.Context, before time.Time) error {
 	}
 	return nil
 }
+
+func (s *Store) serviceKey(key string) string { return s.prefix + "{st:" + key + "}" }
+
+// GetState implements tether.Store.
+func (s *Store) GetState(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	v, err := s.c.Do(ctx, s.c.B().Get().Key(s.serviceKey(key)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("get state", err)
+	}
+	return v, nil
+}
+
+// PutState implements tether.Store.
+func (s *Store) PutState(ctx context.Context, key string, value []byte) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.c.Do(ctx, s.c.B().Set().Key(s.serviceKey(key)).Value(rueidis.BinaryString(value)).Build()).Error(); err != nil {
+		return unavailable("put state", err)
+	}
+	return nil
+}

@@ -29,6 +29,8 @@
 //	                for List and DeleteSubject's count; same TTL as the state
 //	p{u:S}:roles    the subject's roles (JSON); no TTL: roles belong to S
 //	p{c:K}          replay guard: SET NX PXAT until
+//	p{e}:events     the event log, a stream (events.go); not on a Cluster
+//	p{st:K}         the service's own state under K (GetState)
 //	p + "changes"   the pub/sub channel announcing changes
 //
 // The hash tags put a subject's keys on one Cluster slot and each session on

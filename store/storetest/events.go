@@ -29,6 +29,7 @@ func RunEvents(t *testing.T, newStore NewStore) {
 		{"BadCursor", testEventsBadCursor},
 		{"Concurrent", testEventsConcurrent},
 		{"Trim", testEventsTrim},
+		{"State", testState},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -294,5 +295,20 @@ func testEventsTrim(t *testing.T, s tether.Store) {
 	}
 	if got := allEvents(t, s, tether.EventQuery{}); len(got) != 0 {
 		t.Fatalf("after trimming everything: %d events; want 0", len(got))
+	}
+}
+
+func testState(t *testing.T, s tether.Store) {
+	key := subject(t)
+	if v, err := s.GetState(ctx, key); err != nil || v != nil {
+		t.Fatalf("GetState(missing) = %q, %v; want nil, nil", v, err)
+	}
+	for _, want := range [][]byte{[]byte(`{"cursor":"1"}`), {0, 1, 2, 255}, []byte(`{"cursor":"2"}`)} {
+		if err := s.PutState(ctx, key, want); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetState(ctx, key); err != nil || string(got) != string(want) {
+			t.Fatalf("GetState = %q, %v; want %q", got, err, want)
+		}
 	}
 }
