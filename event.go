@@ -56,6 +56,10 @@ type Event struct {
 	SessionID string         `json:"session_id,omitempty"`
 	Actor     Actor          `json:"actor"`
 	Detail    map[string]any `json:"detail"`
+
+	// Cursor is where the event stands in the store's log, set when it is
+	// read back: pass it as EventQuery.After to read what follows it.
+	Cursor string `json:"-"`
 }
 
 // EventQuery selects events. Empty fields match everything. After is the

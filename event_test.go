@@ -91,3 +91,25 @@ func TestEventQueryNormalize(t *testing.T) {
 		}
 	}
 }
+
+func TestLease(t *testing.T) {
+	e := newEnv(t, tether.Config{}, false)
+	ctx := context.Background()
+	until, ok, err := e.m.Lease(ctx, "webhook/x", 10*time.Second)
+	if err != nil || !ok {
+		t.Fatalf("first Lease = %v, %v; want it granted", ok, err)
+	}
+	if _, ok, err := e.m.Lease(ctx, "webhook/x", 10*time.Second); err != nil || ok {
+		t.Fatalf("second Lease in the same window = %v, %v; want refused", ok, err)
+	}
+	if _, ok, _ := e.m.Lease(ctx, "webhook/y", 10*time.Second); !ok {
+		t.Fatal("another name's lease was refused")
+	}
+	e.clock.Advance(until.Sub(e.clock.Now()))
+	if _, ok, err := e.m.Lease(ctx, "webhook/x", 10*time.Second); err != nil || !ok {
+		t.Fatalf("Lease in the next window = %v, %v; want it granted", ok, err)
+	}
+	if _, _, err := e.m.Lease(ctx, "webhook/x", 0); err == nil {
+		t.Fatal("Lease of length 0 succeeded")
+	}
+}

@@ -61,10 +61,11 @@ func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPa
 			if err != nil {
 				return errCorrupt
 			}
+			p.Next = strconv.FormatUint(binary.BigEndian.Uint64(k), 10)
 			if q.Match(&e) {
+				e.Cursor = p.Next
 				p.Events = append(p.Events, e)
 			}
-			p.Next = strconv.FormatUint(binary.BigEndian.Uint64(k), 10)
 		}
 		return nil
 	})

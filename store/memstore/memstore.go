@@ -311,10 +311,12 @@ func (s *Store) Events(_ context.Context, q tether.EventQuery) (tether.EventPage
 	}
 	p := tether.EventPage{Next: q.After}
 	for i := max(pos-s.trimmed, 0); i < len(s.events) && len(p.Events) < q.Limit; i++ {
-		if q.Match(&s.events[i]) {
-			p.Events = append(p.Events, s.events[i])
-		}
 		p.Next = strconv.Itoa(s.trimmed + i + 1)
+		if q.Match(&s.events[i]) {
+			e := s.events[i]
+			e.Cursor = p.Next
+			p.Events = append(p.Events, e)
+		}
 	}
 	return p, nil
 }

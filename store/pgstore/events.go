@@ -81,8 +81,9 @@ ORDER BY xid, seq LIMIT $6`, xid, seq, q.Subject, q.SessionID, q.Type, q.Limit)
 				return err
 			}
 			e.Subject = subject // filled in from the record where the caller did not know it
-			p.Events = append(p.Events, e)
 			p.Next = xid + "." + strconv.FormatInt(seq, 10)
+			e.Cursor = p.Next
+			p.Events = append(p.Events, e)
 			return nil
 		})
 	}

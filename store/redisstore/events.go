@@ -96,10 +96,11 @@ func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPa
 			if e.Subject == "" {
 				e.Subject = en.FieldValues["s"]
 			}
+			p.Next = en.ID
 			if q.Match(&e) {
+				e.Cursor = en.ID
 				p.Events = append(p.Events, e)
 			}
-			p.Next = en.ID
 			if len(p.Events) == q.Limit {
 				return p, nil
 			}
