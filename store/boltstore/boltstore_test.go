@@ -549,3 +549,9 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEventCost: what an event adds to a revocation and to creates.
+func BenchmarkEventCost(b *testing.B) {
+	s, _ := openTemp(b, Options{})
+	storetest.BenchmarkEventCost(b, s)
+}

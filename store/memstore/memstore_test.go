@@ -13,3 +13,8 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, newStore)
 	storetest.RunEvents(t, newStore)
 }
+
+// BenchmarkEventCost: what an event adds to a revocation and to creates.
+func BenchmarkEventCost(b *testing.B) {
+	storetest.BenchmarkEventCost(b, memstore.New())
+}

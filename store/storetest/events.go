@@ -319,3 +319,49 @@ func testState(t *testing.T, s tether.Store) {
 		}
 	}
 }
+
+// BenchmarkEventCost measures what the event log adds to a store's writes:
+// Delete (a revocation) serially and Create in parallel, each without and
+// with its event, side by side. DESIGN's budget: the event costs a revocation
+// at most 20 %.
+func BenchmarkEventCost(b *testing.B, s tether.Store) {
+	for _, withEvent := range []bool{false, true} {
+		name := map[bool]string{false: "events=0", true: "events=1"}[withEvent]
+		evs := func(typ, sub, id string) []tether.Event {
+			if !withEvent {
+				return nil
+			}
+			return []tether.Event{event(typ, sub, id)}
+		}
+		b.Run("revoke/"+name, func(b *testing.B) {
+			sub := fmt.Sprintf("bench-revoke-%d", time.Now().UnixNano())
+			recs := make([]*tether.Record, b.N)
+			for i := range recs {
+				recs[i] = record(sub, time.Hour)
+				if err := s.Create(ctx, recs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for _, r := range recs {
+				if err := s.Delete(ctx, r.ID, evs(tether.EventSessionRevoked, "", r.ID)...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("create-parallel/"+name, func(b *testing.B) {
+			sub := fmt.Sprintf("bench-create-%d", time.Now().UnixNano())
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := record(sub, time.Hour)
+					if err := s.Create(ctx, r, evs(tether.EventSessionCreated, sub, r.ID)...); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
+		})
+	}
+}
