@@ -136,18 +136,14 @@ func exchangeInProcess(ctx context.Context, audience string, trust handshake.Iss
 	}
 	defer m.Close()
 	try := func() string {
-		claims, err := v.Exchange(ctx, raw, m.Store())
+		token, sess, err := m.Exchange(ctx, v, raw, tether.ExchangeParams{})
 		if errors.Is(err, handshake.ErrInvalid) {
 			return "refused: " + handshake.Reason(err)
 		}
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		token, _, err := m.Create(ctx, tether.CreateParams{Subject: claims.LocalSubject, AuthMethod: "handshake"})
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", claims.LocalSubject, len(token))
+		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", sess.Subject, len(token))
 	}
 	return try(), try(), nil
 }

@@ -166,7 +166,7 @@ func newHSEnv(t *testing.T, st tether.Store, cfg api.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Manager, cfg.AdminKey, cfg.Logger = m, testAdminKey, log
+	cfg.Manager, cfg.Admin, cfg.Logger = m, newAdmin(t), log
 	srv, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)

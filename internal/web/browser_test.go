@@ -207,6 +207,7 @@ func TestBrowser(t *testing.T) {
 			}
 			return token, sess.ExpiresAt, nil
 		},
+		End: demoEnd(e),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/web"
 	"github.com/tetherhq/tether/store/memstore"
@@ -49,7 +50,11 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Manager: m, AdminKey: testAdminKey, Logger: log, Keys: keys})
+	admin, err := adminauth.New(testAdminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,4 +159,16 @@ func (e *env) consoleSignIn(t testing.TB) (cookie []string, csrf string) {
 		t.Fatalf("console after sign-in: got %d:\n%s", page.Code, page.Body)
 	}
 	return cookie, hiddenField(t, page.Body.String(), "csrf")
+}
+
+// demoEnd ends a token's session, as tether demo --web does through the
+// public API's sign-out.
+func demoEnd(e *env) func(context.Context, string) error {
+	return func(ctx context.Context, token string) error {
+		sess, err := e.m.Validate(ctx, token)
+		if err != nil {
+			return err
+		}
+		return e.m.Revoke(ctx, sess.ID)
+	}
 }

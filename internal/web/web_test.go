@@ -512,15 +512,15 @@ func TestConsoleStats(t *testing.T) {
 		t.Fatalf("stats: got %d, Cache-Control %q", w.Code, w.Header().Get("Cache-Control"))
 	}
 	var got struct {
-		CachedSessions int     `json:"cached_sessions"`
-		Validations    uint64  `json:"validations"`
-		CacheHitRate   float64 `json:"cache_hit_rate"`
-		AtMillis       int64   `json:"at_ms"`
+		CacheEntries int     `json:"cache_entries"`
+		Validations  uint64  `json:"validations"`
+		CacheHitRate float64 `json:"cache_hit_rate"`
+		AtMillis     int64   `json:"at_ms"`
 	}
 	if err := json.NewDecoder(w.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Validations != 3 || got.CachedSessions != 1 || got.CacheHitRate <= 0 || got.AtMillis < time.Now().Add(-time.Minute).UnixMilli() {
+	if got.Validations != 3 || got.CacheEntries != 1 || got.CacheHitRate <= 0 || got.AtMillis < time.Now().Add(-time.Minute).UnixMilli() {
 		t.Errorf("stats: got %+v, want 3 validations, 1 cached session, a hit rate and the time", got)
 	}
 }
@@ -537,6 +537,7 @@ func TestDemoSignIn(t *testing.T) {
 			}
 			return token, sess.ExpiresAt, nil
 		},
+		End: demoEnd(e),
 	})
 	if err != nil {
 		t.Fatal(err)
