@@ -41,6 +41,14 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	return newEnvOn(t, st)
+}
+
+// newEnvOn is newEnv on a given store: several nodes can share one, as
+// nodes behind a load balancer share a database, or a node can restart on it.
+func newEnvOn(t testing.TB, st tether.Store) *env {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m, err := tether.NewManager(tether.Config{Store: st, Logger: log})
 	if err != nil {
@@ -50,15 +58,11 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := adminauth.New(testAdminKey)
+	srv, err := api.New(api.Config{Manager: m, Admin: newAdmin(t), Logger: log, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close(); st.Close() })
+	t.Cleanup(func() { m.Close() })
 	return &env{m: m, keys: keys, pub: srv.Public(), adm: srv.Admin()}
 }
 
@@ -171,4 +175,14 @@ func demoEnd(e *env) func(context.Context, string) error {
 		}
 		return e.m.Revoke(ctx, sess.ID)
 	}
+}
+
+// newAdmin is an admin authenticator for testAdminKey, fresh per node.
+func newAdmin(t testing.TB) *adminauth.Authenticator {
+	t.Helper()
+	a, err := adminauth.New(testAdminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
