@@ -7,6 +7,7 @@ package adminauth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
@@ -43,6 +44,13 @@ func New(key string) (*Authenticator, error) {
 			Help: "Admin authentications refused for a wrong admin key (a missing one is not counted).",
 		}),
 	}, nil
+}
+
+// KeyID names the admin key without revealing it: sessions the key opened
+// (the console's) record it, so that they end when the key is replaced.
+func (a *Authenticator) KeyID() string {
+	sum := sha256.Sum256(append([]byte("tether admin key id\x00"), a.key[:]...))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Collector is the failure metric, for the server's registry.

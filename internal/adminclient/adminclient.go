@@ -1,8 +1,10 @@
 // Package adminclient is a typed HTTP client of Tether's admin API (DESIGN §6).
 //
 // It is what the tether CLI uses: the CLI speaks HTTP to a running server and
-// never opens a store itself, because only the server may hold it (bbolt locks
-// its file, and a second writer would bypass the server's cache invalidation).
+// never opens a store itself, because only the server may hold it (the
+// embedded store locks its file, and a second writer would bypass the
+// server's cache invalidation). Request and response bodies are apitype's,
+// the same types the server uses.
 //
 // Secrets stay out of places they could leak from: the admin key travels only
 // in the Authorization header and a session token only in a request body, never

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,6 +23,10 @@ const (
 	// (tether.ReservedSubjectPrefix), which no API caller, user or trusted
 	// issuer can create, list or use on the public API.
 	ConsoleSubject = tether.ReservedSubjectPrefix + "console"
+
+	// consoleKeyID is the metadata key of a console session that names the
+	// admin key it was opened with.
+	consoleKeyID = "admin_key_id"
 
 	// Console cookie names. It is scoped to Path=/admin/, which the __Host-
 	// prefix does not allow, so under TLS it carries the __Secure- prefix.
@@ -74,6 +79,11 @@ func (p *Pages) consoleSession(r *http.Request) (*tether.Session, string, error)
 	sess, err := p.m.ValidateReserved(r.Context(), ConsoleSubject, c.Value)
 	if err != nil {
 		return nil, "", err
+	}
+	// A console session lives as long as the key that opened it: replacing
+	// a leaked admin key ends every console session on every node.
+	if sess.Metadata[consoleKeyID] != p.admin.KeyID() {
+		return nil, "", fmt.Errorf("%w: opened with another admin key", tether.ErrInvalidToken)
 	}
 	return sess, c.Value, nil
 }
@@ -140,9 +150,11 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) error {
 	if prev, _, err := p.consoleSession(r); err == nil {
 		p.m.Revoke(r.Context(), prev.ID)
 	}
+	md := tether.ClientMetadata(r)
+	md[consoleKeyID] = p.admin.KeyID()
 	token, sess, err := p.m.CreateReserved(r.Context(), tether.CreateParams{
 		Subject: ConsoleSubject, Lifetime: p.consoleLifetime, IdleTimeout: p.consoleIdle,
-		Metadata: tether.ClientMetadata(r), AuthTime: p.now(), AuthMethod: "admin_key",
+		Metadata: md, AuthTime: p.now(), AuthMethod: "admin_key",
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/adminauth"
+	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/web"
 	"github.com/tetherhq/tether/store/memstore"
 )
@@ -34,6 +36,31 @@ func TestConsoleSessionsInNodeStore(t *testing.T) {
 	}
 	if w := call(node1.adm, "GET", "/admin/", nil, cookie...); strings.Contains(w.Body.String(), `action="/admin/sign-out"`) {
 		t.Error("node 1 still shows the console after signing out on node 2")
+	}
+}
+
+// TestConsoleEndsWithItsKey: console sessions outlive a restart, but not a
+// new admin key: replacing a leaked key signs every console out.
+func TestConsoleEndsWithItsKey(t *testing.T) {
+	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	cookie, _ := newEnvOn(t, st).consoleSignIn(t)
+	m, err := tether.NewManager(tether.Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rekeyed, err := adminauth.New("a-new-admin-key-after-a-leak-0123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Manager: m, Admin: rekeyed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := call(srv.Admin(), "GET", "/admin/", nil, cookie...)
+	if strings.Contains(w.Body.String(), `action="/admin/sign-out"`) || !strings.Contains(w.Body.String(), `action="/admin/sign-in"`) {
+		t.Errorf("a console session of the old key after the key changed: got %d, want the sign-in form", w.Code)
 	}
 }
 
