@@ -67,6 +67,13 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	// The verifier needs nothing from the data dir, so its key files are
+	// loaded (and refused) before the data dir is touched too. The config
+	// made the file's key paths absolute already.
+	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".")
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -98,13 +105,8 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	// Both are built even when nothing is configured, so that every mistake in
-	// the handshake section stops the start with a clear error. The config
-	// made the file's key paths absolute already.
+	// the handshake section stops the start with a clear error.
 	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, ".", nil)
-	if err != nil {
-		return err
-	}
-	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".")
 	if err != nil {
 		return err
 	}

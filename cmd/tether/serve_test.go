@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -68,6 +69,7 @@ func TestE2EServeChecksFilesFirst(t *testing.T) {
 	selfSigned(t, confDir)
 	writeFile(t, confDir, "garbage.pem", "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
 	sharedKey(t, confDir, "good.key")
+	writeFile(t, confDir, "short.key", base64.RawURLEncoding.EncodeToString([]byte("sixteen bytes!!!")))
 	tests := []struct {
 		name, yaml string
 		want       []string
@@ -87,6 +89,10 @@ func TestE2EServeChecksFilesFirst(t *testing.T) {
     - { issuer: "https://a.example", format: jwt, alg: HS256, key_file: good.key }
     - { issuer: "https://x.example", format: jwt, alg: EdDSA, public_key_file: keys/x.pem }`,
 			[]string{"handshake.trusted_issuers[1].public_key_file", filepath.Join(confDir, "keys", "x.pem")}},
+		{"trusted issuer key too short", `handshake:
+  trusted_issuers:
+    - { issuer: "https://a.example", format: jwt, alg: HS256, key_file: short.key }`,
+			[]string{"at least 32"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

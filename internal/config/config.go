@@ -6,6 +6,18 @@
 // Relative paths written in the file (every key ending in _file or _dir)
 // resolve against the file's directory; relative paths from the environment
 // or flags resolve against the working directory, as a shell user expects.
+// Every file a _file key names is opened by CheckFiles before the server
+// writes or listens.
+//
+// # Adding a section
+//
+// One file: the section's struct (YAML tags; paths in keys ending in _file
+// or _dir), its rows in a []Setting (a row per scalar; one row with no field
+// for a list or map only the file can set), and, if the server needs it in
+// another shape, the conversion as a method on Config. Then one field in
+// Config and one line in Settings. TestTable fails until every YAML key has a
+// row, TestPrecedence covers the new rows, and TestREADME -update puts them
+// in README.md.
 package config
 
 import (
