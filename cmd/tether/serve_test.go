@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -20,6 +21,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/tetherhq/tether/internal/servicetest"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key as cert.pem and
@@ -182,5 +187,26 @@ func TestServeRefusesIdleTimeoutPastLifetime(t *testing.T) {
 	}
 	if want := "sessions.idle_timeout (2h0m0s) is longer than sessions.lifetime (1h0m0s)"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr does not say %q:\n%s", want, &stderr)
+	}
+}
+
+// TestE2EStoreOptionsFromFile: a store option set in the YAML file (here
+// redis.prefix) reaches the store: the session's keys carry the prefix.
+func TestE2EStoreOptionsFromFile(t *testing.T) {
+	needBinary(t)
+	addr := servicetest.SharedRedis(t)
+	prefix := servicetest.RedisPrefix(t, addr)
+	cfg := writeFile(t, t.TempDir(), "tether.yaml", fmt.Sprintf("store: \"redis://%s/0\"\nredis: {prefix: %q, timeout: 3s}\n", addr, prefix))
+	n := startNode(t, nodeSpec{args: []string{"--config", cfg}})
+	_, id := n.create(`{"subject":"alice"}`)
+
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n2, err := c.Do(t.Context(), c.B().Exists().Key(prefix+"{s:"+id+"}").Build()).AsInt64()
+	if err != nil || n2 != 1 {
+		t.Errorf("EXISTS %s{s:%s}: got %d, %v; want the session stored under the file's prefix", prefix, id, n2, err)
 	}
 }

@@ -11,8 +11,9 @@
 //
 // rediss+cluster and rediss+sentinel are the TLS forms. The credentials are
 // the data nodes'; sentinels are reached without AUTH. prefix (default
-// "tether:") namespaces every key, so that several deployments or test runs
-// can share one server; it must not contain '{' or '}'. Errors never contain
+// Options.Prefix, else "tether:") namespaces every key, so that several
+// deployments or test runs can share one server; it must not contain '{' or
+// '}'. Errors never contain
 // the URL, since it may hold a password.
 //
 // # Key layout
