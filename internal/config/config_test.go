@@ -696,3 +696,63 @@ func TestStoreOptions(t *testing.T) {
 		t.Errorf("store.Options (-want +got):\n%s", diff)
 	}
 }
+
+// TestSettingKinds: every kind of value a row can hold parses from the
+// environment's and the flags' text, refuses bad text, and registers as a
+// flag of its type (a bool flag alone means true). Rows of kinds the table
+// does not use yet point at local variables.
+func TestSettingKinds(t *testing.T) {
+	var (
+		str  string
+		num  int
+		dur  time.Duration
+		yes  bool
+		list []string
+	)
+	tests := []struct {
+		name    string
+		field   any
+		raw     string
+		want    any
+		bad     string // "" when any text is valid
+		kind    string
+		flagArg []string
+	}{
+		{"string", &str, "x y", "x y", "", "string", []string{"--v=x y"}},
+		{"int", &num, "42", 42, "4x", "int", []string{"--v=42"}},
+		{"duration", &dur, "90s", 90 * time.Second, "90", "duration", []string{"--v", "90s"}},
+		{"bool", &yes, "true", true, "yes please", "bool", []string{"--v"}},
+		{"list", &list, " 127.0.0.0/8, ::1/128 ,", []string{"127.0.0.0/8", "::1/128"}, "", "strings", []string{"--v= 127.0.0.0/8, ::1/128 ,"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Setting{Flag: "v", Help: "test", field: func(*Config) any { return tt.field }}
+			if got := s.kind(); got != tt.kind {
+				t.Errorf("kind: got %s, want %s", got, tt.kind)
+			}
+			if err := s.set(nil, tt.raw); err != nil {
+				t.Fatalf("set(%q): %v", tt.raw, err)
+			}
+			if diff := cmp.Diff(tt.want, reflect.ValueOf(tt.field).Elem().Interface()); diff != "" {
+				t.Errorf("set(%q) (-want +got):\n%s", tt.raw, diff)
+			}
+			if tt.bad != "" {
+				if err := s.set(nil, tt.bad); err == nil || !strings.Contains(err.Error(), tt.bad) {
+					t.Errorf("set(%q): got %v, want an error quoting the value", tt.bad, err)
+				}
+			}
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			flags := Flags{}
+			flags.register(fs, []Setting{s})
+			if err := fs.Parse(tt.flagArg); err != nil {
+				t.Fatalf("parse %q: %v", tt.flagArg, err)
+			}
+			if got := fs.Lookup("v").Value.Type(); got != tt.kind {
+				t.Errorf("flag type: got %s, want %s", got, tt.kind)
+			}
+			if _, ok := flags["v"]; !ok {
+				t.Errorf("parse %q recorded nothing", tt.flagArg)
+			}
+		})
+	}
+}

@@ -47,7 +47,7 @@ func Settings() []Setting {
 
 var serverSettings = []Setting{
 	{Key: "", Env: "TETHER_CONFIG", Flag: "config",
-		Help:  "YAML file with the settings below; relative paths in it resolve against its directory",
+		Help:  "YAML file of settings; relative paths in it resolve against its directory",
 		field: func(c *Config) any { return &c.File }},
 	{Key: "addr", Env: "TETHER_ADDR", Flag: "addr", Default: "127.0.0.1:8080",
 		Help:  "public API listen address",
@@ -176,8 +176,10 @@ type Flags map[string]string
 
 // Register adds a flag to fs for every row that has one. Each checks its
 // value when the command line is parsed, so a bad one is a usage error.
-func (f Flags) Register(fs *pflag.FlagSet) {
-	for _, s := range Settings() {
+func (f Flags) Register(fs *pflag.FlagSet) { f.register(fs, Settings()) }
+
+func (f Flags) register(fs *pflag.FlagSet, rows []Setting) {
+	for _, s := range rows {
 		if s.Flag == "" {
 			continue
 		}
