@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/tetherhq/tether/store"
@@ -29,7 +30,7 @@ func ExampleOpen() {
 		return
 	}
 	defer st.Close()
-	_, err = os.Stat(dir + "/tether.db")
+	_, err = os.Stat(filepath.Join(dir, "tether.db"))
 	fmt.Println("embedded store file:", err == nil)
 	// Output: embedded store file: true
 }
