@@ -113,7 +113,10 @@ func ClientEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	c := Default()
-	return c, c.applyEnv(getenv, rows)
+	if err := c.applyEnv(getenv, rows); err != nil {
+		return Config{}, err
+	}
+	return c, nil
 }
 
 // apply layers the environment, then the flags, over c.
