@@ -63,6 +63,25 @@ func selfSigned(t *testing.T, dir string) *x509.CertPool {
 	return pool
 }
 
+// runToExit runs the binary with args, in a directory of its own and with
+// env over e2eEnv, and returns its exit status and output (stdout and
+// stderr). One still running after 30 s fails the test.
+func runToExit(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tetherBin, args...)
+	cmd.Env = e2eEnv(env...)
+	cmd.Dir = t.TempDir()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Run() // the exit status says it
+	if ctx.Err() != nil {
+		t.Fatalf("tether %s still running after 30 s:\n%s", strings.Join(args, " "), &out)
+	}
+	return cmd.ProcessState.ExitCode(), out.String()
+}
+
 // TestE2EServeChecksFilesFirst: a file the settings name that is missing or
 // unusable stops `serve` with exit status 1 and a message naming the setting
 // and the path, before it writes anything: no data dir, no admin key, no
@@ -103,31 +122,21 @@ func TestE2EServeChecksFilesFirst(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := writeFile(t, confDir, strings.ReplaceAll(tt.name, " ", "-")+".yaml", tt.yaml+"\n")
 			dataDir := filepath.Join(t.TempDir(), "data")
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, tetherBin, "serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-				"--data-dir", dataDir, "--config", cfg)
-			cmd.Env = e2eEnv() // no TETHER_ADMIN_KEY: a late check would have generated one
-			cmd.Dir = t.TempDir()
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			err := cmd.Run()
-			if ctx.Err() != nil {
-				t.Fatalf("serve still running after 30 s; want it to refuse the config:\n%s", &out)
-			}
-			if code := cmd.ProcessState.ExitCode(); code != 1 {
-				t.Errorf("exit status: got %d (%v), want 1:\n%s", code, err, &out)
+			// No TETHER_ADMIN_KEY: a late check would have generated one.
+			code, out := runToExit(t, nil, "serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", dataDir, "--config", cfg)
+			if code != 1 {
+				t.Errorf("exit status: got %d, want 1:\n%s", code, out)
 			}
 			for _, w := range tt.want {
-				if !strings.Contains(out.String(), w) {
-					t.Errorf("output does not say %q:\n%s", w, &out)
+				if !strings.Contains(out, w) {
+					t.Errorf("output does not say %q:\n%s", w, out)
 				}
 			}
-			if strings.Contains(out.String(), "tether ready") || strings.Contains(out.String(), "admin key") {
-				t.Errorf("serve went on past the check:\n%s", &out)
+			if strings.Contains(out, "tether ready") || strings.Contains(out, "admin key") {
+				t.Errorf("serve went on past the check:\n%s", out)
 			}
-			if strings.Contains(out.String(), "bm90IGEga2V5") {
-				t.Errorf("the output shows a file's content:\n%s", &out)
+			if strings.Contains(out, "bm90IGEga2V5") {
+				t.Errorf("the output shows a file's content:\n%s", out)
 			}
 			if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
 				t.Errorf("data dir %s: got %v, want it never created", dataDir, err)
