@@ -137,9 +137,13 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return err
 	}
+	roles := sess.Roles
+	if roles == nil {
+		roles = []string{}
+	}
 	return writeJSON(w, http.StatusOK, apitype.Introspection{
 		Active: true, TokenType: "tether_session",
-		Subject: sess.Subject, SessionID: sess.ID, Roles: sess.Roles,
+		Subject: sess.Subject, SessionID: sess.ID, Roles: roles,
 		Scope:    strings.Join(sess.Roles, " "),
 		IssuedAt: sess.CreatedAt.Unix(), ExpiresAt: sess.ExpiresAt.Unix(),
 		IdleExp: sess.IdleExpiresAt.Unix(),

@@ -31,13 +31,7 @@ func (s *Server) mintHandshake(w http.ResponseWriter, r *http.Request, sess *tet
 	if s.minter == nil {
 		return badRequest("unknown audience: this node mints no handshake tokens")
 	}
-	// The login behind this session travels along, so that the receiver's
-	// session keeps it (ASVS 7.6.1) rather than starting a fresh clock.
-	authTime := sess.AuthTime
-	if authTime.IsZero() {
-		authTime = sess.CreatedAt
-	}
-	token, format, exp, err := s.minter.Mint(req.Audience, sess.Subject, handshake.WithAuthTime(authTime))
+	token, format, exp, err := s.minter.Mint(req.Audience, sess.Subject, handshake.WithAuthTime(sess.AuthenticatedAt()))
 	if errors.Is(err, handshake.ErrUnknownAudience) {
 		return badRequest("unknown audience %q", req.Audience)
 	}

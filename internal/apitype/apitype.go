@@ -66,7 +66,7 @@ type Introspection struct {
 	TokenType string   `json:"token_type,omitempty"`
 	Subject   string   `json:"sub,omitempty"`
 	SessionID string   `json:"sid,omitempty"`
-	Roles     []string `json:"roles,omitempty"`
+	Roles     []string `json:"roles,omitzero"` // [] when active with no roles
 	Scope     string   `json:"scope,omitempty"`
 	IssuedAt  int64    `json:"iat,omitempty"`
 	ExpiresAt int64    `json:"exp,omitempty"`

@@ -180,8 +180,7 @@ func (p *Pages) signOutConsole(w http.ResponseWriter, r *http.Request, console *
 
 // counters are the console's live numbers, also served as JSON to its script.
 type counters struct {
-	CacheEntries int `json:"cache_entries"` // sessions this node may answer from memory; not the live ones
-
+	CacheEntries int     `json:"cache_entries"` // sessions this node may answer from memory; not the live ones
 	Validations  uint64  `json:"validations"`
 	Revoked      uint64  `json:"revoked"`
 	Created      uint64  `json:"created"`
