@@ -91,13 +91,13 @@ func (q EventQuery) Normalize() (EventQuery, error) {
 		q.Limit = DefaultEventLimit
 	}
 	if q.Limit < 0 || q.Limit > MaxEventLimit {
-		return q, fmt.Errorf("%w: limit must be between 1 and %d", ErrBadInput, MaxEventLimit)
+		return q, BadInput("limit must be between 1 and %d", MaxEventLimit)
 	}
 	if q.Type != "" && !validEventType(q.Type) {
-		return q, fmt.Errorf("%w: unknown event type", ErrBadInput)
+		return q, BadInput("unknown event type")
 	}
 	if len(q.Subject) > MaxSubjectLen || len(q.SessionID) > 64 || len(q.After) > 128 {
-		return q, fmt.Errorf("%w: filter too long", ErrBadInput)
+		return q, BadInput("filter too long")
 	}
 	return q, nil
 }
@@ -168,7 +168,7 @@ func (m *Manager) newEvent(ctx context.Context, typ, subject, sessionID string, 
 // refused handshake or a failed admin login.
 func (m *Manager) Record(ctx context.Context, typ, subject string, detail map[string]any) error {
 	if !validEventType(typ) {
-		return fmt.Errorf("%w: unknown event type", ErrBadInput)
+		return BadInput("unknown event type")
 	}
 	if err := m.store.AppendEvents(ctx, m.newEvent(ctx, typ, subject, "", detail)); err != nil {
 		return fmt.Errorf("tether: record event: %w", err)

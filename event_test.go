@@ -2,6 +2,8 @@ package tether_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -111,5 +113,39 @@ func TestLease(t *testing.T) {
 	}
 	if _, _, err := e.m.Lease(ctx, "webhook/x", 0); err == nil {
 		t.Fatal("Lease of length 0 succeeded")
+	}
+}
+
+func TestExchangeEvents(t *testing.T) {
+	e := newEnv(t, tether.Config{}, false)
+	ctx := tether.WithActor(context.Background(), tether.Actor{Kind: tether.ActorSelf, IP: "203.0.113.5"})
+	v := &fakeVerifier{handshakes: map[string]tether.Handshake{
+		"good": {Issuer: "https://a.example", Subject: "alice", ID: "j1", IssuedAt: e.clock.Now()},
+	}}
+	_, s, err := e.m.Exchange(ctx, v, "good", tether.ExchangeParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{"good", "forged"} { // a replay, then a forgery
+		if _, _, err := e.m.Exchange(ctx, v, raw, tether.ExchangeParams{}); !errors.Is(err, tether.ErrInvalidToken) {
+			t.Fatalf("Exchange(%s) = %v; want ErrInvalidToken", raw, err)
+		}
+	}
+	p, err := e.m.Events(context.Background(), tether.EventQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range p.Events {
+		got = append(got, fmt.Sprintf("%s %s %s %v", ev.Type, ev.SessionID, ev.Actor.IP, ev.Detail))
+	}
+	want := []string{
+		fmt.Sprintf("session.created %s 203.0.113.5 map[auth_method:handshake]", s.ID),
+		fmt.Sprintf("handshake.exchanged %s 203.0.113.5 map[issuer:https://a.example jti:j1]", s.ID),
+		"handshake.refused  203.0.113.5 map[reason:replayed]",
+		"handshake.refused  203.0.113.5 map[reason:invalid]",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
 	}
 }

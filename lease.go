@@ -18,7 +18,7 @@ import (
 // It rides on the store's replay guard: each window is one key consumed once.
 func (m *Manager) Lease(ctx context.Context, name string, d time.Duration) (until time.Time, ok bool, err error) {
 	if d <= 0 {
-		return time.Time{}, false, fmt.Errorf("%w: lease length must be positive", ErrBadInput)
+		return time.Time{}, false, BadInput("lease length must be positive")
 	}
 	start := m.now().Truncate(d)
 	until = start.Add(d)

@@ -169,7 +169,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if err := CheckSubject(p.Subject); err != nil {
 		return "", nil, err
 	}
-	return m.create(ctx, p)
+	return m.create(ctx, p, nil)
 }
 
 // CreateReserved is Create for a subject of the reserved namespace (see
@@ -183,10 +183,12 @@ func (m *Manager) CreateReserved(ctx context.Context, p CreateParams) (string, *
 		return "", nil, err
 	}
 	p.Roles = nil
-	return m.create(ctx, p)
+	return m.create(ctx, p, nil)
 }
 
-func (m *Manager) create(ctx context.Context, p CreateParams) (string, *Session, error) {
+// create starts a session; with h, it is the session a handshake exchange
+// starts, and its handshake.exchanged event goes in with session.created.
+func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (string, *Session, error) {
 	if err := checkMetadata(p.Metadata); err != nil {
 		return "", nil, err
 	}
@@ -212,8 +214,11 @@ func (m *Manager) create(ctx context.Context, p CreateParams) (string, *Session,
 		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
 	}
 	rec = rec.Clone()
-	ev := m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, map[string]any{"auth_method": p.AuthMethod})
-	if err := m.store.Create(ctx, rec, ev); err != nil {
+	evs := []Event{m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, map[string]any{"auth_method": p.AuthMethod})}
+	if h != nil {
+		evs = append(evs, m.newEvent(ctx, EventHandshakeExchanged, p.Subject, rec.ID, map[string]any{"issuer": h.Issuer, "jti": h.ID}))
+	}
+	if err := m.store.Create(ctx, rec, evs...); err != nil {
 		return "", nil, fmt.Errorf("tether: create session: %w", err)
 	}
 	m.stats.created.Add(1)

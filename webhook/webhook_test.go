@@ -156,7 +156,7 @@ var backends = []struct {
 }
 
 func openStore(t *testing.T, u string) tether.Store {
-	s, err := store.Open(context.Background(), u, t.TempDir())
+	s, err := store.Open(context.Background(), u, t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

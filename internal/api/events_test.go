@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tetherhq/tether"
@@ -74,5 +76,16 @@ func TestEvents(t *testing.T) {
 	}
 	if w := serve(e.adm, req(http.MethodGet, "/v1/events", nil)); w.Code != http.StatusUnauthorized {
 		t.Errorf("GET /v1/events without the admin key: %d; want 401", w.Code)
+	}
+
+	// A wrong key is a failed admin login in the log, with where it came from;
+	// a missing one is not an attempt and is not recorded.
+	serve(e.adm, req(http.MethodGet, "/v1/keys", nil, "Authorization", "Bearer wrong-key-0123456789abcdef", "RemoteAddr", "203.0.113.66:5000"))
+	p = decode[eventsPage](t, e.admin(http.MethodGet, "/v1/events?type=admin.auth_failed", ""))
+	if len(p.Events) != 1 || p.Events[0].Actor.IP != "203.0.113.66" || p.Events[0].Actor.Kind != tether.ActorAdmin {
+		t.Fatalf("admin.auth_failed events: %+v; want one, from 203.0.113.66", p.Events)
+	}
+	if strings.Contains(fmt.Sprint(p.Events[0]), "wrong-key") {
+		t.Fatal("the event holds the key that was tried")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -49,7 +48,7 @@ func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPa
 	if q.After != "" {
 		n, err := strconv.ParseUint(q.After, 10, 64)
 		if err != nil {
-			return tether.EventPage{}, fmt.Errorf("%w: malformed cursor", tether.ErrBadInput)
+			return tether.EventPage{}, tether.BadInput("malformed cursor")
 		}
 		after = n
 	}

@@ -305,7 +305,7 @@ func (s *Store) Events(_ context.Context, q tether.EventQuery) (tether.EventPage
 	if q.After != "" {
 		n, err := strconv.Atoi(q.After)
 		if err != nil || n < 0 {
-			return tether.EventPage{}, fmt.Errorf("%w: malformed cursor", tether.ErrBadInput)
+			return tether.EventPage{}, tether.BadInput("malformed cursor")
 		}
 		pos = n
 	}

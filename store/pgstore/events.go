@@ -51,26 +51,46 @@ func (s *Store) AppendEvents(ctx context.Context, evs ...tether.Event) error {
 	return nil
 }
 
-// Events implements tether.Store. The cursor is "xid.seq"; only events of
-// transactions older than the oldest one still running are returned, so an
-// event that commits after a later one is never skipped.
+// eventsQuery reads events after the cursor ($1, $2) up to the horizon: the
+// oldest transaction of this database still running as of the statement's
+// snapshot (or the snapshot's xmax if none is). Every event below the horizon
+// has committed or never will, so the page is final and the cursor never
+// skips an event that commits late. Transactions of other databases on the
+// server cannot write here and do not hold the horizon back; one that ended
+// after the snapshot cannot be placed, so it does, until the next read.
+// Transaction IDs in pg_stat_activity are 32-bit, hence the modulo.
+const eventsQuery = `
+WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+	SELECT backend_xid::text AS x FROM pg_stat_activity
+	WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+),
+horizon AS (
+	SELECT coalesce(
+		(SELECT x FROM snap, pg_snapshot_xip(snap.s) AS x
+		 WHERE (x::text::numeric % 4294967296)::text NOT IN (SELECT x FROM elsewhere)
+		 ORDER BY x LIMIT 1),
+		(SELECT pg_snapshot_xmax(s) FROM snap)) AS h
+)
+SELECT e.xid::text, e.seq, e.subject, e.body FROM tether_events e, horizon
+WHERE (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < horizon.h
+	AND ($3 = '' OR e.subject = $3) AND ($4 = '' OR e.session_id = $4) AND ($5 = '' OR e.type = $5)
+ORDER BY e.xid, e.seq LIMIT $6`
+
+// Events implements tether.Store. The cursor is "xid.seq" (see eventsQuery).
 func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPage, error) {
 	xid, seq := "0", int64(0)
 	if q.After != "" {
 		x, sq, ok := strings.Cut(q.After, ".")
 		n, err := strconv.ParseInt(sq, 10, 64)
 		if _, xerr := strconv.ParseUint(x, 10, 64); !ok || err != nil || xerr != nil {
-			return tether.EventPage{}, fmt.Errorf("%w: malformed cursor", tether.ErrBadInput)
+			return tether.EventPage{}, tether.BadInput("malformed cursor")
 		}
 		xid, seq = x, n
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `
-SELECT xid::text, seq, subject, body FROM tether_events
-WHERE (xid, seq) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
-	AND ($3 = '' OR subject = $3) AND ($4 = '' OR session_id = $4) AND ($5 = '' OR type = $5)
-ORDER BY xid, seq LIMIT $6`, xid, seq, q.Subject, q.SessionID, q.Type, q.Limit)
+	rows, err := s.pool.Query(ctx, eventsQuery, xid, seq, q.Subject, q.SessionID, q.Type, q.Limit)
 	p := tether.EventPage{Next: q.After}
 	var subject string
 	var body []byte

@@ -76,7 +76,7 @@ func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPa
 	start := "-"
 	if q.After != "" {
 		if !streamID.MatchString(q.After) {
-			return tether.EventPage{}, fmt.Errorf("%w: malformed cursor", tether.ErrBadInput)
+			return tether.EventPage{}, tether.BadInput("malformed cursor")
 		}
 		start = "(" + q.After
 	}
