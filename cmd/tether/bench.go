@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +27,7 @@ import (
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/internal/selfcontained"
 	"github.com/tetherhq/tether/store"
+	"github.com/tetherhq/tether/store/redisstore"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -98,16 +102,32 @@ func (o *benchOptions) defaults() {
 // revocation window is compared at.
 const jwtLifetime = 15 * time.Minute
 
-func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) error {
+func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) (err error) {
 	o.defaults()
 	if o.conc < 1 {
 		return usageError{fmt.Errorf("--concurrency must be at least 1"), "tether bench"}
+	}
+	// Everything that can fail for want of a file or a store fails now, not
+	// after a minute of measuring.
+	for _, f := range []struct{ flag, path string }{{"--json", o.jsonFile}, {"--chart", o.chartFile}} {
+		if err := checkWritable(f.path); err != nil {
+			return fmt.Errorf("%s %s: %w", f.flag, f.path, err)
+		}
 	}
 	dir, err := os.MkdirTemp("", "tether-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	bs, err := openBenchStore(ctx, o.storeURL, dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := bs.close(ctx, out); err == nil {
+			err = cerr
+		}
+	}()
 	mode := "full"
 	if o.quick {
 		mode = "quick"
@@ -116,7 +136,7 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) erro
 	fmt.Fprintf(out, "tether bench on %d CPUs, %s %s/%s (%s)\n\n", rep.Machine.CPUs, rep.Machine.GoVersion, rep.Machine.OS, rep.Machine.Arch, mode)
 
 	// 1. Validation cost and token bytes, in process.
-	rows, err := benchValidation(ctx, dir, o.opDur, progress)
+	rows, err := benchValidation(ctx, bs, o.opDur, progress)
 	if err != nil {
 		return err
 	}
@@ -135,7 +155,7 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) erro
 		name      string
 		staleness time.Duration
 	}{{"tether, cache on", time.Second}, {"tether, cache off", 0}} {
-		cfg := localConfig(filepath.Join(dir, fmt.Sprint("http", len(rep.HTTP))), o.storeURL)
+		cfg := localConfig(filepath.Join(dir, fmt.Sprint("http", len(rep.HTTP))), bs.url)
 		cfg.Sessions.MaxStaleness = v.staleness
 		l, err := benchNodeHTTP(ctx, cfg, o.conc, o.loadDur, progress)
 		if err != nil {
@@ -151,15 +171,16 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) erro
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: the loads stopped early and mean nothing
 	}
-	fmt.Fprintf(w, "server\treq/s\tp50\tp99\terrors\tx bare req/s\t\n")
+	fmt.Fprintf(w, "server\treq/s\tp50\tp99\terrors\treq/s ÷ floor\t\n")
 	for _, r := range rep.HTTP {
 		fmt.Fprintf(w, "%s\t%.0f\t%v\t%v\t%d\t%.2f\t\n", r.Name, r.RPS, r.P50.Round(time.Microsecond),
-			r.P99.Round(time.Microsecond), r.Errors, bare.RPS/r.RPS)
+			r.P99.Round(time.Microsecond), r.Errors, r.RPS/bare.RPS)
 	}
 	w.Flush()
+	fmt.Fprintln(out, "(floor: the bare handler, which does no more than any server must; 1.00 is its speed)")
 
 	// 3. Revocation propagation.
-	prop, err := benchPropagation(ctx, dir, o.storeURL, o.trials, progress)
+	prop, err := benchPropagation(ctx, dir, bs, o.trials, progress)
 	if err != nil {
 		return err
 	}
@@ -193,12 +214,92 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) erro
 	return nil
 }
 
-func benchValidation(ctx context.Context, dir string, d time.Duration, progress io.Writer) ([]bench.Validation, error) {
-	st, err := store.Open(ctx, "", dir)
-	if err != nil {
-		return nil, err
+// benchStore is the store a run measures: the embedded one, or --store. On
+// Redis the run keeps its keys under a prefix of its own, below the URL's, and
+// deletes every one of them when it ends.
+type benchStore struct {
+	url     string       // what the run's nodes open: "" for the embedded store, each in its own directory
+	display string       // the store as printed: --store without its password
+	kind    string       // "bolt", "redis", "postgres", …
+	st      tether.Store // for the in-process rows: the same store as the nodes', or bolt in the run's directory
+}
+
+// openBenchStore opens the run's store and checks that it answers.
+func openBenchStore(ctx context.Context, storeURL, dir string) (*benchStore, error) {
+	bs := &benchStore{url: storeURL, display: "embedded bolt", kind: "bolt"}
+	if storeURL != "" {
+		bs.display = store.Redact(storeURL)
+		bs.kind, _, _ = strings.Cut(storeURL, ":")
+		if strings.HasPrefix(bs.kind, "redis") {
+			u, err := url.Parse(storeURL)
+			if err != nil {
+				return nil, fmt.Errorf("--store %s: %w", bs.display, err)
+			}
+			q := u.Query()
+			prefix := cmp.Or(q.Get("prefix"), redisstore.DefaultPrefix)
+			q.Set("prefix", prefix+"bench-"+strings.ToLower(rand.Text()[:10])+":")
+			u.RawQuery = q.Encode()
+			bs.url = u.String()
+		}
 	}
-	defer st.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, bs.url, dir)
+	if err == nil {
+		if err = st.Ping(ctx); err != nil {
+			st.Close()
+		}
+	}
+	if errors.Is(err, tether.ErrUnavailable) {
+		return nil, fmt.Errorf("--store %s: not reachable: %w", bs.display, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--store %s: %w", bs.display, err)
+	}
+	bs.st = st
+	return bs, nil
+}
+
+// close deletes what the run wrote to a shared store that can say so, and
+// closes it. It runs even when the run was interrupted.
+func (bs *benchStore) close(ctx context.Context, out io.Writer) error {
+	defer bs.st.Close()
+	r, ok := bs.st.(*redisstore.Store)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	n, err := r.DeleteAll(ctx)
+	if err != nil {
+		return fmt.Errorf("delete the run's keys from %s: %w", bs.display, err)
+	}
+	fmt.Fprintf(out, "\nDeleted the %d keys this run wrote to %s\n", n, bs.display)
+	return nil
+}
+
+// checkWritable reports whether a file can be written at path, without
+// leaving one there; an empty path is no file, so fine.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return errors.New("is a directory")
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("no directory %s", dir)
+	}
+	f, err := os.CreateTemp(dir, ".tether-bench-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write there: %w", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func benchValidation(ctx context.Context, bs *benchStore, d time.Duration, progress io.Writer) ([]bench.Validation, error) {
 	now := time.Now()
 	claims := selfcontained.Claims{Issuer: "https://a.example", Subject: "bench", SessionID: tether.NewID(),
 		Roles: []string{"admin"}, IssuedAt: now, Expiry: now.Add(jwtLifetime)}
@@ -208,18 +309,14 @@ func benchValidation(ctx context.Context, dir string, d time.Duration, progress 
 	for _, v := range []struct {
 		name      string
 		staleness time.Duration
-	}{{"opaque, cached", 0}, {"opaque, store read (bolt)", -1}} {
+	}{{"opaque, cached", 0}, {"opaque, store read (" + bs.kind + ")", -1}} {
 		bench.Progress(progress, "validation", float64(len(rows))/float64(total))
-		m, err := tether.NewManager(tether.Config{Store: st, MaxStaleness: v.staleness})
+		m, err := tether.NewManager(tether.Config{Store: bs.st, MaxStaleness: v.staleness})
 		if err != nil {
 			return nil, err
 		}
-		token, _, err := m.Create(ctx, tether.CreateParams{Subject: "bench", Roles: []string{"admin"}})
+		token, err := warmToken(ctx, m, v.staleness >= 0)
 		if err != nil {
-			m.Close()
-			return nil, err
-		}
-		if _, err := m.Validate(ctx, token); err != nil {
 			m.Close()
 			return nil, err
 		}
@@ -244,6 +341,30 @@ func benchValidation(ctx context.Context, dir string, d time.Duration, progress 
 		rows[i].XCachedOpaque = math.Round(rows[i].NsPerOp/rows[0].NsPerOp*1000) / 1000
 	}
 	return rows, nil
+}
+
+// warmToken makes a session on m and validates it until the validation is
+// served as measured: from the cache when cached, which on a shared store
+// waits for its change channel to come up.
+func warmToken(ctx context.Context, m *tether.Manager, cached bool) (string, error) {
+	token, _, err := m.Create(ctx, tether.CreateParams{Subject: "bench", Roles: []string{"admin"}})
+	if err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		hits := m.Stats().CacheHits
+		if _, err := m.Validate(ctx, token); err != nil {
+			return "", err
+		}
+		if !cached || m.Stats().CacheHits > hits {
+			return token, nil
+		}
+		if time.Now().After(deadline) {
+			return "", errors.New("the cache never served the session: is the store's change channel up?")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // benchNodeHTTP starts a node, makes a session and loads GET /v1/session.
@@ -286,17 +407,17 @@ func benchBareHTTP(ctx context.Context, conc int, d time.Duration, progress io.W
 // long until node 2 (node 1 itself on a one-node store) refuses them. Each
 // trial has its own subject, so the per-subject limit on creations never
 // throttles the run.
-func benchPropagation(ctx context.Context, dir, storeURL string, trials int, progress io.Writer) (bench.Propagation, error) {
-	row := bench.Propagation{Store: "embedded bolt", Nodes: 1, Trials: trials}
-	n1, err := startLocalNode(ctx, localConfig(filepath.Join(dir, "prop1"), storeURL))
+func benchPropagation(ctx context.Context, dir string, bs *benchStore, trials int, progress io.Writer) (bench.Propagation, error) {
+	row := bench.Propagation{Store: bs.display, Nodes: 1, Trials: trials}
+	n1, err := startLocalNode(ctx, localConfig(filepath.Join(dir, "prop1"), bs.url))
 	if err != nil {
 		return row, err
 	}
 	defer n1.stop()
 	n2 := n1
-	if storeURL != "" {
-		row.Store, row.Nodes = store.Redact(storeURL), 2
-		if n2, err = startLocalNode(ctx, localConfig(filepath.Join(dir, "prop2"), storeURL)); err != nil {
+	if bs.url != "" {
+		row.Nodes = 2
+		if n2, err = startLocalNode(ctx, localConfig(filepath.Join(dir, "prop2"), bs.url)); err != nil {
 			return row, err
 		}
 		defer n2.stop()

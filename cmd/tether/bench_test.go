@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/tetherhq/tether/internal/bench"
 	"github.com/tetherhq/tether/internal/servicetest"
 )
@@ -101,17 +103,86 @@ func TestBench(t *testing.T) {
 	checkChart(t, svg, "opaque, cached", "PASETO v4.local", "bare net/http + map lookup", "Tether p99", "JWT, 15 min lifetime")
 }
 
-// With a shared store, propagation is measured between two nodes.
+// With a shared store, propagation is measured between two nodes, the store
+// read row reads that store, and the run leaves no key behind.
 func TestBenchTwoNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts nodes and loads them")
 	}
 	addr := servicetest.SharedRedis(t)
-	rep, _, svg, _ := tinyBench(t, "redis://"+addr+"/0?prefix="+servicetest.RedisPrefix(t, addr))
+	prefix := servicetest.RedisPrefix(t, addr)
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A key the run must not touch, under the prefix the run is given.
+	if err := c.Do(t.Context(), c.B().Set().Key(prefix+"neighbour").Value("x").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	before := redisKeys(t, c, prefix)
+
+	rep, _, svg, out := tinyBench(t, "redis://"+addr+"/0?prefix="+prefix)
 	if p := rep.Propagation; p.Nodes != 2 || p.Trials != 5 || !strings.HasPrefix(p.Store, "redis://") || p.P50 <= 0 || p.Max < p.P99 {
 		t.Errorf("propagation: got %+v, want 5 trials between 2 nodes on redis", p)
 	}
+	if got := rep.Validation[1].Name; got != "opaque, store read (redis)" {
+		t.Errorf("store read row: got %q, want it to read redis", got)
+	}
 	checkChart(t, svg, "on the other of 2 nodes")
+	if after := redisKeys(t, c, prefix); !slices.Equal(after, before) {
+		t.Errorf("keys under %s: %d before the run, %d after: %q", prefix, len(before), len(after), after)
+	}
+	if !strings.Contains(out, "keys this run wrote to redis://") {
+		t.Errorf("output does not say the run's keys were deleted:\n%s", out)
+	}
+}
+
+// redisKeys lists the keys under prefix, sorted.
+func redisKeys(t *testing.T, c rueidis.Client, prefix string) []string {
+	t.Helper()
+	var keys []string
+	var cursor uint64
+	for {
+		e, err := c.Do(t.Context(), c.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, e.Elements...)
+		if cursor = e.Cursor; cursor == 0 {
+			slices.Sort(keys)
+			return keys
+		}
+	}
+}
+
+// A run that could not write its files, or reach its store, fails at once:
+// exit 1, a message that names the flag, and not a line of measurements.
+func TestBenchChecksBeforeRunning(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"chart in a missing directory", []string{"--chart", filepath.Join(dir, "nope", "b.svg")}, "no directory"},
+		{"chart is a directory", []string{"--chart", dir}, "is a directory"},
+		{"json in a missing directory", []string{"--json", filepath.Join(dir, "nope", "b.json")}, "--json"},
+		{"unreachable redis", []string{"--store", "redis://127.0.0.1:1/0"}, "not reachable"},
+		{"unreachable postgres", []string{"--store", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1"}, "not reachable"},
+		{"unknown store", []string{"--store", "mongodb://127.0.0.1"}, "unknown scheme"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append([]string{"bench", "--quick"}, tt.args...), &stdout, &stderr)
+			if code != 1 || !strings.Contains(stderr.String(), tt.wantErr) || stdout.Len() != 0 {
+				t.Errorf("exit %d, stderr %q, stdout %q: want exit 1, %q, nothing measured", code, stderr.String(), stdout.String(), tt.wantErr)
+			}
+		})
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the checks left files behind: %v", left)
+	}
 }
 
 // checkChart parses svg with encoding/xml: one root <svg> in the SVG
