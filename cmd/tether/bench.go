@@ -149,35 +149,44 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) (err
 	}
 	w.Flush()
 
-	// 2. HTTP throughput against real nodes and a bare handler.
-	fmt.Fprintf(out, "\nHTTP GET /v1/session on loopback (%d keep-alive clients, %v each)\n", o.conc, o.loadDur)
-	for _, v := range []struct {
-		name      string
-		staleness time.Duration
-	}{{"tether, cache on", time.Second}, {"tether, cache off", 0}} {
-		cfg := localConfig(filepath.Join(dir, fmt.Sprint("http", len(rep.HTTP))), bs.url)
-		cfg.Sessions.MaxStaleness = v.staleness
-		l, err := benchNodeHTTP(ctx, cfg, o.conc, o.loadDur, progress)
+	// 2. HTTP throughput against real nodes and a bare handler, all up at
+	// once and loaded in turn, a slice at a time.
+	fmt.Fprintf(out, "\nHTTP GET /v1/session on loopback (%d keep-alive clients, %v each, in %d rounds)\n", o.conc, o.loadDur, httpRounds)
+	names := []string{"tether, cache on", "tether, cache off", "bare net/http + map lookup"}
+	var targets []bench.Target
+	for i, staleness := range []time.Duration{time.Second, 0} {
+		cfg := localConfig(filepath.Join(dir, fmt.Sprint("http", i)), bs.url)
+		cfg.Sessions.MaxStaleness = staleness
+		t, stop, err := benchNodeHTTP(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		rep.HTTP = append(rep.HTTP, bench.HTTPResult{Name: v.name, Concurrency: o.conc, Load: l})
+		defer stop()
+		targets = append(targets, t)
 	}
-	bare, err := benchBareHTTP(ctx, o.conc, o.loadDur, progress)
+	t, stop, err := benchBareHTTP()
 	if err != nil {
 		return err
 	}
-	rep.HTTP = append(rep.HTTP, bench.HTTPResult{Name: "bare net/http + map lookup", Concurrency: o.conc, Load: bare})
+	defer stop()
+	targets = append(targets, t)
+	loads := bench.HTTPLoads(ctx, targets, http.StatusOK, o.conc, o.loadDur, httpRounds, progress)
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: the loads stopped early and mean nothing
 	}
-	fmt.Fprintf(w, "server\treq/s\tp50\tp99\terrors\treq/s ÷ floor\t\n")
+	for i, l := range loads {
+		rep.HTTP = append(rep.HTTP, bench.HTTPResult{Name: names[i], Concurrency: o.conc, Load: l})
+	}
+	floor := loads[len(loads)-1]
+	fmt.Fprintf(w, "server\treq/s\tp50\tp99\terrors\tCPU/req\treq/s ÷ floor\t\n")
 	for _, r := range rep.HTTP {
-		fmt.Fprintf(w, "%s\t%.0f\t%v\t%v\t%d\t%.2f\t\n", r.Name, r.RPS, r.P50.Round(time.Microsecond),
-			r.P99.Round(time.Microsecond), r.Errors, r.RPS/bare.RPS)
+		fmt.Fprintf(w, "%s\t%.0f\t%v\t%v\t%d\t%v\t%.2f\t\n", r.Name, r.RPS, r.P50.Round(time.Microsecond),
+			r.P99.Round(time.Microsecond), r.Errors, r.CPUPerRequest.Round(100*time.Nanosecond), r.RPS/floor.RPS)
 	}
 	w.Flush()
-	fmt.Fprintln(out, "(floor: the bare handler, which does no more than any server must; 1.00 is its speed)")
+	fmt.Fprintln(out, "(floor: the bare handler, which does only what any server must; CPU/req: this")
+	fmt.Fprintln(out, "process's CPU time per request, load generator included, which a busy machine")
+	fmt.Fprintln(out, "skews less than req/s)")
 
 	// 3. Revocation propagation.
 	prop, err := benchPropagation(ctx, dir, bs, o.trials, progress)
@@ -367,27 +376,30 @@ func warmToken(ctx context.Context, m *tether.Manager, cached bool) (string, err
 	}
 }
 
-// benchNodeHTTP starts a node, makes a session and loads GET /v1/session.
-func benchNodeHTTP(ctx context.Context, cfg config.Config, conc int, d time.Duration, progress io.Writer) (bench.Load, error) {
+// httpRounds is how many slices each HTTP load is cut into.
+const httpRounds = 3
+
+// benchNodeHTTP starts a node and makes a session to load it with.
+func benchNodeHTTP(ctx context.Context, cfg config.Config) (bench.Target, func() error, error) {
 	n, err := startLocalNode(ctx, cfg)
 	if err != nil {
-		return bench.Load{}, err
+		return bench.Target{}, nil, err
 	}
-	defer n.stop()
 	token, err := n.createSession(ctx, "bench")
 	if err != nil {
-		return bench.Load{}, err
+		n.stop()
+		return bench.Target{}, nil, err
 	}
-	return bench.HTTPLoad(ctx, n.public+"/v1/session", token, http.StatusOK, conc, d, progress), nil
+	return bench.Target{URL: n.public + "/v1/session", Token: token}, n.stop, nil
 }
 
-// benchBareHTTP loads a handler that does only what no session service can
+// benchBareHTTP serves a handler that does only what no session service can
 // avoid: read the header, look it up in a map, write JSON.
-func benchBareHTTP(ctx context.Context, conc int, d time.Duration, progress io.Writer) (bench.Load, error) {
+func benchBareHTTP() (bench.Target, func() error, error) {
 	sessions := map[string]string{"bare-token": `{"subject":"bench","roles":["admin"]}`}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return bench.Load{}, err
+		return bench.Target{}, nil, err
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, ok := sessions[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
@@ -397,10 +409,9 @@ func benchBareHTTP(ctx context.Context, conc int, d time.Duration, progress io.W
 		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, s)
-	})}
+	}), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Close()
-	return bench.HTTPLoad(ctx, "http://"+ln.Addr().String()+"/", "bare-token", http.StatusOK, conc, d, progress), nil
+	return bench.Target{URL: "http://" + ln.Addr().String() + "/", Token: "bare-token"}, srv.Close, nil
 }
 
 // benchPropagation revokes sessions through node 1's admin API and times how

@@ -87,15 +87,16 @@ func TestBench(t *testing.T) {
 		t.Fatalf("got %d HTTP rows, want 3", len(rep.HTTP))
 	}
 	for _, h := range rep.HTTP {
-		if h.Requests == 0 || h.Errors != 0 || h.RPS <= 0 || h.P50 <= 0 || h.P99 < h.P50 || h.Elapsed <= 0 || h.Concurrency != 2 {
-			t.Errorf("HTTP %q: got %+v, want requests, no errors, 0 < p50 ≤ p99", h.Name, h)
+		if h.Requests == 0 || h.Errors != 0 || h.RPS <= 0 || h.P50 <= 0 || h.P99 < h.P50 || h.Elapsed <= 0 || h.Concurrency != 2 || h.CPUPerRequest <= 0 {
+			t.Errorf("HTTP %q: got %+v, want requests, no errors, 0 < p50 ≤ p99, CPU per request", h.Name, h)
 		}
 	}
 	p := rep.Propagation
 	if p.Trials != 5 || p.Nodes != 1 || p.P50 <= 0 || p.P50 > p.P99 || p.P99 > p.Max {
 		t.Errorf("propagation: got %+v, want 5 trials on 1 node, 0 < p50 ≤ p99 ≤ max", p)
 	}
-	for _, want := range []string{"Validation of one session token", "HTTP GET /v1/session", "Revocation:", "Figures written to", "Chart written to"} {
+	for _, want := range []string{"Validation of one session token", "HTTP GET /v1/session", "CPU/req", "req/s ÷ floor",
+		"Revocation:", "Figures written to", "Chart written to"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
