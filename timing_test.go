@@ -138,4 +138,3 @@ func timeRefusals(t *testing.T, m *tether.Manager, cached bool, rounds int) [2]t
 	}
 	return out
 }
-
