@@ -7,10 +7,12 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,5 +224,52 @@ func checkChart(t *testing.T, svg []byte, want ...string) {
 		if !strings.Contains(text.String(), w) {
 			t.Errorf("chart text lacks %q", w)
 		}
+	}
+}
+
+// BenchmarkSessionHTTP is the HTTP row of tether bench as a Go benchmark, so
+// that -cpuprofile can show where a request's time goes with the cache on and
+// off (BENCHMARKS.md). Each sub-benchmark starts its own node on bolt.
+func BenchmarkSessionHTTP(b *testing.B) {
+	for _, v := range []struct {
+		name      string
+		staleness time.Duration
+	}{{"cache-on", time.Second}, {"cache-off", 0}} {
+		b.Run(v.name, func(b *testing.B) {
+			cfg := localConfig(b.TempDir(), "")
+			cfg.Sessions.MaxStaleness = v.staleness
+			target, stop, err := benchNodeHTTP(b.Context(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { stop() })
+			tr := &http.Transport{MaxIdleConnsPerHost: 64}
+			b.Cleanup(tr.CloseIdleConnections)
+			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+			var failed atomic.Int64
+			b.SetParallelism(8) // 16 clients on 2 cores, as tether bench
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodGet, target.URL, nil)
+					req.Header.Set("Authorization", "Bearer "+target.Token)
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						failed.Add(1)
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			if f := failed.Load(); f > 0 {
+				b.Errorf("%d of %d requests failed", f, b.N)
+			}
+		})
 	}
 }
