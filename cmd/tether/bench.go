@@ -253,7 +253,7 @@ func openBenchStore(ctx context.Context, storeURL, dir string) (*benchStore, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, bs.url, dir)
+	st, err := store.Open(ctx, bs.url, dir, store.Options{})
 	if err == nil {
 		if err = st.Ping(ctx); err != nil {
 			st.Close()
