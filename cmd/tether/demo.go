@@ -28,7 +28,7 @@ func newDemoCmd() *cobra.Command {
 		Short: "Walk through opaque sessions versus JWT sessions on a real server",
 		Long: `Start Tether nodes on loopback (embedded stores in a temporary directory) and walk
 through three scenarios:
-  A. a login, a role change, a stolen token and a sign-out, printing beside each
+  A. a login, a role change, a stolen token and a sign-out, printing under each
      step what a 15-minute HS256 session JWT with the same claims would have done;
   B. service A hands alice to internal service B with a single-use HS256 handshake;
   C. A hands her to external services with an EdDSA JWT (verified through A's
