@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,11 +15,24 @@ import (
 // DeleteAll removes every key under its own prefix and nothing else, even
 // when the prefix holds characters that SCAN MATCH reads as a pattern.
 func TestDeleteAll(t *testing.T) {
-	addr := servicetest.SharedRedis(t)
-	base := servicetest.RedisPrefix(t, addr)
+	t.Run("standalone", func(t *testing.T) {
+		addr := servicetest.SharedRedis(t)
+		testDeleteAll(t, "redis://"+addr+"/0?", servicetest.RedisPrefix(t, addr))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts a Redis Cluster")
+		}
+		// Keys spread over three primaries: SCAN must visit each.
+		addrs := servicetest.StartRedisCluster(t)
+		testDeleteAll(t, "redis+cluster://"+strings.Join(addrs, ",")+"?", servicetest.KeyPrefix(t))
+	})
+}
+
+func testDeleteAll(t *testing.T, url0, base string) {
 	ctx := context.Background()
 	open := func(prefix string) *Store {
-		s, err := Open(ctx, "redis://"+addr+"/0?prefix="+url.QueryEscape(prefix), Options{Timeout: 10 * time.Second})
+		s, err := Open(ctx, url0+"prefix="+url.QueryEscape(prefix), Options{Timeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,7 +43,8 @@ func TestDeleteAll(t *testing.T) {
 	owned, neighbour := open(base+"a*:"), open(base+"ab:")
 	fill := func(s *Store) {
 		now := time.Now()
-		for _, id := range []string{tether.NewID(), tether.NewID()} {
+		for range 2 {
+			id := tether.NewID()
 			r := &tether.Record{ID: id, Subject: "alice", CreatedAt: now, LastSeenAt: now,
 				ExpiresAt: now.Add(time.Hour), IdleExpiresAt: now.Add(time.Hour)}
 			if err := s.Create(ctx, r); err != nil {
