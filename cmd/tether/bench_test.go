@@ -164,6 +164,10 @@ func redisKeys(t *testing.T, c rueidis.Client, prefix string) []string {
 // exit 1, a message that names the flag, and not a line of measurements.
 func TestBenchChecksBeforeRunning(t *testing.T) {
 	dir := t.TempDir()
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name    string
 		args    []string
@@ -172,6 +176,7 @@ func TestBenchChecksBeforeRunning(t *testing.T) {
 		{"chart in a missing directory", []string{"--chart", filepath.Join(dir, "nope", "b.svg")}, "no directory"},
 		{"chart is a directory", []string{"--chart", dir}, "is a directory"},
 		{"json in a missing directory", []string{"--json", filepath.Join(dir, "nope", "b.json")}, "--json"},
+		{"json under a file", []string{"--json", filepath.Join(notDir, "b.json")}, "no directory"},
 		{"unreachable redis", []string{"--store", "redis://127.0.0.1:1/0"}, "not reachable"},
 		{"unreachable postgres", []string{"--store", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1"}, "not reachable"},
 		{"unknown store", []string{"--store", "mongodb://127.0.0.1"}, "unknown scheme"},
