@@ -654,6 +654,9 @@ func TestE2ESecondServerSameDataDir(t *testing.T) {
 	if !strings.Contains(stderr.String(), "locked") {
 		t.Errorf("second server's error does not say the store is locked:\n%s", &stderr)
 	}
+	if strings.Contains(stderr.String(), "tether: tether:") {
+		t.Errorf("second server's error has a doubled prefix:\n%s", &stderr)
+	}
 	if code, _ := n.mustCall(http.MethodGet, n.pub+"/readyz", "", "", ""); code != http.StatusOK {
 		t.Errorf("the first server after the second one failed: readyz got %d, want 200", code)
 	}
