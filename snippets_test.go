@@ -102,7 +102,7 @@ func goBlocks(doc string, md []byte) []snippet {
 		line := sc.Text()
 		trimmed := strings.TrimSpace(line)
 		switch {
-		case cur == nil && (trimmed == "```go" || trimmed == "```golang"):
+		case cur == nil && isGoFence(trimmed):
 			cur = &snippet{doc: doc, line: n + 1}
 			body.Reset()
 		case cur != nil && trimmed == "```":
@@ -114,6 +114,13 @@ func goBlocks(doc string, md []byte) []snippet {
 		}
 	}
 	return out
+}
+
+// isGoFence reports whether a trimmed line opens a Go block: ```go or
+// ```golang, possibly followed by attributes.
+func isGoFence(line string) bool {
+	lang, _, _ := strings.Cut(strings.TrimPrefix(line, "```"), " ")
+	return strings.HasPrefix(line, "```") && (lang == "go" || lang == "golang")
 }
 
 // stdPackages are the standard library packages a snippet may name without
