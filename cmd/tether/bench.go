@@ -239,6 +239,10 @@ func openBenchStore(ctx context.Context, storeURL, dir string) (*benchStore, err
 	if storeURL != "" {
 		bs.display = store.Redact(storeURL)
 		bs.kind, _, _ = strings.Cut(storeURL, ":")
+		if bs.kind == "memory" || bs.kind == "bolt" {
+			// Two nodes cannot share either, and without --store the run measures bolt.
+			return nil, usageError{fmt.Errorf("--store %s: want a store that nodes share (redis://…, postgres://…); without --store the run measures the embedded store", bs.display), "tether bench"}
+		}
 		if strings.HasPrefix(bs.kind, "redis") {
 			u, err := url.Parse(storeURL)
 			if err != nil {

@@ -169,23 +169,26 @@ func TestBenchChecksBeforeRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		name    string
-		args    []string
-		wantErr string
+		name     string
+		args     []string
+		wantErr  string
+		wantCode int
 	}{
-		{"chart in a missing directory", []string{"--chart", filepath.Join(dir, "nope", "b.svg")}, "no directory"},
-		{"chart is a directory", []string{"--chart", dir}, "is a directory"},
-		{"json in a missing directory", []string{"--json", filepath.Join(dir, "nope", "b.json")}, "--json"},
-		{"json under a file", []string{"--json", filepath.Join(notDir, "b.json")}, "no directory"},
-		{"unreachable redis", []string{"--store", "redis://127.0.0.1:1/0"}, "not reachable"},
-		{"unreachable postgres", []string{"--store", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1"}, "not reachable"},
-		{"unknown store", []string{"--store", "mongodb://127.0.0.1"}, "unknown scheme"},
+		{"chart in a missing directory", []string{"--chart", filepath.Join(dir, "nope", "b.svg")}, "no directory", 1},
+		{"chart is a directory", []string{"--chart", dir}, "is a directory", 1},
+		{"json in a missing directory", []string{"--json", filepath.Join(dir, "nope", "b.json")}, "--json", 1},
+		{"json under a file", []string{"--json", filepath.Join(notDir, "b.json")}, "no directory", 1},
+		{"unreachable redis", []string{"--store", "redis://127.0.0.1:1/0"}, "not reachable", 1},
+		{"unreachable postgres", []string{"--store", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1"}, "not reachable", 1},
+		{"unknown store", []string{"--store", "mongodb://127.0.0.1"}, "unknown scheme", 1},
+		{"a store nodes cannot share", []string{"--store", "memory:"}, "want a store that nodes share", 2},
+		{"the embedded store named", []string{"--store", "bolt:///tmp/x.db"}, "want a store that nodes share", 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := run(t.Context(), append([]string{"bench", "--quick"}, tt.args...), &stdout, &stderr)
-			if code != 1 || !strings.Contains(stderr.String(), tt.wantErr) || stdout.Len() != 0 {
-				t.Errorf("exit %d, stderr %q, stdout %q: want exit 1, %q, nothing measured", code, stderr.String(), stdout.String(), tt.wantErr)
+			if code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantErr) || stdout.Len() != 0 {
+				t.Errorf("exit %d, stderr %q, stdout %q: want exit %d, %q, nothing measured", code, stderr.String(), stdout.String(), tt.wantCode, tt.wantErr)
 			}
 		})
 	}
