@@ -297,7 +297,7 @@ func (m *Manager) ValidateReserved(ctx context.Context, subject, rawToken string
 	// Read from the store, past the cache and the counters: these sessions
 	// are few and rarely used, a revocation of one holds on every node at
 	// once, and the node's numbers stay about its users' sessions.
-	rec, roles, err := m.read(ctx, pt.id)
+	rec, roles, err := m.read(ctx, pt)
 	if err != nil {
 		return nil, err
 	}
@@ -317,14 +317,16 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 	var seq uint64
 	if m.cache != nil {
 		e, roles, ok, s := m.cache.get(pt.id, now)
-		if ok {
+		if ok && pt.matches(e.hash) {
 			m.stats.cacheHits.Add(1)
 			return m.accept(ctx, pt, e, roles, now)
 		}
+		// A wrong secret for a cached ID reads the store as an unknown ID
+		// does, so a fast refusal never tells that an ID is live.
 		m.stats.cacheMisses.Add(1)
 		seq = s
 	}
-	rec, roles, err := m.read(ctx, pt.id)
+	rec, roles, err := m.read(ctx, pt)
 	if err != nil {
 		return nil, err
 	}
@@ -335,17 +337,25 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 	return m.accept(ctx, pt, e, roles, now)
 }
 
-// read fetches a record and its subject's roles from the store. A store
-// failure stops the cache serving until the store answers again.
-func (m *Manager) read(ctx context.Context, id string) (*Record, []string, error) {
-	rec, err := m.store.Get(ctx, id)
+// read fetches the record pt names and, if pt's secret matches it, its
+// subject's roles. An unknown ID and a wrong secret cost the same: one store
+// read and one constant-time compare, so their timing does not tell a live
+// ID from a dead one. A store failure stops the cache serving until the
+// store answers again.
+func (m *Manager) read(ctx context.Context, pt parsedToken) (*Record, []string, error) {
+	rec, err := m.store.Get(ctx, pt.id)
 	if errors.Is(err, ErrNotFound) {
 		m.storeOK()
+		pt.matches(secretHash{}) // the compare a known ID costs
 		return nil, nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
 	}
 	if err != nil {
 		m.storeFailed(ctx)
 		return nil, nil, fmt.Errorf("tether: read session: %w", err)
+	}
+	if !pt.matches(rec.SecretHash) {
+		m.storeOK()
+		return nil, nil, fmt.Errorf("%w: secret does not match", ErrInvalidToken)
 	}
 	roles, err := m.store.Roles(ctx, rec.Subject)
 	if err != nil {
@@ -396,7 +406,7 @@ func (m *Manager) Rotate(ctx context.Context, rawToken string) (string, *Session
 	if err != nil {
 		return "", nil, err
 	}
-	rec, roles, err := m.read(ctx, pt.id) // a write decides on the store, never the cache
+	rec, roles, err := m.read(ctx, pt) // a write decides on the store, never the cache
 	if err != nil {
 		return "", nil, err
 	}
