@@ -25,6 +25,7 @@ import (
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/store"
+	"github.com/tetherhq/tether/webhook"
 )
 
 func newServeCmd() *cobra.Command {
@@ -75,6 +76,10 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if err != nil {
 		return err
 	}
+	hooks, err := cfg.WebhookEndpoints()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -120,6 +125,13 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if err != nil {
 		return err
 	}
+	// Deliveries come from the store's event log, so they start here and
+	// pick up whatever an earlier run left undelivered.
+	deliverer, err := webhook.New(webhook.Config{Manager: m, Endpoints: hooks, Logger: log, Registerer: srv.Metrics().Registry()})
+	if err != nil {
+		return err
+	}
+	defer deliverer.Close() // before the Manager and the store close
 
 	pubLn, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -497,6 +497,8 @@ handshake:
   trusted_issuers:
     - { issuer: "https://x.example", format: jwt, alg: EdDSA, public_key_file: ../x.pem }
     - { issuer: "https://y.example", format: jwt, alg: EdDSA, jwks_url: "jwks.json" }
+webhooks:
+  - { url: "https://hooks.example/t", secret_file: secrets/hook.secret }
 `)
 	dir := filepath.Dir(path)
 	wd := t.TempDir()
@@ -513,6 +515,7 @@ handshake:
 		{"handshake audience key_file", c.Handshake.Audiences["https://b.example"].KeyFile, filepath.Join(dir, "keys", "b.key")},
 		{"handshake issuer public_key_file", c.Handshake.TrustedIssuers[0].PublicKeyFile, filepath.Join(filepath.Dir(dir), "x.pem")},
 		{"jwks_url (not a path)", c.Handshake.TrustedIssuers[1].JWKSURL, "jwks.json"},
+		{"webhooks secret_file", c.Webhooks[0].SecretFile, filepath.Join(dir, "secrets", "hook.secret")},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s: got %s, want %s", tt.name, tt.got, tt.want)
@@ -652,7 +655,7 @@ func TestManager(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	got := c.Manager(st, log)
 	want := tether.Config{Store: st, Logger: log, Lifetime: 3 * time.Hour, IdleTimeout: time.Hour, TouchInterval: 5 * time.Second,
-		MaxStaleness: 2 * time.Second, CacheSize: 9, MaxSessionsPerSubject: 4}
+		MaxStaleness: 2 * time.Second, CacheSize: 9, MaxSessionsPerSubject: 4, EventRetention: 30 * 24 * time.Hour}
 	if got.Store != want.Store || got.Logger != want.Logger {
 		t.Errorf("store or logger not passed on")
 	}

@@ -67,5 +67,6 @@ func (c *Config) Manager(st tether.Store, log *slog.Logger) tether.Config {
 		Lifetime: c.Sessions.Lifetime, IdleTimeout: c.Sessions.IdleTimeout,
 		TouchInterval: c.Sessions.TouchInterval, MaxStaleness: staleness,
 		CacheSize: c.Sessions.CacheSize, MaxSessionsPerSubject: c.Sessions.MaxPerSubject,
+		EventRetention: c.Events.retention(),
 	}
 }

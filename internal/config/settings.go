@@ -39,6 +39,7 @@ func Settings() []Setting {
 		sessionSettings,
 		storeSettings,
 		handshakeSettings,
+		eventSettings,
 	} {
 		all = append(all, section...)
 	}
