@@ -88,6 +88,10 @@ type Config struct {
 	// LeaseWindow is how long one node delivers an endpoint before it must
 	// claim it again; default 15 s.
 	LeaseWindow time.Duration
+
+	// Transport, when Client is nil, carries the default client's requests
+	// (such as one that adds trace context); nil: http.DefaultTransport.
+	Transport http.RoundTripper
 }
 
 // Deliverer delivers events to the configured endpoints until Close.
@@ -128,6 +132,7 @@ func New(cfg Config) (*Deliverer, error) {
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{
+			Transport:     cfg.Transport,
 			Timeout:       10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/tracing"
 	"github.com/tetherhq/tether/store"
 	"github.com/tetherhq/tether/webhook"
 )
@@ -69,10 +70,28 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	// Off unless the standard OTEL_ environment turns it on; then the store,
+	// the routes and the outgoing calls (JWKS, webhooks) make spans.
+	tr, err := tracing.FromEnv(ctx, versionString())
+	if err != nil {
+		return err
+	}
+	defer func() { // last: the spans of the shutdown go out too
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			log.Warn("tracing: spans not sent at shutdown", "err", err)
+		}
+	}()
+	var verifierOpts []handshake.VerifierOption
+	if tr.On() {
+		// The verifier bounds each JWKS fetch itself.
+		verifierOpts = append(verifierOpts, handshake.WithHTTPClient(&http.Client{Transport: tr.Transport(nil)}))
+	}
 	// The verifier needs nothing from the data dir, so its key files are
 	// loaded (and refused) before the data dir is touched too. The config
 	// made the file's key paths absolute already.
-	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".")
+	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".", verifierOpts...)
 	if err != nil {
 		return err
 	}
@@ -101,6 +120,9 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	defer st.Close()
+	if tr.On() {
+		st = tether.TraceStore(st, tr.Tracer())
+	}
 	m, err := tether.NewManager(cfg.Manager(st, log))
 	if err != nil {
 		return err
@@ -121,13 +143,14 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	admin.RecordFailures(m)
-	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier})
+	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier, Tracing: tr})
 	if err != nil {
 		return err
 	}
 	// Deliveries come from the store's event log, so they start here and
 	// pick up whatever an earlier run left undelivered.
-	deliverer, err := webhook.New(webhook.Config{Manager: m, Endpoints: hooks, Logger: log, Registerer: srv.Metrics().Registry()})
+	deliverer, err := webhook.New(webhook.Config{Manager: m, Endpoints: hooks, Logger: log,
+		Registerer: srv.Metrics().Registry(), Transport: tr.Transport(nil)})
 	if err != nil {
 		return err
 	}
@@ -159,7 +182,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	go func() { errc <- servers[1].Serve(admLn) }()
 
 	log.Info("tether ready", "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
-		"store", storeKind(cfg.Store), "data_dir", cfg.DataDir)
+		"store", storeKind(cfg.Store), "data_dir", cfg.DataDir, "tracing", tr.On())
 	if ready != nil {
 		ready(pubLn.Addr().String(), admLn.Addr().String())
 	}

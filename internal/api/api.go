@@ -22,6 +22,7 @@ import (
 	"github.com/tetherhq/tether/internal/apitype"
 	"github.com/tetherhq/tether/internal/httperr"
 	"github.com/tetherhq/tether/internal/ratelimit"
+	"github.com/tetherhq/tether/internal/tracing"
 	"github.com/tetherhq/tether/internal/web"
 )
 
@@ -42,6 +43,7 @@ type Server struct {
 	minter   *handshake.Minter   // nil: this node mints no handshakes
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
+	tracing  *tracing.Tracing    // nil or off: no spans
 }
 
 // Config configures a Server.
@@ -59,6 +61,9 @@ type Config struct {
 	// SignInURL is where the account pages send a browser that is not
 	// signed in; empty: they only say so. See web.Config.
 	SignInURL string
+
+	// Tracing, when on, gives every request a span named by its route.
+	Tracing *tracing.Tracing
 }
 
 // New returns a Server. Its Public and Admin handlers are meant for two
@@ -83,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 		keys:             cfg.Keys,
 		minter:           cfg.Minter,
 		verifier:         cfg.Verifier,
+		tracing:          cfg.Tracing,
 	}
 	var err error
 	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/adminauth"
@@ -98,9 +99,10 @@ func (c managerCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // common wraps a listener's handler with what every response needs: security
-// headers, a request log line (never a token: paths hold none) and metrics.
+// headers, a request log line (never a token: paths hold none), metrics and,
+// when tracing is on, a span.
 func (s *Server) common(listener string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.tracing.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -122,10 +124,15 @@ func (s *Server) common(listener string, next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
+		if s.tracing.On() && r.Pattern != "" {
+			// The tracing handler sees the pattern only on the request it
+			// passed down, and changes above went down on a copy.
+			trace.SpanFromContext(r.Context()).SetName(r.Pattern)
+		}
 		s.metrics.requests.WithLabelValues(listener, route, strconv.Itoa(rec.status)).Inc()
 		s.log.Debug("request", "listener", listener, "method", r.Method, "route", route,
 			"status", rec.status, "duration", time.Since(start), "remote", tether.ClientIP(r))
-	})
+	}), listener, listener == "public")
 }
 
 type statusRecorder struct {
