@@ -81,8 +81,8 @@ func (c *otlpCollector) find(match func(collected) bool) (collected, bool) {
 
 // TestE2ETracing: `tether serve` with OTEL_EXPORTER_OTLP_ENDPOINT sends
 // spans to that collector: each request's span named by its route, the store
-// calls under it, and a client span for each webhook delivery whose
-// traceparent the receiver got.
+// calls under it, and a client span for each webhook delivery and JWKS fetch
+// whose traceparent the other side got.
 func TestE2ETracing(t *testing.T) {
 	col := &otlpCollector{}
 	colSrv := httptest.NewServer(col)
@@ -92,12 +92,24 @@ func TestE2ETracing(t *testing.T) {
 		traceparents <- r.Header.Get("traceparent")
 	}))
 	defer rcv.Close()
+	jwksFetches := make(chan string, 16)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		jwksFetches <- r.Header.Get("traceparent")
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		io.WriteString(w, `{"keys":[]}`)
+	}))
+	defer jwks.Close()
 
 	key := make([]byte, 32)
 	rand.Read(key)
 	dir := t.TempDir()
 	writeFile(t, dir, "hook.secret", "whsec_"+base64.StdEncoding.EncodeToString(key))
-	cfg := writeFile(t, dir, "tether.yaml", fmt.Sprintf("webhooks: [{url: %q, secret_file: hook.secret, events: [session.revoked]}]\n", rcv.URL))
+	cfg := writeFile(t, dir, "tether.yaml", fmt.Sprintf(`issuer: "https://b.example"
+handshake:
+  trusted_issuers:
+    - { issuer: "https://x.example", format: jwt, alg: EdDSA, jwks_url: %q }
+webhooks: [{url: %q, secret_file: hook.secret, events: [session.revoked]}]
+`, jwks.URL+"/jwks.json", rcv.URL))
 	n := startNode(t, nodeSpec{
 		args: []string{"--config", cfg, "--max-staleness", "0"}, // no cache: validation reads the store
 		env:  []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + colSrv.URL, "OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_SERVICE_NAME=tether-e2e"},
@@ -112,16 +124,35 @@ func TestE2ETracing(t *testing.T) {
 	if code, body := n.admin(http.MethodDelete, "/v1/sessions/"+id, ""); code != http.StatusNoContent {
 		t.Fatalf("revoke: %d %s", code, body)
 	}
-	var tp string
-	select {
-	case tp = <-traceparents:
-	case <-time.After(30 * time.Second): // a bound for a hang, not a timing
-		t.Fatal("no webhook delivery")
+	// A handshake token from x.example with a key ID the node has not seen:
+	// the node fetches x.example's JWKS (which lacks it) within the request.
+	seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	now := time.Now().Unix()
+	sig := make([]byte, 64)
+	rand.Read(sig)
+	hs := seg(`{"alg":"EdDSA","typ":"handshake+jwt","kid":"unknown-kid"}`) + "." +
+		seg(fmt.Sprintf(`{"iss":"https://x.example","aud":"https://b.example","sub":"alice","sid":"s1","jti":"j1","iat":%d,"exp":%d}`, now, now+60)) +
+		"." + base64.RawURLEncoding.EncodeToString(sig)
+	if code, body, err := n.call(http.MethodPost, n.pub+"/v1/handshakes/exchange", "", "application/json", `{"token":"`+hs+`"}`); err != nil || code != http.StatusUnauthorized {
+		t.Fatalf("exchange of a token signed by no known key: %d %s %v", code, body, err)
 	}
-	parts := strings.Split(tp, "-")
-	if len(parts) != 4 || parts[0] != "00" {
-		t.Fatalf("the webhook's traceparent %q is not W3C trace context", tp)
+
+	wait := func(what string, ch chan string) []string {
+		t.Helper()
+		select {
+		case tp := <-ch:
+			parts := strings.Split(tp, "-")
+			if len(parts) != 4 || parts[0] != "00" {
+				t.Fatalf("%s: traceparent %q is not W3C trace context", what, tp)
+			}
+			return parts
+		case <-time.After(30 * time.Second): // a bound for a hang, not a timing
+			t.Fatalf("no %s", what)
+		}
+		return nil
 	}
+	parts := wait("webhook delivery", traceparents)
+	jwksParts := wait("JWKS fetch", jwksFetches)
 
 	checks := []struct {
 		what  string
@@ -133,6 +164,13 @@ func TestE2ETracing(t *testing.T) {
 			return s.name == "DELETE /v1/sessions/{id}" && col.child(s, "store.Delete")
 		}},
 		{"the webhook's client span, named in its traceparent", func(s collected) bool { return s.client && s.trace == parts[1] && s.span == parts[2] }},
+		{"the JWKS fetch's client span, named in its traceparent, in the exchange's trace", func(s collected) bool {
+			if !s.client || s.trace != jwksParts[1] || s.span != jwksParts[2] {
+				return false
+			}
+			_, ok := col.find(func(r collected) bool { return r.name == "POST /v1/handshakes/exchange" && r.trace == s.trace })
+			return ok
+		}},
 	}
 	deadline := time.Now().Add(30 * time.Second) // spans are exported in batches
 	for _, c := range checks {
