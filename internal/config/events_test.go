@@ -14,26 +14,35 @@ import (
 	"github.com/tetherhq/tether/webhook"
 )
 
-// TestResolveWebhooks: a webhook's URL, secret file and event types are
-// checked when the settings load, before any secret is read.
+// TestResolveWebhooks: a webhook's URL, secret file and event types, and
+// whether the store keeps an event log to deliver from, are checked when the
+// settings load, before any secret is read.
 func TestResolveWebhooks(t *testing.T) {
+	ok := Webhook{URL: "https://hooks.example/t", SecretFile: "/s"}
 	tests := []struct {
-		name string
-		w    Webhook
-		want string // "" for no error, else a substring of it
+		name  string
+		w     Webhook
+		store string
+		want  string // "" for no error, else a substring of it
 	}{
-		{"https", Webhook{URL: "https://hooks.example/t", SecretFile: "/s"}, ""},
-		{"loopback http, some types", Webhook{URL: "http://127.0.0.1:9/t", SecretFile: "/s", Events: []string{"session.revoked", "subject.revoked"}}, ""},
-		{"plain http elsewhere", Webhook{URL: "http://hooks.example/t", SecretFile: "/s"}, "webhooks[0].url"},
-		{"credentials in the URL", Webhook{URL: "https://u:p@hooks.example/t", SecretFile: "/s"}, "webhooks[0].url"},
-		{"no URL", Webhook{SecretFile: "/s"}, "webhooks[0].url"},
-		{"no secret file", Webhook{URL: "https://hooks.example/t"}, "webhooks[0].secret_file must be set"},
-		{"unknown type", Webhook{URL: "https://hooks.example/t", SecretFile: "/s", Events: []string{"session.deleted"}}, `unknown event type "session.deleted"`},
+		{"https", ok, "", ""},
+		{"loopback http, some types", Webhook{URL: "http://127.0.0.1:9/t", SecretFile: "/s", Events: []string{"session.revoked", "subject.revoked"}}, "", ""},
+		{"plain http elsewhere", Webhook{URL: "http://hooks.example/t", SecretFile: "/s"}, "", "webhooks[0].url"},
+		{"credentials in the URL", Webhook{URL: "https://u:p@hooks.example/t", SecretFile: "/s"}, "", "webhooks[0].url"},
+		{"no URL", Webhook{SecretFile: "/s"}, "", "webhooks[0].url"},
+		{"no secret file", Webhook{URL: "https://hooks.example/t"}, "", "webhooks[0].secret_file must be set"},
+		{"unknown type", Webhook{URL: "https://hooks.example/t", SecretFile: "/s", Events: []string{"session.deleted"}}, "", `unknown event type "session.deleted"`},
+		// Deliveries come from the event log, which a Cluster does not keep.
+		{"on Redis Cluster", ok, "redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "Redis Cluster store does not keep"},
+		{"on Redis Cluster over TLS", ok, "rediss+cluster://127.0.0.1:7000", "Redis Cluster"},
+		{"on standalone Redis", ok, "redis://127.0.0.1:6379/0", ""},
+		{"on Sentinel", ok, "redis+sentinel://127.0.0.1:26379/0?master=m", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Default()
 			c.Webhooks = []Webhook{tt.w}
+			c.Store = tt.store
 			err := c.Resolve()
 			switch {
 			case tt.want == "" && err != nil:
