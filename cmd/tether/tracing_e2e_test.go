@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"compress/gzip"
 	"crypto/rand"
 	"encoding/base64"
@@ -30,6 +31,7 @@ type collected struct {
 type otlpCollector struct {
 	mu    sync.Mutex
 	spans []collected
+	raw   []byte // every export, to search for secrets
 }
 
 func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +54,7 @@ func (c *otlpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.mu.Lock()
+	c.raw = append(c.raw, b...)
 	for _, rs := range req.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
@@ -182,6 +185,13 @@ webhooks: [{url: %q, secret_file: hook.secret, events: [session.revoked]}]
 				t.Fatalf("the collector has no span: %s", c.what)
 			}
 			time.Sleep(50 * time.Millisecond) // polling the collector
+		}
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for name, secret := range map[string]string{"session token": token, "admin key": n.key, "token prefix": "tts_", "webhook secret": base64.StdEncoding.EncodeToString(key)} {
+		if bytes.Contains(col.raw, []byte(secret)) {
+			t.Errorf("the exported spans hold the %s", name)
 		}
 	}
 }

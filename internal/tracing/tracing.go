@@ -16,10 +16,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -89,9 +92,52 @@ func FromEnv(ctx context.Context, version string) (*Tracing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
-	p := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	p := sdktrace.NewTracerProvider(sdktrace.WithBatcher(scrubber{exp}), sdktrace.WithResource(res))
 	return &Tracing{provider: p, tp: p}, nil
 }
+
+// scrubber drops the query and fragment of url.full before spans leave the
+// node: an outgoing URL (a webhook's) may carry a credential there, and
+// Tether never writes one out. otelhttp sets the attribute after the span
+// starts, so only the export can see it.
+type scrubber struct{ sdktrace.SpanExporter }
+
+func (s scrubber) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	out := make([]sdktrace.ReadOnlySpan, len(spans))
+	for i, span := range spans {
+		out[i] = scrub(span)
+	}
+	return s.SpanExporter.ExportSpans(ctx, out)
+}
+
+func scrub(span sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
+	attrs := span.Attributes()
+	for i, a := range attrs {
+		if a.Key != semconv.URLFullKey {
+			continue
+		}
+		u, err := url.Parse(a.Value.AsString())
+		if err != nil {
+			u = &url.URL{} // unparsable: keep nothing of it
+		}
+		if u.RawQuery == "" && u.Fragment == "" && err == nil {
+			return span
+		}
+		u.RawQuery, u.Fragment = "", ""
+		attrs = slices.Clone(attrs)
+		attrs[i] = semconv.URLFull(u.String())
+		return scrubbed{span, attrs}
+	}
+	return span
+}
+
+// scrubbed is a span with its attributes replaced.
+type scrubbed struct {
+	sdktrace.ReadOnlySpan
+	attrs []attribute.KeyValue
+}
+
+func (s scrubbed) Attributes() []attribute.KeyValue { return s.attrs }
 
 // With returns a Tracing that is on and sends its spans to tp, for tests and
 // for programs that set up their own provider.

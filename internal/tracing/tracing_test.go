@@ -232,3 +232,42 @@ func TestWebhookCarriesTraceContext(t *testing.T) {
 	}
 	t.Errorf("traceparent %q names no client span of the deliverer", tp)
 }
+
+// TestExportScrubsURLQuery: an outgoing URL's query and fragment (a webhook
+// URL may carry a credential there) never leave in a span.
+func TestExportScrubsURLQuery(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	tests := []struct{ name, url, want string }{
+		{"query", srv.URL + "/hook?token=s3cret&x=1", srv.URL + "/hook"},
+		{"fragment", srv.URL + "/hook#s3cret", srv.URL + "/hook"},
+		{"neither", srv.URL + "/hook", srv.URL + "/hook"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			exp := tracetest.NewInMemoryExporter()
+			tr := tracing.WithExporter(exp)
+			resp, err := (&http.Client{Transport: tr.Transport(nil)}).Get(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			spans := exp.GetSpans()
+			if len(spans) != 1 {
+				t.Fatalf("%d spans, want 1", len(spans))
+			}
+			var got string
+			for _, a := range spans[0].Attributes {
+				if a.Key == "url.full" {
+					got = a.Value.AsString()
+				}
+				if strings.Contains(a.Value.Emit(), "s3cret") {
+					t.Errorf("attribute %s = %q holds the secret", a.Key, a.Value.Emit())
+				}
+			}
+			if got != tt.want {
+				t.Errorf("url.full %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
