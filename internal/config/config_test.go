@@ -628,6 +628,8 @@ func FuzzConfigParse(f *testing.F) {
 		"addr: !!binary aGVsbG8=\n",
 		"sessions: {cache_size: 99999999999999999999}\n",
 		"redis: {prefix: '{x}'}\n",
+		"events: {retention: 720h}\nwebhooks: [{url: 'https://h.example/x?t=1', secret_file: s, events: [session.revoked]}]\n",
+		"store: 'redis+cluster://a:1'\nwebhooks: [{url: 'http://127.0.0.1:9/', secret_file: /dev/null}]\n",
 		"---\n---\n",
 		"\t- x",
 		"",
@@ -642,6 +644,7 @@ func FuzzConfigParse(f *testing.F) {
 		}
 		_ = c.Resolve()
 		_ = c.CheckFiles()
+		_, _ = c.WebhookEndpoints()
 	})
 }
 

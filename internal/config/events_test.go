@@ -95,6 +95,8 @@ func TestWebhookEndpoints(t *testing.T) {
 		{"too short", []string{short}, "24 to 64 bytes"},
 		{"too large", []string{huge}, "larger than"},
 		{"missing", []string{filepath.Join(dir, "missing.secret")}, "no such file"},
+		{"a directory", []string{dir}, "not a regular file"},
+		{"a device", []string{os.DevNull}, "not a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
