@@ -3,8 +3,8 @@ package tether_test
 import (
 	"encoding/json"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether"
 )
