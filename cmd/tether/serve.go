@@ -22,6 +22,7 @@ import (
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/server"
 	"github.com/tetherhq/tether/store"
 )
 
@@ -153,16 +154,20 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		pubLn.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	servers := []*http.Server{newHTTPServer(srv.Public(), log), newHTTPServer(srv.Admin(), log)}
+	lim := cfg.Server
+	servers := []*server.Server{
+		server.New("public", newHTTPServer(srv.Public(), log), pubLn, server.Limits{MaxInflight: lim.MaxInflight, MaxConns: lim.MaxConns}, log),
+		server.New("admin", newHTTPServer(srv.Admin(), log), admLn, server.Limits{MaxInflight: lim.Admin.MaxInflight, MaxConns: lim.Admin.MaxConns}, log),
+	}
 	errc := make(chan error, 2)
 	go func() {
 		if cfg.TLS.CertFile != "" {
-			errc <- servers[0].ServeTLS(pubLn, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+			errc <- servers[0].ServeTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		} else {
-			errc <- servers[0].Serve(pubLn)
+			errc <- servers[0].Serve()
 		}
 	}()
-	go func() { errc <- servers[1].Serve(admLn) }()
+	go func() { errc <- servers[1].Serve() }()
 
 	log.Info("tether ready", "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
 		"store", storeKind(cfg.Store), "data_dir", cfg.DataDir)
@@ -176,11 +181,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	case err = <-errc:
 		err = fmt.Errorf("listener stopped: %w", err)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, s := range servers {
-		s.Shutdown(shutdownCtx)
-	}
+	drainAndShutdown(servers, lim, errc, log)
 	log.Info("tether stopped")
 	return err
 }

@@ -28,6 +28,7 @@ type Config struct {
 
 	TLS       TLS              `yaml:"tls"`
 	Sessions  Sessions         `yaml:"sessions"`
+	Server    Server           `yaml:"server"`    // listener limits and shutdown; see server.go
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
 
 	// File is the path the file settings came from, if any; relative paths in
@@ -60,6 +61,7 @@ func Default() Config {
 		Issuer:    "http://127.0.0.1:8080",
 		LogLevel:  "info",
 		Sessions:  Sessions{MaxStaleness: time.Second},
+		Server:    DefaultServer(),
 	}
 }
 
@@ -147,6 +149,9 @@ func (c *Config) Resolve() error {
 	}
 	if c.Sessions.Lifetime < 0 || c.Sessions.IdleTimeout < 0 || c.Sessions.TouchInterval < 0 || c.Sessions.CacheSize < 0 || c.Sessions.MaxPerSubject < 0 {
 		return errors.New("config: session durations and cache_size must not be negative")
+	}
+	if err := c.Server.check(); err != nil {
+		return err
 	}
 	for _, p := range []*string{&c.TLS.CertFile, &c.TLS.KeyFile} {
 		*p = c.Path(*p)

@@ -46,7 +46,8 @@ sessions:
 		TLS: TLS{CertFile: "cert.pem", KeyFile: "/etc/tls/key.pem"},
 		Sessions: Sessions{Lifetime: 12 * time.Hour, IdleTimeout: 30 * time.Minute, TouchInterval: 90 * time.Second,
 			MaxStaleness: -1, CacheSize: 500},
-		File: path,
+		Server: DefaultServer(),
+		File:   path,
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
