@@ -312,6 +312,10 @@ func (m *Manager) accept(ctx context.Context, pt parsedToken, e *entry, roles []
 		case errors.Is(err, ErrNotFound):
 			m.invalidateSession(e.id)
 			return nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
+		case errors.Is(err, ErrStorageFull):
+			// The store read the session and is only out of room: serve it
+			// without sliding its idle expiry, which the next touch retries.
+			return e.session(roles), nil
 		case err != nil:
 			m.storeFailed(ctx)
 			return nil, fmt.Errorf("tether: touch session: %w", err)
