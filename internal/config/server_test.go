@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestServerSettings(t *testing.T) {
+func TestServerSettingsFromTheFile(t *testing.T) {
 	path := writeFile(t, `
 server:
   max_inflight: 200
