@@ -26,8 +26,9 @@ type cache struct {
 	channelUp atomic.Bool // false until the store's change channel is up, and while it is lost
 	seq       atomic.Uint64
 
-	shards   []cacheShard // a power of two of them
-	shardCap int          // shards × shardCap ≤ maxEntries
+	shards     []cacheShard // a power of two of them
+	maxEntries int
+	size       atomic.Int64 // cached sessions, never above maxEntries
 
 	subjMu   sync.Mutex
 	subjects map[string]*subjectEntry
@@ -75,12 +76,12 @@ type roleSet struct {
 const maxCacheShards = 64
 
 func newCache(maxAge time.Duration, maxEntries int, channelUp bool) *cache {
-	n := 1 // every shard should hold a useful number of sessions
+	n := 1 // every shard should hold enough sessions to evict one when full
 	for n < maxCacheShards && n*2*16 <= maxEntries {
 		n *= 2
 	}
 	c := &cache{
-		maxAge: maxAge, shards: make([]cacheShard, n), shardCap: max(1, maxEntries/n),
+		maxAge: maxAge, shards: make([]cacheShard, n), maxEntries: maxEntries,
 		subjects: make(map[string]*subjectEntry),
 	}
 	for i := range c.shards {
@@ -189,13 +190,20 @@ func (c *cache) fill(seq uint64, e *entry, roles []string) {
 	if !c.channelUp.Load() || c.storeDown.Load() || c.seq.Load() != seq {
 		return
 	}
+	// The new entry takes the slot of the one it replaces, a free slot, or
+	// the slot of a victim from this shard (map order is random enough for
+	// eviction); failing all three, it is not cached.
 	if old := sh.sessions[e.id]; old != nil {
-		c.dropLocked(sh, old)
-	} else if len(sh.sessions) >= c.shardCap {
-		for _, victim := range sh.sessions { // map order is random enough for eviction
-			c.dropLocked(sh, victim)
+		c.unlinkLocked(sh, old)
+	} else if !c.reserve() {
+		var victim *entry
+		for _, victim = range sh.sessions {
 			break
 		}
+		if victim == nil {
+			return
+		}
+		c.unlinkLocked(sh, victim)
 	}
 	s := c.subjects[e.subject]
 	if s == nil {
@@ -222,9 +230,29 @@ func (c *cache) replace(old, touched *entry) {
 	}
 }
 
-// dropLocked removes one session and, with its last session, its subject.
-// The caller holds sh.mu and c.subjMu.
+// reserve takes a free slot, if there is one.
+func (c *cache) reserve() bool {
+	for {
+		n := c.size.Load()
+		if n >= int64(c.maxEntries) {
+			return false
+		}
+		if c.size.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// dropLocked removes one session, freeing its slot. The caller holds sh.mu
+// and c.subjMu.
 func (c *cache) dropLocked(sh *cacheShard, e *entry) {
+	c.unlinkLocked(sh, e)
+	c.size.Add(-1)
+}
+
+// unlinkLocked removes one session and, with its last session, its subject;
+// its slot passes to whoever called it.
+func (c *cache) unlinkLocked(sh *cacheShard, e *entry) {
 	delete(sh.sessions, e.id)
 	s := e.subj
 	if s == nil || c.subjects[e.subject] != s {
@@ -268,6 +296,7 @@ func (c *cache) invalidateSubject(subject string) {
 		sh.mu.Lock()
 		if e := sh.sessions[id]; e != nil && e.subj == s {
 			delete(sh.sessions, id)
+			c.size.Add(-1)
 		}
 		sh.mu.Unlock()
 	}
@@ -279,6 +308,7 @@ func (c *cache) flush() {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
+		c.size.Add(-int64(len(sh.sessions)))
 		clear(sh.sessions)
 		sh.mu.Unlock()
 	}
