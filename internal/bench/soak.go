@@ -365,7 +365,8 @@ func (s *soak) get(ctx context.Context, due time.Time) {
 	s.mu.Unlock()
 	if kind != "" {
 		// Only a revoked session accepted is never a fault's doing.
-		s.record(kind, sent, !strings.HasPrefix(kind, "200 for a session revoked"))
+		// When the answer came decides which fault it belongs to.
+		s.record(kind, time.Now(), !strings.HasPrefix(kind, "200 for a session revoked"))
 	}
 }
 

@@ -22,7 +22,7 @@ func SoakChart(w io.Writer, rep SoakReport) error {
 	}
 	x := func(d time.Duration) float64 { return left + plotW*float64(d)/float64(total) }
 	var b strings.Builder
-	height := top + 3*(panelH+gap)
+	height := top + 3*(panelH+gap) + 20 // room for the time axis
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, height)
 	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="13">soak: %d req/s for %v, %d requests, %d errors, %d during faults, %d shed</text>`+"\n",
 		left, rep.Rate, rep.Duration.Round(time.Second), rep.Requests, rep.Errors, rep.FaultErrors, rep.Shed)

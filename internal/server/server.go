@@ -67,9 +67,10 @@ type Server struct {
 	shed     atomic.Uint64 // requests answered 503 for being over MaxInflight
 	draining atomic.Bool
 
-	stop     chan struct{} // closes the pressure reaper
-	stopOnce sync.Once
-	reaper   sync.WaitGroup
+	mu      sync.Mutex    // orders starting the reaper before stopping it
+	stopped bool          // guarded by mu
+	stop    chan struct{} // closed to stop the pressure reaper
+	reaper  sync.WaitGroup
 }
 
 // New wraps hs (its timeouts and handler set by the caller) to serve on ln
@@ -100,6 +101,11 @@ func (s *Server) ServeTLS(certFile, keyFile string) error {
 }
 
 func (s *Server) startReaper() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
 	s.reaper.Go(func() {
 		t := time.NewTicker(s.lim.PressureIdle / 4)
 		defer t.Stop()
@@ -126,7 +132,12 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
-	s.stopOnce.Do(func() { close(s.stop) })
+	s.mu.Lock()
+	if !s.stopped {
+		s.stopped = true
+		close(s.stop)
+	}
+	s.mu.Unlock()
 	s.reaper.Wait()
 	err := s.hs.Shutdown(ctx)
 	if err != nil {
