@@ -179,7 +179,6 @@ func TestVerifyRejects(t *testing.T) {
 		{"typ missing", craftJWT(`{"alg":"HS256"}`, ok, hs), "type"},
 		{"typ JWT", craftJWT(`{"alg":"HS256","typ":"JWT"}`, ok, hs), "type"},
 		{"typ at+jwt", craftJWT(`{"alg":"HS256","typ":"at+jwt"}`, ok, hs), "type"},
-		{"typ case variant", craftJWT(`{"alg":"HS256","typ":"Handshake+JWT"}`, ok, hs), "type"},
 		{"typ not a string", craftJWT(`{"alg":"HS256","typ":1}`, ok, hs), "type"},
 		// Audience and issuer.
 		{"wrong aud", craftJWT(hdrHS, claimsJSON(now, map[string]string{"aud": `"https://c.example"`}), hs), "audience"},
@@ -499,7 +498,11 @@ func TestSubjectPrefix(t *testing.T) {
 		{IssuerSpec{Issuer: "https://x.example", Alg: AlgEdDSA, SubjectPrefix: &empty}, ""},
 		{IssuerSpec{Issuer: "https://x.example", Alg: AlgES256, SubjectPrefix: &custom}, "partner:"},
 	} {
-		if got := tt.spec.subjectPrefix(); got != tt.want {
+		st, err := lookupSuite(formatOf(tt.spec.Alg), tt.spec.Alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tt.spec.subjectPrefix(st); got != tt.want {
 			t.Errorf("%s with prefix %v: got %q, want %q", tt.spec.Alg, tt.spec.SubjectPrefix, got, tt.want)
 		}
 	}
@@ -572,14 +575,14 @@ func TestSharedKeyRotation(t *testing.T) {
 	clock := newClock()
 	for _, alg := range []string{AlgHS256, AlgV4Local} {
 		minter := func(file string) *Minter {
-			m, err := NewMinter(issuerA, Config{Audiences: map[string]AudienceSpec{audB: {Format: formatOf(alg), Alg: alg, KeyFile: file}}}, nil, dir, clock.Now)
+			m, err := NewMinter(issuerA, Config{Audiences: map[string]AudienceSpec{audB: {Format: formatOf(alg), Alg: alg, KeyFile: file}}}, nil, dir, Options{Now: clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return m
 		}
 		verifier := func(file string) *Verifier {
-			v, err := NewVerifier(audB, Config{TrustedIssuers: []IssuerSpec{{Issuer: issuerA, Format: formatOf(alg), Alg: alg, KeyFile: file}}}, dir, WithNow(clock.Now))
+			v, err := NewVerifier(audB, Config{TrustedIssuers: []IssuerSpec{{Issuer: issuerA, Format: formatOf(alg), Alg: alg, KeyFile: file}}}, dir, Options{Now: clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -601,6 +604,59 @@ func TestSharedKeyRotation(t *testing.T) {
 		}
 		if _, err := verifier("old.key").Verify(context.Background(), tok); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: a token signed with the new key verified with the old one alone: %v", alg, err)
+		}
+	}
+}
+
+// TestTypMediaType: typ is a media type (RFC 7515 §4.1.9): "application/"
+// may be written or left out and ASCII case does not matter, in every JWT
+// format; any other typ is refused.
+func TestTypMediaType(t *testing.T) {
+	e := newEnv(t)
+	now := e.clock.Now()
+	_, edPriv := ringPrivate(t, e.ring, AlgEdDSA)
+	_, esPriv := ringPrivate(t, e.ring, AlgES256)
+	signers := map[string]func([]byte) []byte{
+		AlgHS256: signHS256(e.hsKey),
+		AlgEdDSA: signEd25519(edPriv.(ed25519.PrivateKey)),
+		AlgES256: signES256(esPriv.(*ecdsa.PrivateKey)),
+	}
+	cases := []struct {
+		typ    string
+		accept bool
+	}{
+		{"handshake+jwt", true},
+		{"application/handshake+jwt", true},
+		{"Handshake+JWT", true},
+		{"APPLICATION/HANDSHAKE+JWT", true},
+		{"Application/Handshake+Jwt", true},
+		{"JWT", false},
+		{"jwt", false},
+		{"at+jwt", false},
+		{"secevent+jwt", false},
+		{"application/jwt", false},
+		{"text/handshake+jwt", false},
+		{"application/handshake+jwt; charset=utf-8", false},
+		{"application//handshake+jwt", false},
+		{"handshake+jwt ", false},
+		{"application/handshake+jwt/x", false},
+		{`handshake+jwt\u0000`, false}, // a JSON escape: NUL after the type
+		{"hand\u017fhake+jwt", false},  // U+017F folds to "s" in Unicode, not in ASCII
+		{"handshake+jw\u212a", false},  // U+212A (Kelvin) folds to "k"
+		{"", false},
+	}
+	for alg, sign := range signers {
+		for _, c := range cases {
+			t.Run(alg+"/"+c.typ, func(t *testing.T) {
+				tok := craftJWT(`{"alg":"`+alg+`","typ":"`+c.typ+`"}`, claimsJSON(now, nil), sign)
+				_, err := e.verifier.Verify(context.Background(), tok)
+				switch {
+				case c.accept && err != nil:
+					t.Errorf("got %v, want accepted", err)
+				case !c.accept && Reason(err) != "type":
+					t.Errorf("got %v (reason %q), want refused as type", err, Reason(err))
+				}
+			})
 		}
 	}
 }

@@ -125,17 +125,17 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	defer m.Close()
-	keys, err := handshake.LoadKeyRing(filepath.Join(cfg.DataDir, "keys"), nil)
+	keys, err := handshake.LoadKeyRing(filepath.Join(cfg.DataDir, "keys"), handshake.Options{})
 	if err != nil {
 		return err
 	}
 	// Both are built even when nothing is configured, so that every mistake in
 	// the handshake section stops the start with a clear error.
-	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, cfg.BaseDir(), nil)
+	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, cfg.BaseDir(), handshake.Options{})
 	if err != nil {
 		return err
 	}
-	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, cfg.BaseDir())
+	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, cfg.BaseDir(), handshake.Options{})
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), nil)
+	keys, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), handshake.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
