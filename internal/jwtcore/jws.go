@@ -143,7 +143,8 @@ type Policy[K any] struct {
 	// "logout+jwt" when present); a typ that is present must still match.
 	TypeOptional bool
 	// Headers are the header parameters allowed besides alg, typ and kid
-	// ("jwk" for DPoP proofs).
+	// ("jwk" for DPoP proofs). An allowed "jwk" is a required one, so a
+	// rule may read Header.JWK.
 	Headers []string
 	// Keys gives the candidate verification keys.
 	Keys KeySource[K]
@@ -170,6 +171,9 @@ func Verify[K, C any](ctx context.Context, tainted string, p *Policy[K], rule Ru
 	}
 	if !(u.Header.Typ == "" && p.TypeOptional) && !TypeIs(u.Header.Typ, p.Type) {
 		return zero, Reject(ErrType, "typ is not "+p.Type)
+	}
+	if u.Header.JWK == nil && slices.Contains(p.Headers, "jwk") {
+		return zero, Reject(ErrHeader, "jwk missing")
 	}
 	c, err := rule(u.Header, u.Payload)
 	if err != nil {
