@@ -121,6 +121,8 @@ func TestDuplicateClaims(t *testing.T) {
 		{"v4.local compact, escapes in values", local(pasetoClaims(`"note":"a\"b\\c\u00e9<&>"`, `"n":[1, 2]`)), ""},
 		{"v4.local whitespace between members", local(strings.Replace(pasetoClaims(), ",", ", ", 1)), "malformed"},
 		{"v4.local escaped name", local(pasetoClaims(`"r\u006fle":"x"`)), "malformed"},
+		{"v4.local names that need escapes", local(pasetoClaims(`"a\"b\\":1`, `"c\nd\t":2`, `"e\u0001":3`)), ""},
+		{"v4.local name escaped longer than needed", local(pasetoClaims(`"c\u000ad":2`)), "malformed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

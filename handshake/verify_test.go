@@ -660,3 +660,68 @@ func TestTypMediaType(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionID: sid travels in every format and comes back as
+// Claims.SessionID; it is optional, but when present must be a string.
+func TestSessionID(t *testing.T) {
+	e := newEnv(t)
+	for _, alg := range allAlgs {
+		tok, _, _, err := e.minters[alg].Mint(audB, "alice", WithSessionID("sess-1"))
+		if err != nil {
+			t.Fatalf("Mint(%s): %v", alg, err)
+		}
+		c, err := e.verifier.Verify(context.Background(), tok)
+		if err != nil || c.SessionID != "sess-1" {
+			t.Errorf("%s: got %+v, %v; want sid sess-1", alg, c, err)
+		}
+	}
+	if _, _, _, err := e.minters[AlgHS256].Mint(audB, "alice", WithSessionID(strings.Repeat("s", maxClaimString+1))); err == nil {
+		t.Error("Mint with an oversize sid: got no error")
+	}
+	if _, _, _, err := e.minters[AlgHS256].Mint(audB, ""); err == nil {
+		t.Error("Mint without a subject: got no error")
+	}
+	now := e.clock.Now()
+	for name, extra := range map[string]string{"sid number": `"sid":7`, "sid empty": `"sid":""`, "SID variant": `"SID":"x"`} {
+		tok := craftJWT(`{"alg":"HS256","typ":"handshake+jwt"}`, claimsJSON(now, nil, extra), signHS256(e.hsKey))
+		if _, err := e.verifier.Verify(context.Background(), tok); Reason(err) != "claims" {
+			t.Errorf("%s: got %v, want refused as claims", name, err)
+		}
+	}
+}
+
+// TestSuiteTable: the table holds each (format, alg) once, every suite is
+// found by its configuration names only, and its key kind matches what
+// DESIGN §6 says of it.
+func TestSuiteTable(t *testing.T) {
+	want := map[[2]string]struct{ shared, jwks bool }{
+		{FormatJWT, AlgHS256}:       {shared: true},
+		{FormatJWT, AlgEdDSA}:       {jwks: true},
+		{FormatJWT, AlgES256}:       {jwks: true},
+		{FormatPASETO, AlgV4Public}: {},
+		{FormatPASETO, AlgV4Local}:  {shared: true},
+	}
+	if len(suites) != len(want) {
+		t.Errorf("got %d suites, want %d", len(suites), len(want))
+	}
+	for _, s := range suites {
+		id := [2]string{s.format(), s.alg()}
+		w, ok := want[id]
+		if !ok {
+			t.Errorf("unexpected suite %v", id)
+			continue
+		}
+		delete(want, id)
+		if s.sharedKey() != w.shared || s.jwks() != w.jwks {
+			t.Errorf("%v: shared %v jwks %v, want %v %v", id, s.sharedKey(), s.jwks(), w.shared, w.jwks)
+		}
+		if got, err := lookupSuite(id[0], id[1]); err != nil || got != s {
+			t.Errorf("lookupSuite(%v): got %v, %v", id, got, err)
+		}
+	}
+	for _, bad := range [][2]string{{"JWT", AlgHS256}, {FormatJWT, "hs256"}, {FormatPASETO, AlgHS256}, {FormatJWT, "none"}, {"", ""}} {
+		if _, err := lookupSuite(bad[0], bad[1]); err == nil {
+			t.Errorf("lookupSuite(%v): got a suite", bad)
+		}
+	}
+}
