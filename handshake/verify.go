@@ -1,6 +1,7 @@
 package handshake
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -79,7 +80,7 @@ func NewVerifier(audience string, cfg Config, baseDir string, opts Options) (*Ve
 				sets[s.JWKSURL] = set
 			}
 		}
-		keyFile := resolve(baseDir, s.KeyFile+s.PublicKeyFile) // checkSource allows at most one
+		keyFile := resolve(baseDir, cmp.Or(s.KeyFile, s.PublicKeyFile)) // checkSource allows at most one
 		tv, err := st.verifier(keyFile, set)
 		if err != nil {
 			return nil, err

@@ -51,11 +51,12 @@ type JWKS struct {
 	now    func() time.Time
 	sf     singleflight.Group
 
-	mu      sync.Mutex
-	keys    map[string]jose.JSONWebKey
-	fetched time.Time            // last successful fetch
-	tried   time.Time            // last attempt
-	absent  map[string]time.Time // kids found unknown, refused at once until then
+	mu       sync.Mutex
+	keys     map[string]jose.JSONWebKey
+	fetched  time.Time            // last successful fetch
+	tried    time.Time            // last attempt
+	fetching bool                 // a fetch is in flight
+	absent   map[string]time.Time // kids found unknown, refused at once until then
 }
 
 // NewJWKS returns the key set at url, fetched with client (nil: a default
@@ -88,17 +89,23 @@ func (s *JWKS) Key(ctx context.Context, kid, alg string) (any, error) {
 	case !found && s.knownAbsent(kid):
 		return nil, Reject(ErrUnknownKey, "kid not in the issuer's JWKS")
 	}
-	// Unknown, or a set too old to serve: wait for the next allowed fetch
-	// (or the one in flight) and look again.
-	if wait := s.untilAllowed(); wait > 0 {
-		if err := sleep(ctx, wait); err != nil {
-			return nil, Reject(ErrUnknownKey, "no key before the deadline")
+	// Unknown, or a set too old to serve. A fetch in flight may bring the
+	// key: join it. Else, or if it did not, wait for the next allowed fetch,
+	// which starts after this token arrived, and look again.
+	deadline := Reject(ErrUnknownKey, "no key before the deadline")
+	if s.inFlight() {
+		if !s.join(ctx) {
+			return nil, deadline
+		}
+		if k, age, found = s.lookup(kid, alg); found && age < JWKSMaxAge {
+			return k, nil
 		}
 	}
-	select {
-	case <-s.sf.DoChan("", s.refresh):
-	case <-ctx.Done():
-		return nil, Reject(ErrUnknownKey, "no key before the deadline")
+	if wait := s.untilAllowed(); wait > 0 && sleep(ctx, wait) != nil {
+		return nil, deadline
+	}
+	if !s.join(ctx) {
+		return nil, deadline
 	}
 	if k, age, found = s.lookup(kid, alg); found && age < JWKSMaxAge {
 		return k, nil
@@ -107,6 +114,23 @@ func (s *JWKS) Key(ctx context.Context, kid, alg string) (any, error) {
 		s.markAbsent(kid)
 	}
 	return nil, Reject(ErrUnknownKey, "kid not in the issuer's JWKS, or the set too old")
+}
+
+// join waits for the refresh in flight, or starts one, until ctx ends; it
+// reports whether the refresh ended first.
+func (s *JWKS) join(ctx context.Context) bool {
+	select {
+	case <-s.sf.DoChan("", s.refresh):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *JWKS) inFlight() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fetching
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -167,16 +191,17 @@ func (s *JWKS) refresh() (any, error) {
 		s.mu.Unlock()
 		return nil, nil // a fetch ran this interval; its keys are the answer
 	}
-	s.tried = now
+	s.tried, s.fetching = now, true
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), JWKSTimeout)
 	defer cancel()
 	keys, err := s.fetch(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fetching = false
 	if err != nil {
 		return nil, nil // keep serving what we have; the error carries nothing a caller acts on
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.keys, s.fetched = keys, s.now()
 	clear(s.absent) // a kid refused before may be in the new set
 	return nil, nil
