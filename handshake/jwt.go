@@ -64,8 +64,8 @@ func newJWTVerifier[K any](alg jose.SignatureAlgorithm, keys jwtcore.KeySource[K
 	return &jwtVerifier[K]{policy: jwtcore.Policy[K]{Algs: []jose.SignatureAlgorithm{alg}, Type: JWTType, Keys: keys}}
 }
 
-func (v *jwtVerifier[K]) verify(ctx context.Context, raw string, check claimsCheck) (*Claims, error) {
-	return jwtcore.Verify(ctx, raw, &v.policy, func(_ jwtcore.Header, payload []byte) (*Claims, error) {
+func (v *jwtVerifier[K]) verify(ctx context.Context, tok *token, check claimsCheck) (*Claims, error) {
+	return jwtcore.VerifyParsed(ctx, tok.jws, &v.policy, func(_ jwtcore.Header, payload []byte) (*Claims, error) {
 		return check(payload, numericDate)
 	})
 }

@@ -55,11 +55,18 @@ type tokenSigner interface {
 	sign(c *Claims) (string, error)
 }
 
-// tokenVerifier checks raw's signature or MAC with one issuer's typed keys
-// and hands the payload to check, which decodes and checks the claims. It
-// returns ErrSignature when its keys do not verify raw.
+// tokenVerifier checks a token's signature or MAC with one issuer's typed
+// keys and hands the payload to check, which decodes and checks the claims.
+// It returns ErrSignature when its keys do not verify the token.
 type tokenVerifier interface {
-	verify(ctx context.Context, raw string, check claimsCheck) (*Claims, error)
+	verify(ctx context.Context, tok *token, check claimsCheck) (*Claims, error)
+}
+
+// token is the raw input and, for a JWT, its strict parse, made once to
+// route it to its issuer.
+type token struct {
+	raw string
+	jws *jwtcore.Unverified
 }
 
 // claimsCheck is the Verifier's shared claims check for one trusted issuer.

@@ -88,8 +88,8 @@ func (s v4Local) verifier(keyFile string, _ *jwtcore.JWKS) (tokenVerifier, error
 
 type v4LocalVerifier struct{ keys []paseto.V4SymmetricKey }
 
-func (v v4LocalVerifier) verify(_ context.Context, raw string, check claimsCheck) (*Claims, error) {
-	body, err := splitPASETO(raw, v4Local{}.header())
+func (v v4LocalVerifier) verify(_ context.Context, tok *token, check claimsCheck) (*Claims, error) {
+	body, err := splitPASETO(tok.raw, v4Local{}.header())
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func (v v4LocalVerifier) verify(_ context.Context, raw string, check claimsCheck
 	}
 	parser := paseto.MakeParser(nil) // claims are checked by check, strictly
 	for _, key := range v.keys {
-		tok, err := parser.ParseV4Local(key, raw, implicit)
+		tok, err := parser.ParseV4Local(key, tok.raw, implicit)
 		if err != nil {
 			continue
 		}

@@ -56,13 +56,13 @@ func (v4Public) verifier(keyFile string, _ *jwtcore.JWKS) (tokenVerifier, error)
 
 type v4PublicVerifier struct{ key paseto.V4AsymmetricPublicKey }
 
-func (v v4PublicVerifier) verify(_ context.Context, raw string, check claimsCheck) (*Claims, error) {
-	body, err := splitPASETO(raw, v4Public{}.header())
+func (v v4PublicVerifier) verify(_ context.Context, tok *token, check claimsCheck) (*Claims, error) {
+	body, err := splitPASETO(tok.raw, v4Public{}.header())
 	if err != nil {
 		return nil, err
 	}
 	parser := paseto.MakeParser(nil) // claims are checked by check, strictly
-	if _, err := parser.ParseV4Public(v.key, raw, implicit); err != nil {
+	if _, err := parser.ParseV4Public(v.key, tok.raw, implicit); err != nil {
 		return nil, reject(ErrSignature, "PASETO does not verify")
 	}
 	// The signed message itself, so that duplicate or case-variant names are

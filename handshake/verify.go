@@ -143,7 +143,7 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string, now time.Time) (*C
 	}
 	for _, t := range trusts {
 		if t.suite.alg() == u.Header.Alg {
-			return t.verifier.verify(ctx, raw, v.check(t, now))
+			return t.verifier.verify(ctx, &token{raw: raw, jws: u}, v.check(t, now))
 		}
 	}
 	return nil, reject(ErrAlgorithm, "alg is not the issuer's pinned alg")
@@ -156,8 +156,9 @@ func (v *Verifier) verifyPASETO(ctx context.Context, raw string, trusts []*trust
 		return nil, reject(ErrUnknownIssuer, "no issuer configured for this PASETO purpose")
 	}
 	wrongIssuer := false
+	tok := &token{raw: raw}
 	for _, t := range trusts {
-		c, err := t.verifier.verify(ctx, raw, v.check(t, now))
+		c, err := t.verifier.verify(ctx, tok, v.check(t, now))
 		switch {
 		case errors.Is(err, ErrSignature):
 			continue

@@ -31,6 +31,7 @@ type Header struct {
 type Unverified struct {
 	Header  Header
 	Payload []byte // tainted
+	raw     string
 }
 
 // Parse checks the compact form strictly (three non-empty canonical
@@ -56,10 +57,8 @@ func Parse(tainted string, extraHeaders ...string) (*Unverified, error) {
 	if err != nil {
 		return nil, Reject(ErrMalformed, "header is not a strict JSON object")
 	}
-	for name := range h {
-		if name != "alg" && name != "typ" && name != "kid" && !slices.Contains(extraHeaders, name) {
-			return nil, Reject(ErrHeader, "header parameter not allowed")
-		}
+	if err := checkHeaderNames(h, extraHeaders); err != nil {
+		return nil, err
 	}
 	hdr := Header{Members: h}
 	var ok bool
@@ -83,7 +82,16 @@ func Parse(tainted string, extraHeaders ...string) (*Unverified, error) {
 		}
 		hdr.JWK = &jwk
 	}
-	return &Unverified{Header: hdr, Payload: dec[1]}, nil
+	return &Unverified{Header: hdr, Payload: dec[1], raw: tainted}, nil
+}
+
+func checkHeaderNames(h Object, extra []string) error {
+	for name := range h {
+		if name != "alg" && name != "typ" && name != "kid" && !slices.Contains(extra, name) {
+			return Reject(ErrHeader, "header parameter not allowed")
+		}
+	}
+	return nil
 }
 
 // TypeIs reports whether typ names the media type want (such as
@@ -161,9 +169,20 @@ type Rule[C any] func(h Header, tainted []byte) (C, error)
 // accepted costs no key fetch; nothing rule returns leaves Verify unless
 // the signature verifies. No claims come back together with an error.
 func Verify[K, C any](ctx context.Context, tainted string, p *Policy[K], rule Rule[C]) (C, error) {
-	var zero C
 	u, err := Parse(tainted, p.Headers...)
 	if err != nil {
+		var zero C
+		return zero, err
+	}
+	return VerifyParsed(ctx, u, p, rule)
+}
+
+// VerifyParsed is Verify for a token already parsed (to choose its policy
+// by issuer, say), so that it is not parsed twice. The header is checked
+// against p's allowed parameters again.
+func VerifyParsed[K, C any](ctx context.Context, u *Unverified, p *Policy[K], rule Rule[C]) (C, error) {
+	var zero C
+	if err := checkHeaderNames(u.Header.Members, p.Headers); err != nil {
 		return zero, err
 	}
 	if !slices.Contains(p.Algs, jose.SignatureAlgorithm(u.Header.Alg)) {
@@ -183,7 +202,7 @@ func Verify[K, C any](ctx context.Context, tainted string, p *Policy[K], rule Ru
 	if err != nil {
 		return zero, err
 	}
-	jws, err := jose.ParseSignedCompact(tainted, p.Algs)
+	jws, err := jose.ParseSignedCompact(u.raw, p.Algs)
 	if err != nil {
 		return zero, Reject(ErrMalformed, "JWS does not parse")
 	}
