@@ -117,6 +117,9 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 		}
 	}
 	now := v.now()
+	// A PASETO token states its purpose up front. That only picks which
+	// configured issuers of that purpose to try, each with its own pinned
+	// suite and keys; anything else is parsed as a JWT.
 	for _, st := range suites {
 		if st.format() == FormatPASETO && strings.HasPrefix(raw, st.alg()+".") {
 			return v.verifyPASETO(ctx, raw, v.paseto[st.alg()+"."], now)
