@@ -467,9 +467,15 @@ func (p *Proxy) Stop() {
 	p.wg.Wait()
 }
 
-// Start listens again on the same address.
+// Start listens again on the same address; a running proxy is left alone.
 func (p *Proxy) Start(t testing.TB) {
 	t.Helper()
+	p.mu.Lock()
+	running := p.ln != nil
+	p.mu.Unlock()
+	if running {
+		return
+	}
 	ln, err := net.Listen("tcp", p.Addr)
 	if err != nil {
 		t.Fatalf("proxy relisten on %s: %v", p.Addr, err)

@@ -81,6 +81,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/changefeed"
 )
 
 // Options configures a Store. Zero fields take the documented defaults.
@@ -533,9 +534,13 @@ func consumedKey(key string) string {
 // maxPayload stays under NOTIFY's 8000-byte limit (minus the prefix).
 const maxPayload = 7900
 
-func sessionPayload(id string) string { return capped("s:" + id) }
+func sessionPayload(id string) string {
+	return capped(changefeed.Payload(tether.Change{Kind: tether.SessionChanged, SessionID: id}))
+}
 
-func subjectPayload(subject string) string { return capped("u:" + subject) }
+func subjectPayload(subject string) string {
+	return capped(changefeed.Payload(tether.Change{Kind: tether.SubjectChanged, Subject: subject}))
+}
 
 // capped turns a payload too long for NOTIFY into "*" (flush everything):
 // failing the write instead would let a long subject block its own revocation.

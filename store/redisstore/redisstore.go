@@ -125,6 +125,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/changefeed"
 )
 
 var (
@@ -360,10 +361,14 @@ func (s *Store) stateKey(sub string) string { return s.prefix + "{u:" + sub + "}
 func (s *Store) indexKey(sub string) string { return s.prefix + "{u:" + sub + "}:ids" }
 func (s *Store) rolesKey(sub string) string { return s.prefix + "{u:" + sub + "}:roles" }
 func (s *Store) consumeKey(k string) string { return s.prefix + "{c:" + k + "}" }
-func sessionMsg(id string) string           { return "s:" + id }
-func subjectMsg(sub string) string          { return "u:" + sub }
-func micros(t time.Time) string             { return itoa(t.UnixMicro()) }
-func (s *Store) nowMicros() string          { return micros(s.now()) }
+func sessionMsg(id string) string {
+	return changefeed.Payload(tether.Change{Kind: tether.SessionChanged, SessionID: id})
+}
+func subjectMsg(sub string) string {
+	return changefeed.Payload(tether.Change{Kind: tether.SubjectChanged, Subject: sub})
+}
+func micros(t time.Time) string    { return itoa(t.UnixMicro()) }
+func (s *Store) nowMicros() string { return micros(s.now()) }
 func unavailable(op string, err error) error {
 	return fmt.Errorf("redisstore: %s: %w: %w", op, tether.ErrUnavailable, err)
 }
