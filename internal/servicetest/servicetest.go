@@ -170,11 +170,16 @@ func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 // waits until it answers. t.Cleanup kills it.
 func StartRedis(t testing.TB, extra ...string) *Redis {
 	t.Helper()
+	return startRedis(t, FreePort(t), extra...)
+}
+
+func startRedis(t testing.TB, port int, extra ...string) *Redis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		SkipOrFail(t, "redis-server not installed: %v", err)
 	}
-	r := &Redis{t: t, bin: bin, Port: FreePort(t), Dir: t.TempDir()}
+	r := &Redis{t: t, bin: bin, Port: port, Dir: t.TempDir()}
 	r.args = append([]string{
 		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", r.Dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
@@ -255,14 +260,49 @@ func StartSentinel(t testing.TB, master string) string {
 // returns its node addresses once every node reports cluster_state:ok.
 func StartRedisCluster(t testing.TB) []string {
 	t.Helper()
+	var addrs []string
+	for _, r := range startCluster(t, nil) {
+		addrs = append(addrs, r.Addr())
+	}
+	return addrs
+}
+
+// StartProxiedRedisCluster starts a cluster as StartRedisCluster does, with a
+// Proxy in front of each node that the node announces as its address: a
+// client that follows the cluster's topology reaches every node only through
+// the proxies, so stopping them all cuts it off the whole cluster. The nodes
+// talk to each other directly.
+func StartProxiedRedisCluster(t testing.TB) []*Proxy {
+	t.Helper()
+	var proxies []*Proxy
+	startCluster(t, func(port int) []string {
+		px := NewProxy(t, "127.0.0.1:"+strconv.Itoa(port))
+		proxies = append(proxies, px)
+		_, pxPort, _ := net.SplitHostPort(px.Addr)
+		return []string{"--cluster-announce-ip", "127.0.0.1", "--cluster-announce-port", pxPort}
+	})
+	return proxies
+}
+
+// startCluster starts three cluster nodes, each with the extra arguments
+// announce returns for its port, and joins them.
+func startCluster(t testing.TB, announce func(port int) []string) []*Redis {
+	t.Helper()
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		SkipOrFail(t, "redis-cli not installed: %v", err)
 	}
+	var nodes []*Redis
 	var addrs []string
 	for range 3 {
-		r := StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000")
+		port := FreePort(t)
+		args := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000"}
+		if announce != nil {
+			args = append(args, announce(port)...)
+		}
+		r := startRedis(t, port, args...)
+		nodes = append(nodes, r)
 		addrs = append(addrs, r.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
@@ -286,7 +326,7 @@ func StartRedisCluster(t testing.TB) []string {
 			t.Fatalf("cluster node %s not ok: %v", a, err)
 		}
 	}
-	return addrs
+	return nodes
 }
 
 // ---- PostgreSQL ----

@@ -52,10 +52,11 @@
 // for NOTIFY's 8000-byte limit is announced as "*", which makes every
 // listener flush its whole cache.
 //
-// Watch holds its own connection, outside the pool. It reports ChannelLost as
-// soon as that connection fails (or a heartbeat Ping fails on a silent
-// network, within HeartbeatInterval plus a few seconds), reconnects with
-// backoff and reports ChannelRestored once listening again. A cache on another
+// Watch runs store/changefeed's loop on a connection of its own, outside the
+// pool. It reports ChannelLost as soon as that connection fails (or a
+// heartbeat Ping fails on a silent network, within HeartbeatInterval plus a
+// few seconds), reconnects with backoff and reports ChannelRestored once
+// listening again. A cache on another
 // node is therefore stale by at most the NOTIFY delivery time while the
 // channel is up (sub-millisecond to a few ms on a LAN; see
 // BenchmarkRevocationPropagation), and never beyond the Manager's

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/tetherhq/tether/internal/servicetest"
@@ -18,6 +19,36 @@ func TestFaults(t *testing.T) {
 			Open:    opener("redis://" + px.Addr + "?prefix=" + servicetest.RedisPrefix(t, addr)),
 			Cut:     px.Stop,
 			Restore: func() { px.Start(t) },
+		}
+	})
+}
+
+// TestFaultsCluster runs them on a Redis Cluster whose nodes announce a
+// proxy each as their address, so that cutting the proxies cuts the store
+// off from every node. The cases share the cluster, each under a prefix of
+// its own.
+func TestFaultsCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	proxies := servicetest.StartProxiedRedisCluster(t)
+	var seeds []string
+	for _, px := range proxies {
+		seeds = append(seeds, px.Addr)
+	}
+	storetest.RunFaults(t, func(t *testing.T) storetest.Fault {
+		return storetest.Fault{
+			Open: opener("redis+cluster://" + strings.Join(seeds, ",") + "?prefix=" + servicetest.KeyPrefix(t)),
+			Cut: func() {
+				for _, px := range proxies {
+					px.Stop()
+				}
+			},
+			Restore: func() {
+				for _, px := range proxies {
+					px.Start(t)
+				}
+			},
 		}
 	})
 }

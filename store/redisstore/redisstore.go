@@ -63,17 +63,18 @@
 // cache whose invalidations arrive after the command's reply (rueidis #534)
 // and which tracks keys, while what callers drop is sessions and subjects.
 //
-// Watch subscribes on a connection of its own, reports ChannelRestored once
-// the subscription is confirmed, and ChannelLost as soon as that connection
-// breaks (changes may then be missed); it resubscribes with capped exponential
-// backoff. A dead peer that sends no FIN is noticed by rueidis' periodic PING
+// Watch runs store/changefeed's loop on a connection of its own: it reports
+// ChannelRestored once the subscription is confirmed, and ChannelLost as soon
+// as that connection breaks (changes may then be missed); it resubscribes with
+// capped, jittered exponential backoff. A dead peer that sends no FIN is noticed by rueidis' periodic PING
 // within about Options.Timeout plus one second.
 //
 // Staleness bound: a node's cache learns of a change one pub/sub hop after the
 // write's script ran (about 0.1–0.5 ms on a LAN; BenchmarkRevocationPropagation
 // measures it), and never later than the Manager's MaxStaleness in any case,
 // because no cache entry outlives that. The node that makes a change reads the
-// store, never its cache (STYLE.md habit 12).
+// store, never its cache, since the invalidation reaches it only after the
+// write's reply.
 //
 // # What Redis guarantees, and what to configure
 //
