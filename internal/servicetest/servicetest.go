@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +45,15 @@ func SkipOrFail(t testing.TB, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// SkipShort skips t under -short, because it starts servers of its own
+// (why says which), except on CI, where every backend must run.
+func SkipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip(why)
+	}
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
@@ -97,7 +108,7 @@ func RedisPrefix(t testing.TB, addr string) string {
 
 // KeyPrefix returns a key prefix no other test, run or process uses, like
 // RedisPrefix, but removes nothing: for a server that the test owns and that
-// goes away with it (StartRedis, StartRedisCluster, StartSentinel).
+// goes away with it (StartRedis, StartRedisCluster, StartSentinels).
 func KeyPrefix(t testing.TB) string {
 	name := strings.NewReplacer("{", "(", "}", ")", " ", "_", "/", ".").Replace(t.Name())
 	return fmt.Sprintf("tethertest:%s:%d:%d:", name, os.Getpid(), time.Now().UnixNano())
@@ -235,25 +246,182 @@ func (r *Redis) Kill() {
 	r.cmd = nil
 }
 
+// Pause stops the server with SIGSTOP: it keeps its connections but reads
+// and answers nothing, like a hung host. Resume undoes it.
+func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig os.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		r.t.Fatalf("redis-server on port %d is not running", r.Port)
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("signal %v to redis-server on port %d: %v", sig, r.Port, err)
+	}
+}
+
 // StartSentinel starts a master (as StartRedis does) and one Sentinel that
 // monitors it under the name master, and returns the Sentinel's address.
 // t.Cleanup kills both.
 func StartSentinel(t testing.TB, master string) string {
 	t.Helper()
-	m := StartRedis(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "sentinel.conf")
-	body := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d 1\nsentinel down-after-milliseconds %[1]s 5000\n", master, m.Port)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
+	return StartSentinels(t, master, 0, 1).Sentinels[0].Addr()
+}
+
+// Sentinels is a primary, its replicas and the Sentinels that watch them,
+// all owned by one test.
+type Sentinels struct {
+	Master    string // the name the Sentinels know the primary by
+	Primary   *Redis // the primary at the start
+	Replicas  []*Redis
+	Sentinels []*Redis
+	cli       string
+}
+
+// Addrs returns the Sentinels' addresses, for a redis+sentinel:// URL.
+func (g *Sentinels) Addrs() []string {
+	var a []string
+	for _, s := range g.Sentinels {
+		a = append(a, s.Addr())
 	}
-	r := &Redis{t: t, bin: m.bin, Port: FreePort(t), Dir: dir}
-	// A Sentinel rewrites its configuration file, which must come first.
-	r.args = []string{conf, "--sentinel", "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
-		"--daemonize", "no", "--loglevel", "warning"}
-	t.Cleanup(r.Kill)
-	r.Start()
-	return r.Addr()
+	return a
+}
+
+// StartSentinels starts a primary, the given number of replicas of it, and
+// the given number of Sentinels monitoring it under the name master, with a
+// majority quorum
+// and a one-second down-after, all on free loopback ports; it waits until
+// every Sentinel knows every replica and every other Sentinel, so that a
+// failover can start at once. t.Cleanup kills them all.
+func StartSentinels(t testing.TB, master string, replicas, sentinels int) *Sentinels {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		SkipOrFail(t, "redis-cli not installed: %v", err)
+	}
+	// No delay before the first sync (the default waits 5 s for more
+	// replicas): a replica that has not synced would lose everything.
+	g := &Sentinels{Master: master, Primary: StartRedis(t, "--repl-diskless-sync-delay", "0"), cli: cli}
+	for range replicas {
+		r := StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(g.Primary.Port), "--repl-diskless-sync-delay", "0")
+		err := poll(30*time.Second, func() error {
+			out, err := exec.Command(cli, "-p", strconv.Itoa(r.Port), "info", "replication").Output()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(string(out), "master_link_status:up") {
+				return errors.New("not in sync with the primary")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("replica %s: %v", r.Addr(), err)
+		}
+		g.Replicas = append(g.Replicas, r)
+	}
+	body := fmt.Sprintf(`sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d
+sentinel down-after-milliseconds %[1]s 1000
+sentinel failover-timeout %[1]s 10000
+sentinel parallel-syncs %[1]s 2
+`, master, g.Primary.Port, sentinels/2+1)
+	for range sentinels {
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "sentinel.conf")
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := &Redis{t: t, bin: g.Primary.bin, Port: FreePort(t), Dir: dir}
+		// A Sentinel rewrites its configuration file, which must come first.
+		r.args = []string{conf, "--sentinel", "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+			"--daemonize", "no", "--loglevel", "warning"}
+		t.Cleanup(r.Kill)
+		r.Start()
+		g.Sentinels = append(g.Sentinels, r)
+	}
+	for _, s := range g.Sentinels {
+		err := poll(30*time.Second, func() error {
+			m, err := g.master(s)
+			if err != nil {
+				return err
+			}
+			if m["num-slaves"] != strconv.Itoa(replicas) || m["num-other-sentinels"] != strconv.Itoa(sentinels-1) {
+				return fmt.Errorf("knows %s replicas and %s other sentinels", m["num-slaves"], m["num-other-sentinels"])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("sentinel %s: %v", s.Addr(), err)
+		}
+	}
+	return g
+}
+
+// CutReplication partitions the primary from its replicas until they are
+// resumed: it pauses them (Pause) and closes the primary's links to them
+// (CLIENT KILL TYPE replica), so that what the primary accepts from then on
+// reaches none of them; what it had sent before stays in their sockets and
+// is applied once they resume. Resume the replicas to end it; they then find
+// their links closed and reconnect.
+func (g *Sentinels) CutReplication(t testing.TB) {
+	t.Helper()
+	for _, r := range g.Replicas {
+		r.Pause()
+	}
+	out, err := exec.Command(g.cli, "-p", strconv.Itoa(g.Primary.Port), "client", "kill", "type", "replica").CombinedOutput()
+	if err != nil {
+		t.Fatalf("client kill type replica: %v: %s", err, out)
+	}
+}
+
+// master returns SENTINEL MASTER's fields as one Sentinel sees them.
+func (g *Sentinels) master(s *Redis) (map[string]string, error) {
+	out, err := exec.Command(g.cli, "-p", strconv.Itoa(s.Port), "sentinel", "master", g.Master).Output()
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	m := make(map[string]string, len(lines)/2)
+	for i := 0; i+1 < len(lines); i += 2 {
+		m[lines[i]] = lines[i+1]
+	}
+	return m, nil
+}
+
+// WaitPromoted waits until every Sentinel names a primary other than old,
+// and that primary says it is one; it returns its address.
+func (g *Sentinels) WaitPromoted(t testing.TB, old *Redis, within time.Duration) string {
+	t.Helper()
+	var addr string
+	err := poll(within, func() error {
+		for _, s := range g.Sentinels {
+			m, err := g.master(s)
+			if err != nil {
+				return err
+			}
+			a := net.JoinHostPort(m["ip"], m["port"])
+			if a == old.Addr() {
+				return fmt.Errorf("sentinel %s still names %s", s.Addr(), a)
+			}
+			addr = a
+		}
+		host, port, _ := net.SplitHostPort(addr)
+		out, err := exec.Command(g.cli, "-h", host, "-p", port, "role").Output()
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(string(out), "master") {
+			return fmt.Errorf("%s is %s", addr, strings.Fields(string(out))[0])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("no failover within %v: %v", within, err)
+	}
+	return addr
 }
 
 // StartRedisCluster starts a three-master Redis Cluster with no replicas and

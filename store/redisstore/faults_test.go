@@ -28,9 +28,7 @@ func TestFaults(t *testing.T) {
 // off from every node. The cases share the cluster, each under a prefix of
 // its own.
 func TestFaultsCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Redis Cluster")
-	}
+	servicetest.SkipShort(t, "starts a Redis Cluster")
 	proxies := servicetest.StartProxiedRedisCluster(t)
 	var seeds []string
 	for _, px := range proxies {

@@ -1,6 +1,23 @@
 package redisstore
 
-import "github.com/redis/rueidis"
+import (
+	"crypto/sha1"
+	"encoding/hex"
+
+	"github.com/redis/rueidis"
+)
+
+// script is a Lua script that also knows its source and SHA-1, so that a
+// write can be pipelined with WAIT on one connection (Store.eval).
+type script struct {
+	*rueidis.Lua
+	src, sha string
+}
+
+func newScript(src string) *script {
+	sum := sha1.Sum([]byte(src))
+	return &script{Lua: rueidis.NewLuaScript(src), src: src, sha: hex.EncodeToString(sum[:])}
+}
 
 // Every script touches keys of one hash slot only, so each runs atomically on
 // one node of a Cluster. Lua cannot print a Unix-microsecond time as a plain
@@ -14,7 +31,7 @@ import "github.com/redis/rueidis"
 // makes sure that state outlives the new record (its expiry only grows).
 //
 // KEYS[1] subject state; ARGV[1] record's absolute expiry, Unix ms.
-var stampScript = rueidis.NewLuaScript(`
+var stampScript = newScript(`
 local g = redis.call('HGET', KEYS[1], 'g')
 if not g then
   g = '0'
@@ -34,7 +51,7 @@ return g
 //
 // KEYS[1] subject index; ARGV[1] score (CreatedAt, Unix µs), ARGV[2] id,
 // ARGV[3] record's absolute expiry, Unix ms.
-var indexScript = rueidis.NewLuaScript(`
+var indexScript = newScript(`
 redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2])
 if redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
@@ -52,7 +69,7 @@ return 1
 //
 // KEYS[1] record; ARGV[1] 16 bytes: new LastSeenAt and IdleExpiresAt;
 // ARGV[2] new idle expiry, Unix ms; ARGV[3] now, Unix µs.
-var touchScript = rueidis.NewLuaScript(`
+var touchScript = newScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = tonumber(ARGV[3])
@@ -71,7 +88,7 @@ return v
 //
 // KEYS[1] record; ARGV[1] old hash, ARGV[2] new hash, ARGV[3] now (Unix µs),
 // ARGV[4] change channel, ARGV[5] message.
-var rotateScript = rueidis.NewLuaScript(`
+var rotateScript = newScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = tonumber(ARGV[3])
@@ -86,7 +103,7 @@ return v
 // (nil if nothing was), so the caller can tell whether it was live.
 //
 // KEYS[1] record; ARGV[1] change channel, ARGV[2] message.
-var deleteScript = rueidis.NewLuaScript(`
+var deleteScript = newScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 redis.call('DEL', KEYS[1])
@@ -107,7 +124,7 @@ return v
 // KEYS[1] subject state, KEYS[2] subject index; ARGV[1] id to keep (may be empty),
 // ARGV[2] its record's generation, or -1 if it is not a live record of this
 // subject; ARGV[3] change channel, ARGV[4] message.
-var revokeScript = rueidis.NewLuaScript(`
+var revokeScript = newScript(`
 local st = redis.call('HMGET', KEYS[1], 'g', 'k')
 local removed = {}
 if st[1] then
@@ -136,7 +153,7 @@ return {st[1], st[2], removed}
 //
 // KEYS[1] roles; ARGV[1] encoded roles (empty for none), ARGV[2] change channel,
 // ARGV[3] message.
-var rolesScript = rueidis.NewLuaScript(`
+var rolesScript = newScript(`
 if ARGV[1] == '' then
   redis.call('DEL', KEYS[1])
 else

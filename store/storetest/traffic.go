@@ -13,10 +13,12 @@ import (
 )
 
 // The steps of one round of Traffic, all on one fresh subject: a session a
-// that survives the round, b that is revoked alone, c that is revoked with
-// the subject (keeping a).
+// that survives the round (the worker's next round revokes it, so that some
+// revocations hit sessions written well before them), b that is revoked
+// alone, c that is revoked with the subject (keeping a).
 const (
-	stepCreateA = iota
+	stepDeletePrevA = iota
+	stepCreateA
 	stepCreateB
 	stepGetA
 	stepRotateA
@@ -28,7 +30,7 @@ const (
 	steps
 )
 
-var stepNames = [steps]string{"Create(a)", "Create(b)", "Get(a)", "Rotate(a)", "Delete(b)",
+var stepNames = [steps]string{"Delete(previous round's a)", "Create(a)", "Create(b)", "Get(a)", "Rotate(a)", "Delete(b)",
 	"SetRoles", "Consume", "Create(c)", "DeleteSubject(keep a)"}
 
 // call is one recorded store call.
@@ -40,14 +42,15 @@ type call struct {
 
 // round is one pass through the steps.
 type round struct {
-	subject  string
-	a, b, c  *tether.Record
-	rotated  [32]byte // a's secret hash after Rotate
-	role     string
-	key      string // consumed
-	calls    [steps]call
-	gotA     *tether.Record // what Get(a) returned
-	finished bool
+	subject string
+	a, b, c *tether.Record
+	rotated [32]byte // a's secret hash after Rotate
+	role    string
+	key     string // consumed
+	calls   [steps]call
+	gotA    *tether.Record // what Get(a) returned
+	prev    *round         // the worker's round before, whose a this one deletes
+	next    *round
 }
 
 // Traffic is a stream of creates, reads, rotations, revocations (one session
@@ -63,6 +66,7 @@ type Traffic struct {
 	mu     sync.Mutex
 	rounds []*round
 	calls  int
+	acked  int
 	cond   chan struct{} // closed and replaced after every call
 }
 
@@ -75,8 +79,10 @@ func StartTraffic(s tether.Store, workers int) *Traffic {
 		tr.wg.Add(1)
 		go func() {
 			defer tr.wg.Done()
+			var prev *round
 			for i := 0; ; i++ {
-				if !tr.run(fmt.Sprintf("%s-w%d-r%d", base, w, i)) {
+				var more bool
+				if prev, more = tr.run(fmt.Sprintf("%s-w%d-r%d", base, w, i), prev); !more {
 					return
 				}
 			}
@@ -85,22 +91,31 @@ func StartTraffic(s tether.Store, workers int) *Traffic {
 	return tr
 }
 
-// run runs one round; false once Stop was called (the round may be cut short).
-func (tr *Traffic) run(subject string) bool {
+// run runs one round after prev (nil for the first); false once Stop was
+// called (the round may be cut short).
+func (tr *Traffic) run(subject string, prev *round) (*round, bool) {
 	r := &round{subject: subject, a: record(subject, time.Hour), b: record(subject, time.Hour),
-		c: record(subject, time.Hour), role: "role-" + subject, key: "jti-" + subject}
+		c: record(subject, time.Hour), role: "role-" + subject, key: "jti-" + subject, prev: prev}
 	rand.Read(r.rotated[:])
 	tr.mu.Lock()
 	tr.rounds = append(tr.rounds, r)
+	if prev != nil {
+		prev.next = r
+	}
 	tr.mu.Unlock()
 	for step := range steps {
 		select {
 		case <-tr.stop:
-			return false
+			return r, false
 		default:
+		}
+		if step == stepDeletePrevA && prev == nil {
+			continue
 		}
 		c := call{ran: true, start: time.Now()}
 		switch step {
+		case stepDeletePrevA:
+			c.err = tr.s.Delete(ctx, prev.a.ID)
 		case stepCreateA:
 			c.err = tr.s.Create(ctx, r.a)
 		case stepCreateB:
@@ -123,13 +138,20 @@ func (tr *Traffic) run(subject string) bool {
 		c.end = time.Now()
 		tr.mu.Lock()
 		r.calls[step] = c
-		r.finished = step == steps-1
 		tr.calls++
+		if c.err == nil {
+			tr.acked++
+		}
 		close(tr.cond)
 		tr.cond = make(chan struct{})
 		tr.mu.Unlock()
+		if c.err != nil && errors.Is(c.err, tether.ErrUnavailable) {
+			// Back off a little, as a real client would: against a dead
+			// server every call fails at once, and the workers would spin.
+			time.Sleep(time.Millisecond)
+		}
 	}
-	return true
+	return r, true
 }
 
 // Calls returns how many calls have completed.
@@ -142,10 +164,23 @@ func (tr *Traffic) Calls() int {
 // WaitCalls waits until n calls have completed, failing tb after a minute.
 func (tr *Traffic) WaitCalls(tb testing.TB, n int) {
 	tb.Helper()
+	tr.wait(tb, "calls", n, func() int { return tr.calls })
+}
+
+// WaitAcknowledged waits until n calls have succeeded, failing tb after a
+// minute.
+func (tr *Traffic) WaitAcknowledged(tb testing.TB, n int) {
+	tb.Helper()
+	tr.wait(tb, "acknowledged calls", n, func() int { return tr.acked })
+}
+
+// wait waits until count (read under mu) reaches n.
+func (tr *Traffic) wait(tb testing.TB, what string, n int, count func() int) {
+	tb.Helper()
 	deadline := time.After(time.Minute)
 	for {
 		tr.mu.Lock()
-		done, cond := tr.calls, tr.cond
+		done, cond := count(), tr.cond
 		tr.mu.Unlock()
 		if done >= n {
 			return
@@ -153,7 +188,7 @@ func (tr *Traffic) WaitCalls(tb testing.TB, n int) {
 		select {
 		case <-cond:
 		case <-deadline:
-			tb.Fatalf("traffic: %d of %d calls done after a minute", done, n)
+			tb.Fatalf("traffic: %d of %d %s after a minute", done, n, what)
 		}
 	}
 }
@@ -168,19 +203,11 @@ func (tr *Traffic) Stop() {
 	tr.wg.Wait()
 }
 
-// Acknowledged counts the calls that returned nil.
+// Acknowledged returns how many calls have succeeded.
 func (tr *Traffic) Acknowledged() int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	n := 0
-	for _, r := range tr.rounds {
-		for _, c := range r.calls {
-			if c.ran && c.err == nil {
-				n++
-			}
-		}
-	}
-	return n
+	return tr.acked
 }
 
 // FailedSince returns, for every call that started at or after t, a line
@@ -236,12 +263,15 @@ func (tr *Traffic) Check(tb testing.TB, s tether.Store) Losses {
 		l.Wrong = append(l.Wrong, r.subject+": "+fmt.Sprintf(format, a...))
 	}
 	for _, r := range tr.rounds {
-		if !r.calls[stepCreateA].ran {
+		if !slices.ContainsFunc(r.calls[:], func(c call) bool { return c.ran }) {
 			continue
 		}
 		l.Rounds++
 		ok := func(step int) bool { return r.calls[step].ran && r.calls[step].err == nil }
 		ran := func(step int) bool { return r.calls[step].ran }
+		// a is revoked by the next round, if that got so far.
+		aRevoked := r.next != nil && r.next.calls[stepDeletePrevA].ran && r.next.calls[stepDeletePrevA].err == nil
+		aMaybeRevoked := r.next != nil && r.next.calls[stepDeletePrevA].ran
 		lost := map[string]bool{} // sessions reported missing during the traffic
 
 		// Answers during the traffic: ErrUnavailable always may be; a miss
@@ -251,14 +281,17 @@ func (tr *Traffic) Check(tb testing.TB, s tether.Store) Losses {
 				continue
 			}
 			var of *tether.Record
+			created := false
 			switch step {
 			case stepGetA, stepRotateA:
-				of = r.a
+				of, created = r.a, ok(stepCreateA)
 			case stepDeleteB:
-				of = r.b
+				of, created = r.b, ok(stepCreateB)
+			case stepDeletePrevA:
+				p := r.prev.calls[stepCreateA]
+				of, created = r.prev.a, p.ran && p.err == nil
 			}
 			if of != nil && errors.Is(c.err, tether.ErrNotFound) {
-				created := (of == r.a && ok(stepCreateA)) || (of == r.b && ok(stepCreateB))
 				if created {
 					lost[of.ID] = true
 				}
@@ -270,9 +303,12 @@ func (tr *Traffic) Check(tb testing.TB, s tether.Store) Losses {
 			wrong(r, "Get(a) returned another or a torn record")
 		}
 
-		// a survives the round: its Create and Rotate must hold.
+		// a survives the round: its Create and Rotate must hold, until the
+		// next round's Delete.
 		got, err := s.Get(ctx, r.a.ID)
 		switch {
+		case err == nil && aRevoked:
+			l.Revocations++
 		case err == nil:
 			if got.Subject != r.subject || !got.ExpiresAt.Equal(r.a.ExpiresAt) {
 				wrong(r, "a read back torn: %+v", got)
@@ -287,7 +323,7 @@ func (tr *Traffic) Check(tb testing.TB, s tether.Store) Losses {
 				wrong(r, "a has a secret hash it never had")
 			}
 		case errors.Is(err, tether.ErrNotFound):
-			if ok(stepCreateA) || ok(stepRotateA) {
+			if (ok(stepCreateA) || ok(stepRotateA)) && !aMaybeRevoked {
 				lost[r.a.ID] = true
 			}
 		default:

@@ -24,6 +24,13 @@ func (f forgetful) Create(ctx context.Context, r *tether.Record) error {
 	return f.Store.Create(ctx, r)
 }
 
+func (f forgetful) Delete(ctx context.Context, id string) error {
+	if f.drop("Delete") {
+		return nil
+	}
+	return f.Store.Delete(ctx, id)
+}
+
 func (f forgetful) DeleteSubject(ctx context.Context, subject, keepID string) (int, error) {
 	if f.drop("DeleteSubject") {
 		return 0, nil
@@ -61,7 +68,8 @@ func TestTrafficCheck(t *testing.T) {
 		want func(storetest.Losses) bool
 	}{
 		{"faithful", "", func(l storetest.Losses) bool { return l.Zero() && l.Rounds > 0 }},
-		{"lost revocations", "DeleteSubject", func(l storetest.Losses) bool { return l.Revocations > 0 && l.Sessions == 0 && l.Replays == 0 }},
+		{"lost revocations", "Delete", func(l storetest.Losses) bool { return l.Revocations > 0 && l.Sessions == 0 && l.Replays == 0 }},
+		{"lost revocations of a subject", "DeleteSubject", func(l storetest.Losses) bool { return l.Revocations > 0 && l.Sessions == 0 && l.Replays == 0 }},
 		{"lost sessions", "Create", func(l storetest.Losses) bool { return l.Sessions > 0 && len(l.Wrong) == 0 }},
 		{"lost rotations", "Rotate", func(l storetest.Losses) bool { return l.Revocations > 0 && l.Sessions == 0 }},
 		{"lost consumes", "Consume", func(l storetest.Losses) bool { return l.Replays > 0 && l.Revocations == 0 }},
