@@ -6,6 +6,9 @@
 //	                         redis+sentinel://h1:p1/db?master=NAME), shared by many nodes
 //	postgres://…             PostgreSQL, shared by many nodes
 //
+// Each backend's package documents its URL's parameters, such as Redis'
+// min_replicas, which makes revocations survive a failover.
+//
 // # Writing a fifth store
 //
 // A store is a package under store/ (store/memstore is the smallest to read,

@@ -283,12 +283,32 @@ type Sentinels struct {
 }
 
 // Addrs returns the Sentinels' addresses, for a redis+sentinel:// URL.
-func (g *Sentinels) Addrs() []string {
+func (g *Sentinels) Addrs() []string { return addrs(g.Sentinels) }
+
+func addrs(rs []*Redis) []string {
 	var a []string
-	for _, s := range g.Sentinels {
-		a = append(a, s.Addr())
+	for _, r := range rs {
+		a = append(a, r.Addr())
 	}
 	return a
+}
+
+// waitInSync waits until r, if it is a replica, is in sync with its master.
+func waitInSync(t testing.TB, cli string, r *Redis) {
+	t.Helper()
+	err := poll(30*time.Second, func() error {
+		out, err := exec.Command(cli, "-p", strconv.Itoa(r.Port), "info", "replication").Output()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(out), "role:slave") && !strings.Contains(string(out), "master_link_status:up") {
+			return errors.New("replica not in sync with its master")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("redis-server %s: %v", r.Addr(), err)
+	}
 }
 
 // StartSentinels starts a primary, the given number of replicas of it, and
@@ -308,19 +328,7 @@ func StartSentinels(t testing.TB, master string, replicas, sentinels int) *Senti
 	g := &Sentinels{Master: master, Primary: StartRedis(t, "--repl-diskless-sync-delay", "0"), cli: cli}
 	for range replicas {
 		r := StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(g.Primary.Port), "--repl-diskless-sync-delay", "0")
-		err := poll(30*time.Second, func() error {
-			out, err := exec.Command(cli, "-p", strconv.Itoa(r.Port), "info", "replication").Output()
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(string(out), "master_link_status:up") {
-				return errors.New("not in sync with the primary")
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("replica %s: %v", r.Addr(), err)
-		}
+		waitInSync(t, cli, r)
 		g.Replicas = append(g.Replicas, r)
 	}
 	body := fmt.Sprintf(`sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d
@@ -428,11 +436,7 @@ func (g *Sentinels) WaitPromoted(t testing.TB, old *Redis, within time.Duration)
 // returns its node addresses once every node reports cluster_state:ok.
 func StartRedisCluster(t testing.TB) []string {
 	t.Helper()
-	var addrs []string
-	for _, r := range startCluster(t, nil) {
-		addrs = append(addrs, r.Addr())
-	}
-	return addrs
+	return addrs(startCluster(t, 0, nil))
 }
 
 // StartProxiedRedisCluster starts a cluster as StartRedisCluster does, with a
@@ -443,7 +447,7 @@ func StartRedisCluster(t testing.TB) []string {
 func StartProxiedRedisCluster(t testing.TB) []*Proxy {
 	t.Helper()
 	var proxies []*Proxy
-	startCluster(t, func(port int) []string {
+	startCluster(t, 0, func(port int) []string {
 		px := NewProxy(t, "127.0.0.1:"+strconv.Itoa(port))
 		proxies = append(proxies, px)
 		_, pxPort, _ := net.SplitHostPort(px.Addr)
@@ -452,17 +456,99 @@ func StartProxiedRedisCluster(t testing.TB) []*Proxy {
 	return proxies
 }
 
-// startCluster starts three cluster nodes, each with the extra arguments
-// announce returns for its port, and joins them.
-func startCluster(t testing.TB, announce func(port int) []string) []*Redis {
+// Cluster is a Redis Cluster whose masters each have a replica.
+type Cluster struct {
+	Nodes []*Redis
+	cli   string
+}
+
+// Addrs returns every node's address.
+func (c *Cluster) Addrs() []string { return addrs(c.Nodes) }
+
+// StartReplicatedRedisCluster starts a three-master Redis Cluster with one
+// replica per master, and returns once every node reports cluster_state:ok
+// and every replica is in sync.
+func StartReplicatedRedisCluster(t testing.TB) *Cluster {
+	t.Helper()
+	c := &Cluster{Nodes: startCluster(t, 1, nil)}
+	c.cli, _ = exec.LookPath("redis-cli")
+	for _, n := range c.Nodes {
+		waitInSync(t, c.cli, n)
+	}
+	return c
+}
+
+func (c *Cluster) run(n *Redis, args ...string) (string, error) {
+	out, err := exec.Command(c.cli, append([]string{"-p", strconv.Itoa(n.Port)}, args...)...).Output()
+	return string(out), err
+}
+
+// ReplicaOf returns the replica of the master that serves key.
+func (c *Cluster) ReplicaOf(t testing.TB, key string) *Redis {
+	t.Helper()
+	slotOut, err := c.run(c.Nodes[0], "cluster", "keyslot", key)
+	if err != nil {
+		t.Fatalf("cluster keyslot: %v", err)
+	}
+	slot, err := strconv.Atoi(strings.TrimSpace(slotOut))
+	if err != nil {
+		t.Fatalf("cluster keyslot: %q", slotOut)
+	}
+	nodes, err := c.run(c.Nodes[0], "cluster", "nodes")
+	if err != nil {
+		t.Fatalf("cluster nodes: %v", err)
+	}
+	// Lines: id host:port@bus flags master-id ping pong epoch state slots...
+	var master string
+	ports := map[string]string{} // node id to port
+	type replica struct{ id, of string }
+	var replicas []replica
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		_, port, _ := strings.Cut(strings.Split(f[1], "@")[0], ":")
+		ports[f[0]] = port
+		if strings.Contains(f[2], "slave") {
+			replicas = append(replicas, replica{f[0], f[3]})
+		}
+		for _, r := range f[8:] {
+			lo, hi, isRange := strings.Cut(r, "-")
+			if !isRange {
+				hi = lo
+			}
+			l, err1 := strconv.Atoi(lo)
+			h, err2 := strconv.Atoi(hi)
+			if err1 == nil && err2 == nil && l <= slot && slot <= h {
+				master = f[0]
+			}
+		}
+	}
+	for _, r := range replicas {
+		if r.of != master {
+			continue
+		}
+		for _, n := range c.Nodes {
+			if strconv.Itoa(n.Port) == ports[r.id] {
+				return n
+			}
+		}
+	}
+	t.Fatalf("no replica serves slot %d:\n%s", slot, nodes)
+	return nil
+}
+
+// startCluster starts three masters with replicas replicas each, each node
+// with the extra arguments announce returns for its port, and joins them.
+func startCluster(t testing.TB, replicas int, announce func(port int) []string) []*Redis {
 	t.Helper()
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		SkipOrFail(t, "redis-cli not installed: %v", err)
 	}
 	var nodes []*Redis
-	var addrs []string
-	for range 3 {
+	for range 3 * (1 + replicas) {
 		port := FreePort(t)
 		args := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "2000"}
@@ -471,14 +557,13 @@ func startCluster(t testing.TB, announce func(port int) []string) []*Redis {
 		}
 		r := startRedis(t, port, args...)
 		nodes = append(nodes, r)
-		addrs = append(addrs, r.Addr())
 	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args := append([]string{"--cluster", "create"}, addrs(nodes)...)
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	for _, a := range addrs {
+	for _, a := range addrs(nodes) {
 		host, port, _ := net.SplitHostPort(a)
 		err := poll(30*time.Second, func() error {
 			out, err := exec.Command(cli, "-h", host, "-p", port, "cluster", "info").Output()

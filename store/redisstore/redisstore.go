@@ -436,9 +436,17 @@ func ceilMillis(t time.Time) int64 {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// bound gives a call the store's timeout unless ctx ends sooner.
+// bound gives a call the store's timeout unless ctx ends sooner. After
+// Close the context is already over, so that every call fails whatever the
+// closed client would do (a Cluster client may still answer a keyless PING).
 func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	select {
+	case <-s.done:
+		cancel()
+	default:
+	}
+	return ctx, cancel
 }
 
 // write sends cmd, a write to key's slot. When the URL sets min_replicas it

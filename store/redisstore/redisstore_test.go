@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -339,6 +340,36 @@ func TestConformanceReplicated(t *testing.T) {
 	servicetest.SkipShort(t, "starts two Redis servers")
 	g := servicetest.StartSentinels(t, "tether", 1, 1)
 	storetest.Run(t, func(t *testing.T) tether.Store {
-		return openTest(t, "redis://"+g.Primary.Addr()+"?min_replicas=1&replica_timeout=500ms", "")
+		return openTest(t, "redis://"+g.Primary.Addr()+"?min_replicas=1&replica_timeout=5s", "") // generous: CI is loaded
 	})
+}
+
+// TestMinReplicasCluster checks that in a Cluster the WAIT goes to the shard
+// that took the write: with the replica of one shard hung, a write to that
+// shard fails with ErrUnavailable while a write to another shard succeeds.
+// A WAIT sent to any other connection would find a healthy replica.
+func TestMinReplicasCluster(t *testing.T) {
+	servicetest.SkipShort(t, "starts a Redis Cluster with replicas")
+	c := servicetest.StartReplicatedRedisCluster(t)
+	s := openTest(t, "redis+cluster://"+strings.Join(c.Addrs(), ",")+"?min_replicas=1&replica_timeout=100ms", "")
+	ctx := context.Background()
+	until := time.Now().Add(time.Minute)
+	if err := s.Consume(ctx, "first", until); err != nil {
+		t.Fatalf("Consume with every replica up: %v", err)
+	}
+	hung := c.ReplicaOf(t, s.consumeKey("on-hung-shard"))
+	other := ""
+	for i := 0; other == ""; i++ {
+		if k := fmt.Sprint("elsewhere-", i); c.ReplicaOf(t, s.consumeKey(k)) != hung {
+			other = k
+		}
+	}
+	hung.Pause()
+	defer hung.Resume()
+	if err := s.Consume(ctx, "on-hung-shard", until); !errors.Is(err, tether.ErrUnavailable) {
+		t.Errorf("Consume on the shard whose replica hangs = %v; want ErrUnavailable", err)
+	}
+	if err := s.Consume(ctx, other, until); err != nil {
+		t.Errorf("Consume on another shard = %v; want nil", err)
+	}
 }

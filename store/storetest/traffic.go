@@ -92,8 +92,15 @@ func StartTraffic(s tether.Store, workers int) *Traffic {
 }
 
 // run runs one round after prev (nil for the first); false once Stop was
-// called (the round may be cut short).
+// called. A round, once begun, runs to its end, so that the last round's
+// session a, which no later round revokes, shows whether its Create and
+// Rotate held.
 func (tr *Traffic) run(subject string, prev *round) (*round, bool) {
+	select {
+	case <-tr.stop:
+		return prev, false
+	default:
+	}
 	r := &round{subject: subject, a: record(subject, time.Hour), b: record(subject, time.Hour),
 		c: record(subject, time.Hour), role: "role-" + subject, key: "jti-" + subject, prev: prev}
 	rand.Read(r.rotated[:])
@@ -104,11 +111,6 @@ func (tr *Traffic) run(subject string, prev *round) (*round, bool) {
 	}
 	tr.mu.Unlock()
 	for step := range steps {
-		select {
-		case <-tr.stop:
-			return r, false
-		default:
-		}
 		if step == stepDeletePrevA && prev == nil {
 			continue
 		}
@@ -193,7 +195,8 @@ func (tr *Traffic) wait(tb testing.TB, what string, n int, count func() int) {
 	}
 }
 
-// Stop ends the traffic and waits for the workers.
+// Stop ends the traffic once every worker has finished its round, and waits
+// for them.
 func (tr *Traffic) Stop() {
 	select {
 	case <-tr.stop:
