@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,9 +142,6 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// Store returns the store the Manager uses.
-func (m *Manager) Store() Store { return m.store }
-
 // CreateParams describes a new session.
 type CreateParams struct {
 	Subject     string            // required: who the session belongs to
@@ -160,16 +158,34 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if err := CheckSubject(p.Subject); err != nil {
 		return "", nil, err
 	}
+	return m.create(ctx, p)
+}
+
+// CreateReserved is Create for a subject of the reserved namespace (see
+// ReservedSubjectPrefix), for Tether's own components such as the admin
+// console. The subject's roles are left as they are.
+func (m *Manager) CreateReserved(ctx context.Context, p CreateParams) (string, *Session, error) {
+	if !IsReservedSubject(p.Subject) {
+		return "", nil, BadInput("a reserved subject begins with %q", ReservedSubjectPrefix)
+	}
+	if err := checkSubject(p.Subject); err != nil {
+		return "", nil, err
+	}
+	p.Roles = nil
+	return m.create(ctx, p)
+}
+
+func (m *Manager) create(ctx context.Context, p CreateParams) (string, *Session, error) {
 	if err := checkMetadata(p.Metadata); err != nil {
 		return "", nil, err
 	}
 	for _, d := range []time.Duration{p.Lifetime, p.IdleTimeout} {
 		if d != 0 && (d < MinLifetime || d > MaxLifetime) {
-			return "", nil, fmt.Errorf("%w: lifetimes must be between %v and %v", ErrBadInput, MinLifetime, MaxLifetime)
+			return "", nil, BadInput("lifetimes must be between %v and %v", MinLifetime, MaxLifetime)
 		}
 	}
 	if len(p.AuthMethod) > MaxRoleLen {
-		return "", nil, fmt.Errorf("%w: auth method longer than %d bytes", ErrBadInput, MaxRoleLen)
+		return "", nil, BadInput("auth method longer than %d bytes", MaxRoleLen)
 	}
 	if err := checkRoles(p.Roles); err != nil {
 		return "", nil, err
@@ -237,10 +253,40 @@ func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) 
 // Validate returns the live session a token stands for. It fails with
 // ErrInvalidToken for anything but a live session (a malformed token without
 // a store read) and with ErrUnavailable when the store cannot say.
+//
+// Sessions of the reserved namespace are not valid here: only
+// ValidateReserved accepts them.
 func (m *Manager) Validate(ctx context.Context, rawToken string) (*Session, error) {
 	s, err := m.validate(ctx, rawToken)
+	if err == nil && IsReservedSubject(s.Subject) {
+		s, err = nil, fmt.Errorf("%w: a reserved session", ErrInvalidToken)
+	}
 	m.stats.count(err)
 	return s, err
+}
+
+// ValidateReserved is Validate for a session of subject, which must be in
+// the reserved namespace; a token of any other session is ErrInvalidToken.
+func (m *Manager) ValidateReserved(ctx context.Context, subject, rawToken string) (*Session, error) {
+	if !IsReservedSubject(subject) {
+		return nil, BadInput("a reserved subject begins with %q", ReservedSubjectPrefix)
+	}
+	pt, err := parseToken(rawToken)
+	if err != nil {
+		return nil, err
+	}
+	// Read from the store, past the cache and the counters: these sessions
+	// are few and rarely used, a revocation of one holds on every node at
+	// once, and the node's numbers stay about its users' sessions.
+	rec, roles, err := m.read(ctx, pt.id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Subject != subject {
+		return nil, fmt.Errorf("%w: not a session of %s", ErrInvalidToken, subject)
+	}
+	now := m.now()
+	return m.accept(ctx, pt, newEntry(rec, now), roles, now)
 }
 
 func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, error) {
@@ -335,7 +381,7 @@ func (m *Manager) Rotate(ctx context.Context, rawToken string) (string, *Session
 	if err != nil {
 		return "", nil, err
 	}
-	if !pt.matches(rec.SecretHash) || !rec.Live(m.now()) {
+	if !pt.matches(rec.SecretHash) || !rec.Live(m.now()) || IsReservedSubject(rec.Subject) {
 		return "", nil, fmt.Errorf("%w: not a live session", ErrInvalidToken)
 	}
 	token, fresh := newToken(rec.ID)
@@ -360,7 +406,7 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tether: get session: %w", err)
 	}
-	if !rec.Live(m.now()) {
+	if !rec.Live(m.now()) || IsReservedSubject(rec.Subject) {
 		return nil, ErrNotFound
 	}
 	roles, err := m.store.Roles(ctx, rec.Subject)
@@ -535,25 +581,44 @@ func (m *Manager) Stats() Stats {
 	return s
 }
 
+// ReservedSubjectPrefix begins the subjects Tether keeps for its own
+// sessions: the admin console signs in as "tether:console". CheckSubject
+// refuses them, so no API caller, trusted issuer or library user can create,
+// list, revoke or set roles for one; Validate, Get and Rotate do not accept
+// their sessions, so a console token is worthless on the public API. Only
+// CreateReserved and ValidateReserved (and Revoke, by ID) reach them.
+const ReservedSubjectPrefix = "tether:"
+
+// IsReservedSubject reports whether s is in the reserved namespace.
+func IsReservedSubject(s string) bool { return strings.HasPrefix(s, ReservedSubjectPrefix) }
+
 // CheckSubject reports whether s is a valid subject: 1 to MaxSubjectLen
-// bytes of printable UTF-8. Errors wrap ErrBadInput.
+// bytes of printable UTF-8, outside the reserved namespace. Errors wrap
+// ErrBadInput.
 func CheckSubject(s string) error {
+	if IsReservedSubject(s) {
+		return BadInput("subjects beginning with %q are reserved for Tether's own sessions", ReservedSubjectPrefix)
+	}
+	return checkSubject(s)
+}
+
+func checkSubject(s string) error {
 	if s == "" || len(s) > MaxSubjectLen {
-		return fmt.Errorf("%w: subject must be 1 to %d bytes", ErrBadInput, MaxSubjectLen)
+		return BadInput("subject must be 1 to %d bytes", MaxSubjectLen)
 	}
 	if !printable(s) {
-		return fmt.Errorf("%w: subject must be printable UTF-8", ErrBadInput)
+		return BadInput("subject must be printable UTF-8")
 	}
 	return nil
 }
 
 func checkRoles(roles []string) error {
 	if len(roles) > MaxRoles {
-		return fmt.Errorf("%w: at most %d roles", ErrBadInput, MaxRoles)
+		return BadInput("at most %d roles", MaxRoles)
 	}
 	for _, r := range roles {
 		if r == "" || len(r) > MaxRoleLen || !printable(r) {
-			return fmt.Errorf("%w: a role must be 1 to %d printable bytes", ErrBadInput, MaxRoleLen)
+			return BadInput("a role must be 1 to %d printable bytes", MaxRoleLen)
 		}
 	}
 	return nil
@@ -561,12 +626,12 @@ func checkRoles(roles []string) error {
 
 func checkMetadata(md map[string]string) error {
 	if len(md) > MaxMetadataEntries {
-		return fmt.Errorf("%w: at most %d metadata entries", ErrBadInput, MaxMetadataEntries)
+		return BadInput("at most %d metadata entries", MaxMetadataEntries)
 	}
 	for k, v := range md {
 		if k == "" || len(k) > MaxMetadataKeyLen || len(v) > MaxMetadataValLen || !printable(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("%w: metadata keys must be 1 to %d printable bytes and values at most %d bytes of UTF-8",
-				ErrBadInput, MaxMetadataKeyLen, MaxMetadataValLen)
+			return BadInput("metadata keys must be 1 to %d printable bytes and values at most %d bytes of UTF-8",
+				MaxMetadataKeyLen, MaxMetadataValLen)
 		}
 	}
 	return nil

@@ -42,8 +42,12 @@
 //     on CI (CI=true), where it fails. Add a backend-specific test only for
 //     what the suites cannot know (URL parsing, the codec, schema migration).
 //  4. Register the URL scheme in Open (store/open.go): one case that parses
-//     the URL and calls the package's Open. Errors name the scheme, never
-//     the URL (Redact it if it must appear).
+//     the URL and calls the package's Open with its own field of Options
+//     (add the field). Errors name the scheme, never the URL (Redact it if
+//     it must appear). For the options to be settable from tether serve's
+//     file, environment and flags, add the backend's section to
+//     internal/config/store.go (its struct, its rows, its line in
+//     Config.StoreOptions), as the config package documentation describes.
 //  5. Document, in the package comment: the URL form, the data layout, what
 //     the backend guarantees (durability, failover) and what to configure,
 //     the staleness bound of its change channel, and its limitations.

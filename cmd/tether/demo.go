@@ -15,8 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/adminclient"
+	"github.com/tetherhq/tether/internal/apitype"
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/internal/selfcontained"
 )
@@ -198,9 +200,7 @@ func demoScenarioA(ctx context.Context, d *demoNodes, out io.Writer, w *tabwrite
 		fmt.Sprintf("minted, token of %d bytes (%.1fx)", len(jwtToken), float64(len(jwtToken))/float64(len(token))))
 
 	whoami := func(c *http.Client) string {
-		var s struct {
-			Roles []string `json:"roles"`
-		}
+		var s tether.Session
 		code, err := callJSON(c, "GET", a.public+"/v1/session", token, nil, &s)
 		return verdict(code, err, "roles "+strings.Join(s.Roles, ","))
 	}
@@ -215,14 +215,12 @@ func demoScenarioA(ctx context.Context, d *demoNodes, out io.Writer, w *tabwrite
 
 	step(5, "a thief replays alice's stolen token", whoami(thief), jwtVerdict(jwts, jwtToken))
 
-	var revoked struct {
-		Revoked int `json:"revoked"`
-	}
-	if code, err := callJSON(alice, "DELETE", a.public+"/v1/sessions", token, nil, &revoked); err != nil || code != http.StatusOK {
+	var revoked apitype.RevokedResponse
+	if code, err := callJSON(alice, "DELETE", a.public+"/v1/sessions", token, nil, &revoked); err != nil || code != http.StatusOK || revoked.Revoked == nil {
 		return fmt.Errorf("sign out everywhere: status %d: %v", code, err)
 	}
 	t0 := time.Now()
-	step(6, "alice signs out everywhere", fmt.Sprintf("200, %d session(s) revoked", revoked.Revoked), "cannot revoke without a deny-list (state)")
+	step(6, "alice signs out everywhere", fmt.Sprintf("200, %d session(s) revoked", *revoked.Revoked), "cannot revoke without a deny-list (state)")
 	thiefSays := whoami(thief)
 	took := time.Since(t0)
 	step(7, "the thief tries again", thiefSays+fmt.Sprintf(" (%v after the revoke)", took.Round(time.Microsecond)), jwtVerdict(jwts, jwtToken)+": still works")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/apitype"
 	"github.com/tetherhq/tether/store/memstore"
 )
 
@@ -35,25 +36,21 @@ func demoScenarioBC(ctx context.Context, d *demoNodes, out io.Writer, w *tabwrit
 		fmt.Fprintf(w, "%d.\t%s\t%s\t%s\n", n, what, tether, jwtSays)
 	}
 	mint := func(audience string) (string, error) {
-		var h struct {
-			Token  string `json:"token"`
-			Format string `json:"format"`
-		}
-		code, err := callJSON(d.http, "POST", d.a.public+"/v1/handshakes", token, map[string]string{"audience": audience}, &h)
+		var h apitype.MintResponse
+		code, err := callJSON(d.http, "POST", d.a.public+"/v1/handshakes", token, apitype.MintRequest{Audience: audience}, &h)
 		if err != nil || code != http.StatusCreated {
 			return "", fmt.Errorf("mint for %s: status %d: %v", audience, code, err)
 		}
 		return h.Token, nil
 	}
 	exchange := func(n *localNode, raw string) string {
-		var got struct {
-			Token   string `json:"token"`
-			Session struct {
-				Subject string `json:"subject"`
-			} `json:"session"`
+		var got apitype.TokenResponse
+		code, err := callJSON(d.http, "POST", n.public+"/v1/handshakes/exchange", "", apitype.ExchangeRequest{Token: raw}, &got)
+		subject := ""
+		if got.Session != nil {
+			subject = got.Session.Subject
 		}
-		code, err := callJSON(d.http, "POST", n.public+"/v1/handshakes/exchange", "", map[string]string{"token": raw}, &got)
-		return verdict(code, err, fmt.Sprintf("own opaque session for %s (%d bytes)", got.Session.Subject, len(got.Token)))
+		return verdict(code, err, fmt.Sprintf("own opaque session for %s (%d bytes)", subject, len(got.Token)))
 	}
 
 	fmt.Fprintf(w, "B\tinternal service, shared HS256 key\t\t\n")
@@ -136,18 +133,14 @@ func exchangeInProcess(ctx context.Context, audience string, trust handshake.Iss
 	}
 	defer m.Close()
 	try := func() string {
-		claims, err := v.Exchange(ctx, raw, m.Store())
+		token, sess, err := m.Exchange(ctx, v, raw, tether.ExchangeParams{})
 		if errors.Is(err, handshake.ErrInvalid) {
 			return "refused: " + handshake.Reason(err)
 		}
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		token, _, err := m.Create(ctx, tether.CreateParams{Subject: claims.LocalSubject, AuthMethod: "handshake"})
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", claims.LocalSubject, len(token))
+		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", sess.Subject, len(token))
 	}
 	return try(), try(), nil
 }

@@ -77,8 +77,16 @@ func runDemoWeb(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("set alice's roles: %w", err)
 	}
 
+	// A browser's previous session ends as a user's own sign-out does.
+	end := func(ctx context.Context, token string) error {
+		status, err := callJSON(http.DefaultClient, http.MethodDelete, node.public+"/v1/session", token, nil, nil)
+		if err == nil && status != http.StatusNoContent && status != http.StatusUnauthorized {
+			err = fmt.Errorf("ending the previous session: status %d", status)
+		}
+		return err
+	}
 	signIn, err := web.DemoSignIn(web.DemoConfig{
-		Subjects: []string{"alice", "bob"}, Next: node.public + "/account/sessions", Create: create,
+		Subjects: []string{"alice", "bob"}, Next: node.public + "/account/sessions", Create: create, End: end,
 	})
 	if err != nil {
 		return err
