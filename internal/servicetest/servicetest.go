@@ -1,7 +1,7 @@
 // Package servicetest starts the real services that store and end-to-end tests
-// run against: throw-away redis-server processes and Redis Clusters on free
-// ports, fresh PostgreSQL databases, and a TCP proxy that a test can cut and
-// restore. Everything it starts is stopped, and everything it creates is
+// run against: throw-away redis-server processes, Redis Clusters and Sentinel
+// groups on free ports, fresh PostgreSQL databases, a PostgreSQL primary with
+// a streaming standby, and a TCP proxy that a test can cut and restore. Everything it starts is stopped, and everything it creates is
 // removed, by t.Cleanup.
 //
 // A test that needs a server that is missing is skipped, except on CI

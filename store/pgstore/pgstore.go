@@ -37,6 +37,16 @@
 // one INSERT … ON CONFLICT … DO UPDATE … WHERE: among concurrent calls for one
 // live key, exactly one wins.
 //
+// Across a failover, a write survives if the standby promoted had it: with
+// the standby named in the primary's synchronous_standby_names (and
+// synchronous_commit on), every write returns nil only once the standby has
+// flushed it. A COMMIT still waiting for the standby when QueryTimeout ends
+// fails with ErrUnavailable: the call's deadline always passes before the
+// server's statement_timeout, which would instead cancel the wait and report
+// the COMMIT as done (so do not set a shorter statement_timeout in the URL).
+// Give the URL every host and target_session_attrs=read-write to follow a
+// promotion. TestStandbyFailover checks this with a real standby.
+//
 // Every failure to reach or use the database is an error wrapping
 // tether.ErrUnavailable; only a missing or expired row is tether.ErrNotFound.
 // Callers fail closed.
