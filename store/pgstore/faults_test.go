@@ -62,3 +62,17 @@ WHERE datname = $1 AND pid <> pg_backend_pid()`, dbName); err != nil {
 	}
 	waitChange(t, changes, tether.SessionChanged)
 }
+
+// TestSweepFailsClosed: the sweeper, which RunFaults cannot reach, reports a
+// cut-off database as ErrUnavailable too.
+func TestSweepFailsClosed(t *testing.T) {
+	dbURL, _ := freshDB(t)
+	px := servicetest.NewProxy(t, servicetest.HostOf(t, dbURL))
+	s := openStore(t, servicetest.WithHost(t, dbURL, px.Addr), Options{ConnectTimeout: time.Second, QueryTimeout: 2 * time.Second})
+	if _, err := s.sweep(ctx); err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	px.Stop()
+	_, err := s.sweep(ctx)
+	wantUnavailable(t, "sweep with the database cut off", err)
+}

@@ -213,9 +213,10 @@ func (tr *Traffic) Acknowledged() int {
 	return tr.acked
 }
 
-// FailedSince returns, for every call that started at or after t, a line
-// for each that did not fail with tether.ErrUnavailable: with the backend
-// unreachable since t, anything else is a stale or wrong answer.
+// FailedSince stops the traffic and counts the calls that started at or
+// after t, with a line for each that did not fail with
+// tether.ErrUnavailable: with the backend unreachable since t, anything else
+// is a stale or wrong answer.
 func (tr *Traffic) FailedSince(t time.Time) (calls int, wrong []string) {
 	tr.Stop()
 	for _, r := range tr.rounds {
