@@ -42,6 +42,11 @@ type Config struct {
 	// then costs no extra store read.
 	MaxSessionsPerSubject int
 
+	// EventRetention is how long the event log keeps events; older ones are
+	// trimmed in the background, hourly. Default 30 days; negative keeps
+	// everything.
+	EventRetention time.Duration
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
@@ -100,6 +105,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.EventRetention == 0 {
+		cfg.EventRetention = 30 * 24 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -112,21 +120,24 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("tether: CacheSize and MaxSessionsPerSubject must not be negative")
 	}
 
-	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: func() {}}
+	bg, stop := context.WithCancel(context.Background())
+	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: stop}
+	if cfg.EventRetention > 0 {
+		m.wg.Add(1)
+		go m.trimEvents(bg)
+	}
 	if cfg.MaxStaleness > 0 {
 		w, shared := cfg.Store.(Watcher)
 		// A store that announces changes is cached only while its channel is
 		// up; one that does not is cached on the staleness bound alone.
 		m.cache = newCache(cfg.MaxStaleness, cfg.CacheSize, !shared)
 		if shared {
-			ctx, cancel := context.WithCancel(context.Background())
-			m.stop = cancel
 			m.wg.Add(1)
 			go func() {
 				defer m.wg.Done()
-				err := w.Watch(ctx, m.cache.apply)
+				err := w.Watch(bg, m.cache.apply)
 				m.cache.setChannel(false) // nobody tells us of changes any more
-				if err != nil && ctx.Err() == nil {
+				if err != nil && bg.Err() == nil {
 					m.log.Error("tether: change channel stopped; cache disabled", "err", err)
 				}
 			}()
@@ -158,7 +169,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if err := CheckSubject(p.Subject); err != nil {
 		return "", nil, err
 	}
-	return m.create(ctx, p)
+	return m.create(ctx, p, nil)
 }
 
 // CreateReserved is Create for a subject of the reserved namespace (see
@@ -172,10 +183,12 @@ func (m *Manager) CreateReserved(ctx context.Context, p CreateParams) (string, *
 		return "", nil, err
 	}
 	p.Roles = nil
-	return m.create(ctx, p)
+	return m.create(ctx, p, nil)
 }
 
-func (m *Manager) create(ctx context.Context, p CreateParams) (string, *Session, error) {
+// create starts a session; with h, it is the session a handshake exchange
+// starts, and its handshake.exchanged event goes in with session.created.
+func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (string, *Session, error) {
 	if err := checkMetadata(p.Metadata); err != nil {
 		return "", nil, err
 	}
@@ -201,7 +214,11 @@ func (m *Manager) create(ctx context.Context, p CreateParams) (string, *Session,
 		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
 	}
 	rec = rec.Clone()
-	if err := m.store.Create(ctx, rec); err != nil {
+	evs := []Event{m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, map[string]any{"auth_method": p.AuthMethod})}
+	if h != nil {
+		evs = append(evs, m.newEvent(ctx, EventHandshakeExchanged, p.Subject, rec.ID, map[string]any{"issuer": h.Issuer, "jti": h.ID}))
+	}
+	if err := m.store.Create(ctx, rec, evs...); err != nil {
 		return "", nil, fmt.Errorf("tether: create session: %w", err)
 	}
 	m.stats.created.Add(1)
@@ -242,7 +259,9 @@ func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) 
 		if r.ID == newID {
 			continue
 		}
-		if err := m.Revoke(ctx, r.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		// The cap, not the caller, ends the oldest session.
+		sys := WithActor(ctx, Actor{Kind: ActorSystem})
+		if err := m.revoke(sys, r.ID, map[string]any{"reason": "max_per_subject"}); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		excess--
@@ -278,7 +297,7 @@ func (m *Manager) ValidateReserved(ctx context.Context, subject, rawToken string
 	// Read from the store, past the cache and the counters: these sessions
 	// are few and rarely used, a revocation of one holds on every node at
 	// once, and the node's numbers stay about its users' sessions.
-	rec, roles, err := m.read(ctx, pt.id)
+	rec, roles, err := m.read(ctx, pt)
 	if err != nil {
 		return nil, err
 	}
@@ -298,14 +317,16 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 	var seq uint64
 	if m.cache != nil {
 		e, roles, ok, s := m.cache.get(pt.id, now)
-		if ok {
+		if ok && pt.matches(e.hash) {
 			m.stats.cacheHits.Add(1)
 			return m.accept(ctx, pt, e, roles, now)
 		}
+		// A wrong secret for a cached ID reads the store as an unknown ID
+		// does, so a fast refusal never tells that an ID is live.
 		m.stats.cacheMisses.Add(1)
 		seq = s
 	}
-	rec, roles, err := m.read(ctx, pt.id)
+	rec, roles, err := m.read(ctx, pt)
 	if err != nil {
 		return nil, err
 	}
@@ -316,17 +337,25 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 	return m.accept(ctx, pt, e, roles, now)
 }
 
-// read fetches a record and its subject's roles from the store. A store
-// failure stops the cache serving until the store answers again.
-func (m *Manager) read(ctx context.Context, id string) (*Record, []string, error) {
-	rec, err := m.store.Get(ctx, id)
+// read fetches the record pt names and, if pt's secret matches it, its
+// subject's roles. An unknown ID and a wrong secret cost the same: one store
+// read and one constant-time compare, so their timing does not tell a live
+// ID from a dead one. A store failure stops the cache serving until the
+// store answers again.
+func (m *Manager) read(ctx context.Context, pt parsedToken) (*Record, []string, error) {
+	rec, err := m.store.Get(ctx, pt.id)
 	if errors.Is(err, ErrNotFound) {
 		m.storeOK()
+		pt.matches(secretHash{}) // the compare a known ID costs
 		return nil, nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
 	}
 	if err != nil {
 		m.storeFailed(ctx)
 		return nil, nil, fmt.Errorf("tether: read session: %w", err)
+	}
+	if !pt.matches(rec.SecretHash) {
+		m.storeOK()
+		return nil, nil, fmt.Errorf("%w: secret does not match", ErrInvalidToken)
 	}
 	roles, err := m.store.Roles(ctx, rec.Subject)
 	if err != nil {
@@ -377,7 +406,7 @@ func (m *Manager) Rotate(ctx context.Context, rawToken string) (string, *Session
 	if err != nil {
 		return "", nil, err
 	}
-	rec, roles, err := m.read(ctx, pt.id) // a write decides on the store, never the cache
+	rec, roles, err := m.read(ctx, pt) // a write decides on the store, never the cache
 	if err != nil {
 		return "", nil, err
 	}
@@ -387,7 +416,8 @@ func (m *Manager) Rotate(ctx context.Context, rawToken string) (string, *Session
 	token, fresh := newToken(rec.ID)
 	newHash := fresh.hash
 	defer m.invalidateSession(rec.ID)
-	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash); err != nil {
+	ev := m.newEvent(ctx, EventSessionRotated, rec.Subject, rec.ID, nil)
+	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash, ev); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return "", nil, fmt.Errorf("%w: rotated or revoked meanwhile", ErrInvalidToken)
 		}
@@ -419,11 +449,18 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 // Revoke ends one session. When it returns, no node's store read accepts the
 // session, and this node's cache has dropped it.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
+	return m.revoke(ctx, id, nil)
+}
+
+func (m *Manager) revoke(ctx context.Context, id string, detail map[string]any) error {
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	defer m.invalidateSession(id) // even on error: the outcome may be unknown
-	if err := m.store.Delete(ctx, id); err != nil {
+	// Invalidate even on error: the outcome may be unknown. The store fills in
+	// the event's subject from the record.
+	defer m.invalidateSession(id)
+	ev := m.newEvent(ctx, EventSessionRevoked, "", id, detail)
+	if err := m.store.Delete(ctx, id, ev); err != nil {
 		return fmt.Errorf("tether: revoke session: %w", err)
 	}
 	m.stats.revoked.Add(1)
@@ -453,7 +490,12 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject, keepID string) (in
 		return 0, err
 	}
 	defer m.invalidateSubject(subject)
-	n, err := m.store.DeleteSubject(ctx, subject, keepID)
+	var detail map[string]any
+	if keepID != "" {
+		detail = map[string]any{"kept_session_id": keepID}
+	}
+	ev := m.newEvent(ctx, EventSubjectRevoked, subject, "", detail)
+	n, err := m.store.DeleteSubject(ctx, subject, keepID, ev)
 	if err != nil {
 		return 0, fmt.Errorf("tether: revoke sessions: %w", err)
 	}
@@ -509,7 +551,8 @@ func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) 
 		return err
 	}
 	defer m.invalidateSubject(subject)
-	if err := m.store.SetRoles(ctx, subject, roles); err != nil {
+	ev := m.newEvent(ctx, EventRolesChanged, subject, "", map[string]any{"roles": append([]string{}, roles...)})
+	if err := m.store.SetRoles(ctx, subject, roles, ev); err != nil {
 		return fmt.Errorf("tether: set roles: %w", err)
 	}
 	return nil

@@ -32,6 +32,8 @@
 //	                for List and DeleteSubject's count; same TTL as the state
 //	p{u:S}:roles    the subject's roles (JSON); no TTL: roles belong to S
 //	p{c:K}          replay guard: SET NX PXAT until
+//	p{e}:events     the event log, a stream (events.go); not on a Cluster
+//	p{st:K}         the service's own state under K (GetState)
 //	p + "changes"   the pub/sub channel announcing changes
 //
 // The hash tags put a subject's keys on one Cluster slot and each session on
@@ -194,6 +196,7 @@ type Store struct {
 	opt     rueidis.ClientOption // for Watch's own connections
 	prefix  string
 	channel string
+	stream  string // the event stream; empty on a Cluster (see events.go)
 	timeout time.Duration
 	now     func() time.Time
 	log     *slog.Logger
@@ -268,7 +271,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: connect: %w: %w", tether.ErrUnavailable, err)
 	}
 	return &Store{
-		c: c, opt: opt, prefix: cfg.prefix, channel: cfg.prefix + "changes",
+		c: c, opt: opt, prefix: cfg.prefix, channel: cfg.prefix + "changes", stream: streamKey(cfg),
 		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
 		minReplicas: int64(cfg.minReplicas), replicaTimeout: cfg.replicaTimeout,
 		done: make(chan struct{}),
@@ -550,7 +553,7 @@ func (s *Store) decodeLive(ctx context.Context, id string, b []byte) (*tether.Re
 // state), writes the record if its ID is free, then indexes it. In this order,
 // every record carries a generation read before it existed, and every indexed
 // ID whose record is missing is gone for good (List may prune it).
-func (s *Store) Create(ctx context.Context, r *tether.Record) error {
+func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
 	if !r.Live(s.now()) {
 		return nil // born dead: nothing to keep, like memstore
 	}
@@ -566,8 +569,8 @@ func (s *Store) Create(ctx context.Context, r *tether.Record) error {
 	}
 	ttl := ceilMillis(minTime(r.ExpiresAt, r.IdleExpiresAt))
 	val := encode(r, g)
-	res, werr := s.write(ctx, "create", s.recKey(r.ID),
-		s.c.B().Set().Key(s.recKey(r.ID)).Value(rueidis.BinaryString(val)).Nx().Pxat(time.UnixMilli(ttl)).Build())
+	res, werr := s.eval(ctx, "create", createScript, s.keys(s.recKey(r.ID)),
+		s.eventArgs(evs, rueidis.BinaryString(val), itoa(ttl), r.Subject))
 	err = res.Error()
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrExists
@@ -625,11 +628,11 @@ func (s *Store) Touch(ctx context.Context, id string, lastSeen, idleExpires time
 }
 
 // Rotate swaps the secret hash of a live record if it still equals old.
-func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte) error {
+func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res, werr := s.eval(ctx, "rotate", rotateScript, []string{s.recKey(id)},
-		[]string{string(old[:]), string(new[:]), s.nowMicros(), s.channel, sessionMsg(id)})
+	res, werr := s.eval(ctx, "rotate", rotateScript, s.keys(s.recKey(id)),
+		s.eventArgs(evs, string(old[:]), string(new[:]), s.nowMicros(), s.channel, sessionMsg(id)))
 	b, err := res.AsBytes()
 	if err := s.afterWrite("rotate", ctx, id, b, err); err != nil {
 		return err
@@ -659,10 +662,11 @@ func (s *Store) afterWrite(op string, ctx context.Context, id string, b []byte, 
 }
 
 // Delete removes one record; ErrNotFound unless it was live.
-func (s *Store) Delete(ctx context.Context, id string) error {
+func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res, werr := s.eval(ctx, "delete", deleteScript, []string{s.recKey(id)}, []string{s.channel, sessionMsg(id)})
+	res, werr := s.eval(ctx, "delete", deleteScript, s.keys(s.recKey(id)),
+		s.eventArgs(evs, s.channel, sessionMsg(id), s.nowMicros()))
 	b, err := res.AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrNotFound
@@ -686,7 +690,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // revokeScript), then deletes the revoked records and counts the live ones.
 // If that clean-up fails the revocation has still happened, but the count is
 // unknown, and the error says so.
-func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int, error) {
+func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs ...tether.Event) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	keepGen := int64(-1)
@@ -706,8 +710,8 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int,
 			}
 		}
 	}
-	reply, werr := s.eval(ctx, "delete subject", revokeScript, []string{s.stateKey(subject), s.indexKey(subject)},
-		[]string{keepID, itoa(keepGen), s.channel, subjectMsg(subject)})
+	reply, werr := s.eval(ctx, "delete subject", revokeScript, s.keys(s.stateKey(subject), s.indexKey(subject)),
+		s.eventArgs(evs, keepID, itoa(keepGen), s.channel, subjectMsg(subject), subject))
 	res, err := reply.ToArray()
 	if err != nil {
 		return 0, unavailable("delete subject", err)
@@ -828,7 +832,7 @@ func (s *Store) Roles(ctx context.Context, subject string) ([]string, error) {
 }
 
 // SetRoles replaces the subject's roles and announces the change.
-func (s *Store) SetRoles(ctx context.Context, subject string, roles []string) error {
+func (s *Store) SetRoles(ctx context.Context, subject string, roles []string, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	enc := ""
@@ -839,7 +843,8 @@ func (s *Store) SetRoles(ctx context.Context, subject string, roles []string) er
 		}
 		enc = string(b)
 	}
-	res, werr := s.eval(ctx, "set roles", rolesScript, []string{s.rolesKey(subject)}, []string{enc, s.channel, subjectMsg(subject)})
+	res, werr := s.eval(ctx, "set roles", rolesScript, s.keys(s.rolesKey(subject)),
+		s.eventArgs(evs, enc, s.channel, subjectMsg(subject), subject))
 	if err := res.Error(); err != nil {
 		return unavailable("set roles", err)
 	}

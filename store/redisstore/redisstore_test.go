@@ -38,9 +38,11 @@ func openTest(t testing.TB, url, cleanAddr string) *Store {
 
 func TestConformance(t *testing.T) {
 	addr := servicetest.SharedRedis(t)
-	storetest.Run(t, func(t *testing.T) tether.Store {
+	newStore := func(t *testing.T) tether.Store {
 		return openTest(t, "redis://"+addr+"/0", addr)
-	})
+	}
+	storetest.Run(t, newStore)
+	storetest.RunEvents(t, newStore)
 }
 
 func TestConformanceCluster(t *testing.T) {
@@ -369,7 +371,7 @@ func TestConformanceReplicated(t *testing.T) {
 func TestMinReplicasCluster(t *testing.T) {
 	servicetest.SkipShort(t, "starts a Redis Cluster with replicas")
 	c := servicetest.StartReplicatedRedisCluster(t)
-	s := openTest(t, "redis+cluster://"+strings.Join(c.Addrs(), ",")+"?min_replicas=1&replica_timeout=100ms", "")
+	s := openTest(t, "redis+cluster://"+strings.Join(c.Addrs(), ",")+"?min_replicas=1&replica_timeout=1s", "") // generous: CI is loaded
 	ctx := context.Background()
 	until := time.Now().Add(time.Minute)
 	if err := s.Consume(ctx, "first", until); err != nil {

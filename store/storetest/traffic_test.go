@@ -17,32 +17,32 @@ type forgetful struct {
 	drop func(op string) bool
 }
 
-func (f forgetful) Create(ctx context.Context, r *tether.Record) error {
+func (f forgetful) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
 	if f.drop("Create") {
 		return nil
 	}
-	return f.Store.Create(ctx, r)
+	return f.Store.Create(ctx, r, evs...)
 }
 
-func (f forgetful) Delete(ctx context.Context, id string) error {
+func (f forgetful) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	if f.drop("Delete") {
 		return nil
 	}
-	return f.Store.Delete(ctx, id)
+	return f.Store.Delete(ctx, id, evs...)
 }
 
-func (f forgetful) DeleteSubject(ctx context.Context, subject, keepID string) (int, error) {
+func (f forgetful) DeleteSubject(ctx context.Context, subject, keepID string, evs ...tether.Event) (int, error) {
 	if f.drop("DeleteSubject") {
 		return 0, nil
 	}
-	return f.Store.DeleteSubject(ctx, subject, keepID)
+	return f.Store.DeleteSubject(ctx, subject, keepID, evs...)
 }
 
-func (f forgetful) Rotate(ctx context.Context, id string, old, new [32]byte) error {
+func (f forgetful) Rotate(ctx context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	if f.drop("Rotate") {
 		return nil
 	}
-	return f.Store.Rotate(ctx, id, old, new)
+	return f.Store.Rotate(ctx, id, old, new, evs...)
 }
 
 func (f forgetful) Consume(ctx context.Context, key string, until time.Time) error {
@@ -52,11 +52,11 @@ func (f forgetful) Consume(ctx context.Context, key string, until time.Time) err
 	return f.Store.Consume(ctx, key, until)
 }
 
-func (f forgetful) SetRoles(ctx context.Context, subject string, roles []string) error {
+func (f forgetful) SetRoles(ctx context.Context, subject string, roles []string, evs ...tether.Event) error {
 	if f.drop("SetRoles") {
 		return nil
 	}
-	return f.Store.SetRoles(ctx, subject, roles)
+	return f.Store.SetRoles(ctx, subject, roles, evs...)
 }
 
 // TestTrafficCheck checks the checker: a faithful store loses nothing, and
