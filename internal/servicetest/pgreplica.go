@@ -1,7 +1,6 @@
 package servicetest
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,8 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,15 +18,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Postgres is a PostgreSQL server process owned by one test.
+// Postgres is a PostgreSQL server process owned by one test. Kill, Pause
+// and Resume reach every process of the server.
 type Postgres struct {
-	t    testing.TB
+	process
 	Port int
 	Dir  string // its data directory
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	exit chan struct{}
 }
 
 // URL is a URL of the server's postgres database.
@@ -156,21 +150,13 @@ func (pp *PostgresPair) run(t testing.TB, name string, args ...string) {
 // it accepts connections.
 func (pp *PostgresPair) start(t testing.TB, dir string, extra ...string) *Postgres {
 	t.Helper()
-	p := &Postgres{t: t, Port: FreePort(t), Dir: dir}
+	port := FreePort(t)
+	p := &Postgres{process: process{t: t, what: fmt.Sprintf("postgres on port %d", port), tree: true}, Port: port, Dir: dir}
 	args := append([]string{"-D", dir, "-p", strconv.Itoa(p.Port), "-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories=" + filepath.Dir(dir), "-c", "fsync=off",
 		"-c", "max_wal_senders=4", "-c", "wal_level=replica"}, extra...)
 	cmd := pp.command("postgres", args...)
-	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting postgres: %v", err)
-	}
-	exit := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exit)
-	}()
-	p.cmd, p.exit = cmd, exit
+	exit := p.launch(cmd)
 	t.Cleanup(p.Kill)
 	err := poll(30*time.Second, func() error {
 		select {
@@ -197,72 +183,6 @@ func (p *Postgres) query(sql string, dest ...any) error {
 	}
 	defer c.Close(ctx)
 	return c.QueryRow(ctx, sql).Scan(dest...)
-}
-
-// Kill sends SIGKILL to the postmaster and every process it started, as a
-// crash of its host would, and waits until the postmaster has exited.
-func (p *Postgres) Kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return
-	}
-	p.signalAll(syscall.SIGKILL)
-	<-p.exit
-	p.cmd = nil
-}
-
-// signalAll sends sig to the postmaster and to its children, which PostgreSQL
-// puts in process groups of their own (so a signal to the postmaster's group
-// would miss them). The children are found in /proc by their parent.
-func (p *Postgres) signalAll(sig syscall.Signal) error {
-	pid := p.cmd.Process.Pid
-	pids := []int{pid}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid …; comm may hold spaces, so cut after ')'.
-		i := bytes.LastIndexByte(stat, ')')
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			pids = append(pids, child)
-		}
-	}
-	// Stop or kill the children first, so none runs on without its parent.
-	for i := len(pids) - 1; i >= 0; i-- {
-		if err := syscall.Kill(pids[i], sig); err != nil && i == 0 {
-			return err
-		}
-	}
-	return nil
-}
-
-// Pause stops every process of the server (SIGSTOP): it keeps its
-// connections but answers nothing and replicates nothing. Resume undoes it.
-func (p *Postgres) Pause() { p.signal(syscall.SIGSTOP) }
-
-// Resume continues a paused server.
-func (p *Postgres) Resume() { p.signal(syscall.SIGCONT) }
-
-func (p *Postgres) signal(sig syscall.Signal) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		p.t.Fatalf("postgres on port %d is not running", p.Port)
-	}
-	if err := p.signalAll(sig); err != nil {
-		p.t.Fatalf("signal %v to postgres on port %d: %v", sig, p.Port, err)
-	}
 }
 
 // CutReplication partitions the primary from the standby until the standby

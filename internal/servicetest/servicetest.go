@@ -16,6 +16,7 @@ package servicetest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -160,17 +161,108 @@ func PingRedis(addr string) error {
 	return nil
 }
 
-// Redis is a redis-server process owned by one test.
-type Redis struct {
+// process is a server process owned by one test; Redis and Postgres embed
+// it for Kill, Pause and Resume.
+type process struct {
 	t    testing.TB
-	bin  string
-	Port int
-	Dir  string // its working directory: RDB and AOF files live here
-	args []string
+	what string // names it in messages: "redis-server on port 6379"
+	tree bool   // signal the children it started too
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	exit chan struct{}
+}
+
+// launch starts cmd, which must not be running yet, and returns a channel
+// closed when it exits.
+func (p *process) launch(cmd *exec.Cmd) <-chan struct{} {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		p.t.Fatalf("%s is already running", p.what)
+	}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("starting %s: %v", p.what, err)
+	}
+	exit := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exit)
+	}()
+	p.cmd, p.exit = cmd, exit
+	return exit
+}
+
+// Kill ends the server with SIGKILL, as a crash of its host would, and waits
+// until it has exited (its sockets are closed by then). A stopped server is
+// left alone.
+func (p *process) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	p.send(syscall.SIGKILL)
+	<-p.exit
+	p.cmd = nil
+}
+
+// Pause stops the server with SIGSTOP: it keeps its connections but reads,
+// answers and replicates nothing, like a hung host. Resume undoes it.
+func (p *process) Pause() { p.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (p *process) Resume() { p.signal(syscall.SIGCONT) }
+
+func (p *process) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		p.t.Fatalf("%s is not running", p.what)
+	}
+	if err := p.send(sig); err != nil {
+		p.t.Fatalf("signal %v to %s: %v", sig, p.what, err)
+	}
+}
+
+// send signals the process and, with tree, its children, which PostgreSQL
+// puts in process groups of their own (a signal to the parent's group would
+// miss them); they are found in /proc by their parent, and signalled first,
+// so that none runs on without its parent.
+func (p *process) send(sig syscall.Signal) error {
+	pid := p.cmd.Process.Pid
+	if p.tree {
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			child, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if err != nil {
+				continue // gone meanwhile
+			}
+			// pid (comm) state ppid …; comm may hold spaces, so cut after ')'.
+			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				syscall.Kill(child, sig)
+			}
+		}
+	}
+	return syscall.Kill(pid, sig)
+}
+
+// Redis is a redis-server process owned by one test.
+type Redis struct {
+	process
+	bin  string
+	Port int
+	Dir  string // its working directory: RDB and AOF files live here
+	args []string
 }
 
 // Addr is host:port.
@@ -190,7 +282,8 @@ func startRedis(t testing.TB, port int, extra ...string) *Redis {
 	if err != nil {
 		SkipOrFail(t, "redis-server not installed: %v", err)
 	}
-	r := &Redis{t: t, bin: bin, Port: port, Dir: t.TempDir()}
+	r := &Redis{process: process{t: t, what: fmt.Sprintf("redis-server on port %d", port)},
+		bin: bin, Port: port, Dir: t.TempDir()}
 	r.args = append([]string{
 		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", r.Dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
@@ -204,22 +297,9 @@ func startRedis(t testing.TB, port int, extra ...string) *Redis {
 // (so an AOF written before a Kill is loaded), and waits until it answers.
 func (r *Redis) Start() {
 	r.t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		r.t.Fatalf("redis-server on port %d is already running", r.Port)
-	}
 	cmd := exec.Command(r.bin, r.args...)
 	cmd.Dir = r.Dir
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("starting redis-server: %v", err)
-	}
-	exit := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exit)
-	}()
-	r.cmd, r.exit = cmd, exit
+	exit := r.launch(cmd)
 	err := poll(10*time.Second, func() error {
 		select {
 		case <-exit:
@@ -230,37 +310,6 @@ func (r *Redis) Start() {
 	})
 	if err != nil {
 		r.t.Fatalf("redis-server on port %d not up: %v", r.Port, err)
-	}
-}
-
-// Kill ends the server with SIGKILL, as a crash would, and waits until it has
-// exited (its sockets are closed by then). A stopped server is left alone.
-func (r *Redis) Kill() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		return
-	}
-	r.cmd.Process.Kill()
-	<-r.exit
-	r.cmd = nil
-}
-
-// Pause stops the server with SIGSTOP: it keeps its connections but reads
-// and answers nothing, like a hung host. Resume undoes it.
-func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
-
-// Resume continues a paused server.
-func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
-
-func (r *Redis) signal(sig os.Signal) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		r.t.Fatalf("redis-server on port %d is not running", r.Port)
-	}
-	if err := r.cmd.Process.Signal(sig); err != nil {
-		r.t.Fatalf("signal %v to redis-server on port %d: %v", sig, r.Port, err)
 	}
 }
 
@@ -342,7 +391,9 @@ sentinel parallel-syncs %[1]s 2
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := &Redis{t: t, bin: g.Primary.bin, Port: FreePort(t), Dir: dir}
+		port := FreePort(t)
+		r := &Redis{process: process{t: t, what: fmt.Sprintf("redis-sentinel on port %d", port)},
+			bin: g.Primary.bin, Port: port, Dir: dir}
 		// A Sentinel rewrites its configuration file, which must come first.
 		r.args = []string{conf, "--sentinel", "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 			"--daemonize", "no", "--loglevel", "warning"}
