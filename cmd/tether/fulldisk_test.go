@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/internal/servicetest"
 )
@@ -38,8 +39,9 @@ func TestFullDisk(t *testing.T) {
 	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), `"unavailable"`) {
 		t.Fatalf("create on a full disk: got %d %s, want 503 unavailable", status, body)
 	}
-	line, ok := n.stderr.find("store unavailable")
-	if !ok || !strings.Contains(fmt.Sprint(line["err"]), "no space left on device") {
+	// The line reaches us through the child's stderr pipe, maybe after the reply.
+	line := n.waitLog("store unavailable", 10*time.Second)
+	if !strings.Contains(fmt.Sprint(line["err"]), "no space left on device") {
 		t.Errorf("no log line saying the disk is full; got %v", line)
 	} else {
 		t.Logf("log line: %v", line["err"])
