@@ -95,4 +95,3 @@ func (k *Key) Sign(claims map[string]any) string {
 	}
 	return s
 }
-
