@@ -41,6 +41,8 @@ CREATE TABLE tether_consumed (
 );
 CREATE INDEX tether_consumed_until_idx ON tether_consumed (until);
 `,
+	// DPoP (RFC 9449): the thumbprint of the key a session is bound to.
+	2: `ALTER TABLE tether_sessions ADD COLUMN dpop_jkt text NOT NULL DEFAULT '';`,
 }
 
 // migrationLock is the pg_advisory_xact_lock key that serialises migrations
