@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tetherhq/tether/dpop"
 )
 
 // Config configures a Manager. Zero fields take the documented defaults.
@@ -41,6 +43,13 @@ type Config struct {
 	// then costs no extra store read.
 	MaxSessionsPerSubject int
 
+	// DPoP checks the proofs of sessions bound to a client key (RFC 9449).
+	// By default each proof's jti is held in memory and consumed in Store, so
+	// a replay is refused on every node at the cost of a store write per
+	// request; with DPoP.RequireNonce, nonces bind each proof to one node and
+	// memory suffices. DPoP.Now defaults to Now.
+	DPoP dpop.Config
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
@@ -67,6 +76,7 @@ type Manager struct {
 	now   func() time.Time
 	log   *slog.Logger
 	cache *cache // nil when disabled
+	dpop  *dpop.Verifier
 
 	stats counters
 
@@ -112,6 +122,10 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 
 	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: func() {}}
+	var err error
+	if m.dpop, err = newDPoP(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.MaxStaleness > 0 {
 		w, shared := cfg.Store.(Watcher)
 		// A store that announces changes is cached only while its channel is
@@ -153,6 +167,7 @@ type CreateParams struct {
 	Metadata    map[string]string // client facts: ip, user_agent, device…
 	AuthTime    time.Time         // when the subject authenticated, if known
 	AuthMethod  string            // how, if known ("password", "handshake"…)
+	JKT         string            // binds the session to this DPoP key's RFC 7638 thumbprint; "": a bearer session
 }
 
 // Create starts a session and returns its token, which is shown only this once.
@@ -174,6 +189,9 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if err := checkRoles(p.Roles); err != nil {
 		return "", nil, err
 	}
+	if p.JKT != "" && !dpop.ValidThumbprint(p.JKT) {
+		return "", nil, fmt.Errorf("%w: a DPoP key thumbprint is 43 characters of base64url (RFC 7638, SHA-256)", ErrBadInput)
+	}
 	lifetime := cmp.Or(p.Lifetime, m.cfg.Lifetime)
 	idle := cmp.Or(p.IdleTimeout, m.cfg.IdleTimeout)
 	now := m.now().UTC().Truncate(time.Microsecond) // the finest precision every store keeps
@@ -182,7 +200,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 		ID: pt.id, SecretHash: pt.hash, Subject: p.Subject,
 		CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(lifetime), IdleExpiresAt: minTime(now.Add(idle), now.Add(lifetime)),
-		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
+		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod, JKT: p.JKT,
 	}
 	rec = rec.Clone()
 	if err := m.store.Create(ctx, rec); err != nil {
