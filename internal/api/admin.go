@@ -47,6 +47,7 @@ type createRequest struct {
 	TTL      duration          `json:"ttl"`
 	IdleTTL  duration          `json:"idle_ttl"`
 	Metadata map[string]string `json:"metadata"`
+	DPoPJKT  string            `json:"dpop_jkt"` // bind to this key; or send a DPoP proof
 }
 
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
@@ -57,9 +58,18 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if ok, wait := s.limits.creates.allow(req.Subject); !ok {
 		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many sessions created for this subject", retry: wait}
 	}
+	jkt, err := s.bindingKey(w, r)
+	switch {
+	case err != nil:
+		return err
+	case jkt != "" && req.DPoPJKT != "" && jkt != req.DPoPJKT:
+		return badRequest(`"dpop_jkt" is not the thumbprint of the DPoP proof's key`)
+	case jkt == "":
+		jkt = req.DPoPJKT
+	}
 	token, sess, err := s.m.Create(r.Context(), tether.CreateParams{
 		Subject: req.Subject, Roles: req.Roles, Metadata: req.Metadata,
-		Lifetime: time.Duration(req.TTL), IdleTimeout: time.Duration(req.IdleTTL),
+		Lifetime: time.Duration(req.TTL), IdleTimeout: time.Duration(req.IdleTTL), JKT: jkt,
 	})
 	if err != nil {
 		return err
@@ -144,11 +154,16 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
+	resp := map[string]any{
 		"active": true, "token_type": "tether_session",
 		"sub": sess.Subject, "sid": sess.ID, "roles": sess.Roles,
 		"scope": strings.Join(sess.Roles, " "),
 		"iat":   sess.CreatedAt.Unix(), "exp": sess.ExpiresAt.Unix(),
 		"idle_exp": sess.IdleExpiresAt.Unix(),
-	})
+	}
+	if sess.JKT != "" {
+		// RFC 9449 §6.2: the resource server checks the proof against cnf.jkt.
+		resp["token_type"], resp["cnf"] = "DPoP", map[string]string{"jkt": sess.JKT}
+	}
+	return writeJSON(w, http.StatusOK, resp)
 }

@@ -133,7 +133,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		ae = &apiError{status: http.StatusInternalServerError, code: "internal", message: "internal error"}
 	}
 	if ae.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tether"`)
+		tether.SetChallenge(w.Header(), err) // Bearer, or DPoP for a bound session
 	}
 	if ae.retry > 0 {
 		// Rounded up: a wait under half a second must not read "Retry-After: 0".

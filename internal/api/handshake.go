@@ -61,12 +61,18 @@ func (s *Server) exchangeHandshake(w http.ResponseWriter, r *http.Request) error
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	token, sess, err := s.exchange(r, req.Token)
+	jkt, err := s.bindingKey(w, r)
 	if err != nil {
 		return err
 	}
-	s.endCookieSession(r)
-	tether.SetCookie(w, r, token, sess.ExpiresAt)
+	token, sess, err := s.exchange(r, req.Token, jkt)
+	if err != nil {
+		return err
+	}
+	if jkt == "" { // a bound token in a cookie would be refused anyway
+		s.endCookieSession(r)
+		tether.SetCookie(w, r, token, sess.ExpiresAt)
+	}
 	return writeJSON(w, http.StatusCreated, tokenResponse{Token: token, Session: sess})
 }
 
@@ -129,7 +135,11 @@ func (s *Server) tokenExchangeGrant(w http.ResponseWriter, r *http.Request) erro
 		s.refuseExchange(r, "token_type")
 		return oauthError("invalid_grant", "")
 	}
-	token, sess, err := s.exchange(r, raw)
+	jkt, err := s.bindingKey(w, r)
+	if err != nil {
+		return dpopOAuthError(err)
+	}
+	token, sess, err := s.exchange(r, raw, jkt)
 	var ae *apiError
 	if errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
 		return oauthError("invalid_grant", "")
@@ -137,11 +147,15 @@ func (s *Server) tokenExchangeGrant(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	tokenType := "Bearer"
+	if jkt != "" {
+		tokenType = "DPoP" // RFC 9449 §5
+	}
 	w.Header().Set("Pragma", "no-cache")
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"access_token":      token,
 		"issued_token_type": tokenTypeAccessToken,
-		"token_type":        "Bearer",
+		"token_type":        tokenType,
 		// The session was created just now: its lifetime, without reading a
 		// second clock (the Manager's may be injected).
 		"expires_in": int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
@@ -182,9 +196,9 @@ func (s *Server) refuseExchange(r *http.Request, reason string) error {
 }
 
 // exchange verifies raw, consumes its (issuer, jti) in the shared store and
-// starts a local session. Every refusal is the same 401: which check failed
+// starts a local session, bound to the DPoP key jkt if not "". Every refusal is the same 401: which check failed
 // goes to the log and a metric, never to the client.
-func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session, error) {
+func (s *Server) exchange(r *http.Request, raw, jkt string) (string, *tether.Session, error) {
 	if s.verifier == nil {
 		return "", nil, s.refuseExchange(r, "issuer")
 	}
@@ -201,7 +215,7 @@ func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session,
 	}
 	return s.m.Create(r.Context(), tether.CreateParams{
 		Subject: claims.LocalSubject, AuthTime: authTime, AuthMethod: "handshake",
-		Metadata: handshakeMetadata(r, claims.Issuer),
+		Metadata: handshakeMetadata(r, claims.Issuer), JKT: jkt,
 	})
 }
 

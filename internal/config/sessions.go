@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/dpop"
 )
 
 // Sessions tunes the session manager.
@@ -67,5 +68,6 @@ func (c *Config) Manager(st tether.Store, log *slog.Logger) tether.Config {
 		Lifetime: c.Sessions.Lifetime, IdleTimeout: c.Sessions.IdleTimeout,
 		TouchInterval: c.Sessions.TouchInterval, MaxStaleness: staleness,
 		CacheSize: c.Sessions.CacheSize, MaxSessionsPerSubject: c.Sessions.MaxPerSubject,
+		DPoP: dpop.Config{RequireNonce: c.DPoP.RequireNonce},
 	}
 }
