@@ -118,14 +118,14 @@ func (m *Manager) dpopError(code string, err error) *DPoPError {
 }
 
 // newDPoP makes the Manager's verifier. Unless proofs are bound to nodes by
-// nonces, each proof's jti is also consumed in the store, so that a proof
-// replayed on another node is refused there too.
+// nonces, or there is no other node, each proof's jti is also consumed in the
+// store, so that a proof replayed on another node is refused there too.
 func newDPoP(cfg Config) (*dpop.Verifier, error) {
 	d := cfg.DPoP
 	if d.Now == nil {
 		d.Now = cfg.Now
 	}
-	if d.Consume == nil && !d.RequireNonce {
+	if d.Consume == nil && !d.RequireNonce && !d.SingleNode {
 		st := cfg.Store
 		d.Consume = func(ctx context.Context, key string, until time.Time) error {
 			err := st.Consume(ctx, key, until)

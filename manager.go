@@ -46,8 +46,9 @@ type Config struct {
 	// DPoP checks the proofs of sessions bound to a client key (RFC 9449).
 	// By default each proof's jti is held in memory and consumed in Store, so
 	// a replay is refused on every node at the cost of a store write per
-	// request; with DPoP.RequireNonce, nonces bind each proof to one node and
-	// memory suffices. DPoP.Now defaults to Now.
+	// request; with DPoP.RequireNonce, nonces bind each proof to one node,
+	// and with DPoP.SingleNode (an embedded store) there is no other node:
+	// memory suffices for both. DPoP.Now defaults to Now.
 	DPoP dpop.Config
 
 	// Now is the clock. Default time.Now.

@@ -29,7 +29,8 @@
 //     records every accepted jti until its window ends, so that exactly one
 //     node accepts it. It costs one store write per proof.
 //
-// With neither, a proof captured in flight (not merely a copied token: the
+// With neither (or with Config.SingleNode, where there is no other node), a
+// proof captured in flight (not merely a copied token: the
 // proof is signed for one method and URL) can be replayed once on each other
 // node until its iat is Window old.
 package dpop
@@ -102,6 +103,11 @@ type Config struct {
 	// key was recorded before. It is called for each proof that passed every
 	// other check.
 	Consume func(ctx context.Context, key string, until time.Time) error
+	// SingleNode says that this Verifier is the only one that accepts proofs
+	// for its tokens (an embedded store, which one process holds), so that
+	// its memory is a complete replay guard and Consume is not needed.
+	// Tether's Manager reads it; Verify does not.
+	SingleNode bool
 	// MaxSeen caps the jtis held in memory. When full, new proofs are refused
 	// (an error that is not ErrInvalidProof: the caller answers 503) rather
 	// than forgetting one that could then be replayed. Default 1,000,000.

@@ -8,6 +8,6 @@ type DPoP struct {
 
 var dpopSettings = []Setting{
 	{Key: "dpop.require_nonce", Env: "TETHER_DPOP_REQUIRE_NONCE", Flag: "dpop-require-nonce", Default: "false",
-		Help:  "DPoP proofs must carry this node's nonce (DPoP-Nonce), which stops a replay on another node without a store write per request; off: each proof's jti is consumed in the store",
+		Help:  "DPoP proofs must carry this node's nonce (DPoP-Nonce), which stops a replay on another node without a store write per request; off: each proof's jti is consumed in a shared store (the embedded one needs neither)",
 		field: func(c *Config) any { return &c.DPoP.RequireNonce }},
 }
