@@ -234,7 +234,10 @@ func (v *Verifier) Verify(ctx context.Context, rawProof string, req Request) (*P
 		return nil, err
 	}
 	if v.cfg.Consume != nil {
-		if err := v.cfg.Consume(ctx, "dpop:"+base64.RawURLEncoding.EncodeToString(key[:]), until); err != nil {
+		// The shared guard keeps the key a window longer, so that a store
+		// clock running ahead of another node's (by up to a window) cannot
+		// forget it while that node would still take the proof.
+		if err := v.cfg.Consume(ctx, "dpop:"+base64.RawURLEncoding.EncodeToString(key[:]), until.Add(v.cfg.Window)); err != nil {
 			if errors.Is(err, ErrReplayed) {
 				return nil, ErrReplayed
 			}
