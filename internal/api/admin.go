@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/apitype"
+	"github.com/tetherhq/tether/internal/httperr"
 )
 
 // Admin returns the admin API. Every route needs the admin key as a Bearer
@@ -26,10 +28,11 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("POST /v1/introspect", s.handle(s.introspect))
 	mux.Handle("GET /v1/keys", s.handle(s.listKeys))
 	mux.Handle("POST /v1/keys/rotate", s.handle(s.rotateKeys))
+	mux.Handle("GET /v1/events", s.handle(s.listEvents))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	routes := s.jsonErrors(mux)
 	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.checkAdmin(r); err != nil {
+		if err := s.admin.CheckRequest(r); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -37,33 +40,25 @@ func (s *Server) Admin() http.Handler {
 	})
 	root := http.NewServeMux()
 	root.Handle("/admin/", s.web.Admin()) // the console: signed in with a cookie, not the Bearer key
+	root.Handle("GET /favicon.ico", s.web.Favicon())
 	root.Handle("/", admin)
 	return s.common("admin", root)
 }
 
-type createRequest struct {
-	Subject  string            `json:"subject"`
-	Roles    []string          `json:"roles"`
-	TTL      duration          `json:"ttl"`
-	IdleTTL  duration          `json:"idle_ttl"`
-	Metadata map[string]string `json:"metadata"`
-	DPoPJKT  string            `json:"dpop_jkt"` // bind to this key; or send a DPoP proof
-}
-
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
-	var req createRequest
+	var req apitype.CreateSessionRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if ok, wait := s.limits.creates.allow(req.Subject); !ok {
-		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many sessions created for this subject", retry: wait}
+	if ok, wait := s.creates.Allow(req.Subject); !ok {
+		return httperr.RateLimited("too many sessions created for this subject", wait)
 	}
 	jkt, err := s.bindingKey(w, r)
 	switch {
 	case err != nil:
 		return err
 	case jkt != "" && req.DPoPJKT != "" && jkt != req.DPoPJKT:
-		return badRequest(`"dpop_jkt" is not the thumbprint of the DPoP proof's key`)
+		return httperr.BadRequest(`"dpop_jkt" is not the thumbprint of the DPoP proof's key`)
 	case jkt == "":
 		jkt = req.DPoPJKT
 	}
@@ -74,7 +69,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, tokenResponse{Token: token, Session: sess})
+	return writeJSON(w, http.StatusCreated, apitype.TokenResponse{Token: token, Session: sess})
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
@@ -98,7 +93,7 @@ func (s *Server) subjectSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, sessionsResponse{list})
+	return writeJSON(w, http.StatusOK, apitype.SessionsResponse{Sessions: list})
 }
 
 func (s *Server) revokeSubject(w http.ResponseWriter, r *http.Request) error {
@@ -106,13 +101,11 @@ func (s *Server) revokeSubject(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, revokedResponse{n})
+	return writeJSON(w, http.StatusOK, apitype.RevokedResponse{Revoked: &n})
 }
 
 func (s *Server) setRoles(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Roles *[]string `json:"roles"`
-	}
+	var req apitype.SetRolesRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -123,7 +116,7 @@ func (s *Server) setRoles(w http.ResponseWriter, r *http.Request) error {
 	if err := s.m.SetRoles(r.Context(), subject, roles); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"subject": subject, "roles": roles})
+	return writeJSON(w, http.StatusOK, apitype.RolesResponse{Subject: subject, Roles: roles})
 }
 
 // introspect answers RFC 7662: active with the session's claims, or just
@@ -150,20 +143,19 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case err == nil:
 	case errors.Is(err, tether.ErrInvalidToken):
-		return writeJSON(w, http.StatusOK, map[string]bool{"active": false})
+		return writeJSON(w, http.StatusOK, apitype.Introspection{Active: false})
 	default:
 		return err
 	}
-	resp := map[string]any{
-		"active": true, "token_type": "tether_session",
-		"sub": sess.Subject, "sid": sess.ID, "roles": sess.Roles,
-		"scope": strings.Join(sess.Roles, " "),
-		"iat":   sess.CreatedAt.Unix(), "exp": sess.ExpiresAt.Unix(),
-		"idle_exp": sess.IdleExpiresAt.Unix(),
+	roles := sess.Roles
+	if roles == nil {
+		roles = []string{}
 	}
-	if sess.JKT != "" {
-		// RFC 9449 §6.2: the resource server checks the proof against cnf.jkt.
-		resp["token_type"], resp["cnf"] = "DPoP", map[string]string{"jkt": sess.JKT}
-	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, http.StatusOK, apitype.Introspection{
+		Active: true, TokenType: tokenTypeOf(sess),
+		Subject: sess.Subject, SessionID: sess.ID, Roles: roles,
+		Scope:    strings.Join(sess.Roles, " "),
+		IssuedAt: sess.CreatedAt.Unix(), ExpiresAt: sess.ExpiresAt.Unix(),
+		IdleExp: sess.IdleExpiresAt.Unix(), Cnf: cnf(sess),
+	})
 }

@@ -6,6 +6,9 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/dpop"
+	"github.com/tetherhq/tether/internal/apitype"
+	"github.com/tetherhq/tether/internal/httperr"
+	"github.com/tetherhq/tether/internal/ratelimit"
 )
 
 // bindingKey checks the DPoP proof that a request for a new session carries
@@ -34,18 +37,35 @@ func (s *Server) bindingKey(w http.ResponseWriter, r *http.Request) (string, err
 	}
 	code := dpop.ErrorCode(err)
 	if code != "use_dpop_nonce" { // learning the nonce is the protocol, not a failure
-		s.limits.exchangeFailures.take(clientKey(r))
+		s.exchangeFailures.Take(ratelimit.ClientKey(r))
 		s.log.Info("DPoP proof refused", "reason", err.Error(), "remote", tether.ClientIP(r))
 	}
-	return "", &apiError{status: http.StatusBadRequest, code: code, message: "the DPoP proof was refused"}
+	return "", httperr.New(http.StatusBadRequest, code, "the DPoP proof was refused")
 }
 
 // dpopOAuthError turns a refusal by bindingKey into the token endpoint's
 // RFC 6749 §5.2 shape.
 func dpopOAuthError(err error) error {
-	var ae *apiError
-	if errors.As(err, &ae) && ae.status == http.StatusBadRequest {
-		return oauthError(ae.code, ae.message)
+	var e *httperr.Error
+	if errors.As(err, &e) && e.Status == http.StatusBadRequest {
+		return oauthError(e.Code, e.Message)
 	}
 	return err
+}
+
+// tokenTypeOf is the token_type introspection answers.
+func tokenTypeOf(sess *tether.Session) string {
+	if sess.JKT != "" {
+		return "DPoP"
+	}
+	return "tether_session"
+}
+
+// cnf is the confirmation introspection answers for a bound session (RFC
+// 9449 §6.2: the resource server checks proofs against cnf.jkt).
+func cnf(sess *tether.Session) *apitype.Confirmation {
+	if sess.JKT == "" {
+		return nil
+	}
+	return &apitype.Confirmation{JKT: sess.JKT}
 }

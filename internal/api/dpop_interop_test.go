@@ -101,7 +101,7 @@ func newNodes(t *testing.T, n int, cfg dpop.Config) []node {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := api.New(api.Config{Manager: m, AdminKey: testAdminKey})
+		srv, err := api.New(api.Config{Manager: m, Admin: newAdmin(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -160,7 +160,7 @@ func TestDPoPNonce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close(); st.Close() })
-	srv, err := api.New(api.Config{Manager: m, AdminKey: testAdminKey})
+	srv, err := api.New(api.Config{Manager: m, Admin: newAdmin(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
