@@ -109,6 +109,15 @@ func (m *Manager) checkBinding(r *http.Request, s *Session, token string, dpopSc
 	}
 }
 
+// inScheme answers a client that sent "Authorization: DPoP" in that scheme:
+// a dead or unknown token is then DPoP error="invalid_token", not Bearer.
+func (m *Manager) inScheme(dpopScheme bool, err error) error {
+	if dpopScheme && errors.Is(err, ErrInvalidToken) {
+		return m.dpopError("invalid_token", err)
+	}
+	return err
+}
+
 func (m *Manager) dpopError(code string, err error) *DPoPError {
 	e := &DPoPError{Code: code, err: err}
 	if m.dpop.RequiresNonce() {

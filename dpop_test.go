@@ -71,6 +71,8 @@ func TestDPoPBinding(t *testing.T) {
 		{"bound, proof for another token", dpopRequest("GET", apiURL, "DPoP "+bound, proof(k, "GET", apiURL, plain)), 401, "invalid_dpop_proof"},
 		{"unbound, as Bearer", dpopRequest("GET", apiURL, "Bearer "+plain, ""), 204, ""},
 		{"unbound, as DPoP", dpopRequest("GET", apiURL, "DPoP "+plain, proof(k, "GET", apiURL, plain)), 401, "invalid_token"},
+		{"no such token, as DPoP", dpopRequest("GET", apiURL, "DPoP tts_not-a-token", proof(k, "GET", apiURL, "tts_not-a-token")), 401, "invalid_token"},
+		{"no such token, as Bearer", dpopRequest("GET", apiURL, "Bearer tts_not-a-token", ""), 401, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

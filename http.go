@@ -92,7 +92,7 @@ func (m *Manager) authenticate(r *http.Request, method, url string) (*Session, s
 	}
 	s, err := m.Validate(r.Context(), token)
 	if err != nil {
-		return nil, "", err
+		return nil, "", m.inScheme(dpopScheme, err)
 	}
 	if err := m.checkBinding(r, s, token, dpopScheme, method, url); err != nil {
 		return nil, "", err

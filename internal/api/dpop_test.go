@@ -189,3 +189,26 @@ func TestDPoPNonce(t *testing.T) {
 		t.Fatalf("use with the nonce: %d %v", w.Code, w.Header())
 	}
 }
+
+// TestDPoPRotate: a rotated bound session stays bound, and its old token,
+// presented as DPoP, is refused in the DPoP scheme.
+func TestDPoPRotate(t *testing.T) {
+	e := newEnv(t)
+	k := dpopKey(t, jose.EdDSA)
+	old := e.create(t, `{"subject":"a","dpop_jkt":"`+k.JKT+`"}`).Token
+	const rotateURL = "http://" + pubHost + "/v1/session/rotate"
+	w := serve(e.pub, req(http.MethodPost, "/v1/session/rotate", nil,
+		"Host", pubHost, "Authorization", "DPoP "+old, "DPoP", k.Proof(http.MethodPost, rotateURL, old, "")))
+	if w.Code != http.StatusOK {
+		t.Fatalf("rotate: %d %s", w.Code, w.Body)
+	}
+	got := decode[created](t, w)
+	if got.Session.JKT != k.JKT {
+		t.Fatalf("rotated session dpop_jkt = %q, want %q", got.Session.JKT, k.JKT)
+	}
+	wantChallenge(t, useDPoP(e.pub, "Bearer", got.Token, ""), 401, "invalid_token")
+	wantChallenge(t, useDPoP(e.pub, "DPoP", old, k.Proof(http.MethodGet, sessionURL, old, "")), 401, "invalid_token")
+	if w := useDPoP(e.pub, "DPoP", got.Token, k.Proof(http.MethodGet, sessionURL, got.Token, "")); w.Code != http.StatusOK {
+		t.Fatalf("the rotated token with a proof: %d %s", w.Code, w.Body)
+	}
+}
