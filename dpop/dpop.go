@@ -208,7 +208,9 @@ func (v *Verifier) Verify(ctx context.Context, rawProof string, req Request) (*P
 	}
 	want, err := NormalizeURL(req.URL)
 	if err != nil {
-		return nil, fmt.Errorf("dpop: request URL: %w", err) // the caller's fault, not the client's
+		// No proof can name such a URL; the request's Host, which the client
+		// chose, may be what made it so.
+		return nil, fmt.Errorf("%w: the request URL is not an absolute http(s) URL", ErrInvalidProof)
 	}
 	if got, err := NormalizeURL(c.HTU); err != nil || got != want {
 		return nil, fmt.Errorf("%w: htu does not match the request URL", ErrInvalidProof)

@@ -125,6 +125,7 @@ func TestVerify(t *testing.T) {
 		{"ath of another token", ed.Sign(claims(func(c map[string]any) { c["ath"] = dpop.TokenHash("tth_other") })), req, dpop.ErrInvalidProof},
 		{"ath padded", ed.Sign(claims(func(c map[string]any) { c["ath"] = dpop.TokenHash(testToken) + "=" })), req, dpop.ErrInvalidProof},
 		{"ath without a token", ed.Sign(claims(nil)), dpop.Request{Method: "GET", URL: testURL}, dpop.ErrInvalidProof},
+		{"request without a host", ed.Sign(claims(func(c map[string]any) { c["htu"] = "https:///v1/session" })), dpop.Request{Method: "GET", URL: "https:///v1/session", AccessToken: testToken}, dpop.ErrInvalidProof},
 	}
 	v := newVerifier(t, dpop.Config{})
 	for _, c := range cases {
