@@ -191,3 +191,36 @@ func TestCreateJKT(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthenticateOriginal: behind forward auth, the proof names the request
+// the proxy is asking about, not the check's own method and URL.
+func TestAuthenticateOriginal(t *testing.T) {
+	e := newEnv(t, tether.Config{}, false)
+	k := mustDPoPKey(t, jose.EdDSA)
+	token := e.createBound(t, "alice", k)
+	const original = "https://app.example.test/orders/7"
+	cases := []struct {
+		name      string
+		proofFor  string // method and URL the proof names
+		proofURL  string
+		wantError string // "" for accepted
+	}{
+		{"proof for the original request", "DELETE", original, ""},
+		{"proof for the check itself", "GET", "http://127.0.0.1:8080/v1/authz", "invalid_dpop_proof"},
+		{"proof for another method", "GET", original, "invalid_dpop_proof"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := dpopRequest("GET", "http://127.0.0.1:8080/v1/authz", "DPoP "+token,
+				k.Sign(dpoptest.Claims(c.proofFor, c.proofURL, token, "", e.clock.Now())))
+			s, _, err := e.m.AuthenticateOriginal(r, "DELETE", original)
+			var de *tether.DPoPError
+			switch {
+			case c.wantError == "" && (err != nil || s.Subject != "alice"):
+				t.Fatalf("AuthenticateOriginal = %v, %v; want alice", s, err)
+			case c.wantError != "" && (!errors.As(err, &de) || de.Code != c.wantError):
+				t.Fatalf("AuthenticateOriginal = %v; want DPoP %s", err, c.wantError)
+			}
+		})
+	}
+}
