@@ -124,8 +124,8 @@ type Verifier struct {
 
 	mu   sync.Mutex
 	seen map[[32]byte]int64 // replay key → Unix nanoseconds until which it is held
-	// sweepAt is when the next sweep of expired entries is due.
-	sweepAt int64
+	// sweptAt is when expired entries were last dropped (Unix nanoseconds).
+	sweptAt int64
 }
 
 type issued struct {
@@ -321,14 +321,17 @@ func (v *Verifier) remember(key [32]byte, until, now time.Time) error {
 	if exp, ok := v.seen[key]; ok && exp > n {
 		return ErrReplayed
 	}
-	if n >= v.sweepAt || len(v.seen) >= v.cfg.MaxSeen {
-		// Amortised: at most once per window unless the map is full.
+	// A sweep walks the whole map under the lock: once per window, and when
+	// the map is full at most once a second, so that a flood of proofs
+	// against a full map costs a refusal each, not a sweep each.
+	full := len(v.seen) >= v.cfg.MaxSeen
+	if since := n - v.sweptAt; since >= int64(v.cfg.Window) || (full && since >= int64(time.Second)) {
 		for k, exp := range v.seen {
 			if exp <= n {
 				delete(v.seen, k)
 			}
 		}
-		v.sweepAt = n + int64(v.cfg.Window)
+		v.sweptAt = n
 	}
 	if len(v.seen) >= v.cfg.MaxSeen {
 		return errors.New("dpop: replay memory full")

@@ -373,3 +373,27 @@ func FuzzVerify(f *testing.F) {
 		dpop.NormalizeURL(url)
 	})
 }
+
+// TestMemoryFreedAfterWindow: a full replay memory refuses new proofs only
+// until the proofs it holds are too old to be accepted anyway.
+func TestMemoryFreedAfterWindow(t *testing.T) {
+	k := mustKey(t, jose.EdDSA)
+	now := t0
+	v := newVerifier(t, dpop.Config{MaxSeen: 2, Now: func() time.Time { return now }})
+	use := func() error {
+		_, err := v.Verify(context.Background(), k.Sign(dpoptest.Claims("GET", testURL, "", "", now)), dpop.Request{Method: "GET", URL: testURL})
+		return err
+	}
+	for i := range 2 {
+		if err := use(); err != nil {
+			t.Fatalf("use %d: %v", i, err)
+		}
+	}
+	if err := use(); err == nil {
+		t.Fatal("a full memory took another proof")
+	}
+	now = now.Add(61 * time.Second)
+	if err := use(); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}
