@@ -47,6 +47,7 @@ type cacheShard struct {
 // It is never mutated once cached; a touch replaces it.
 type entry struct {
 	id, subject, authMethod string
+	jkt                     string
 	hash                    [32]byte
 	created, lastSeen       int64
 	expires, idleExpires    int64
@@ -103,7 +104,7 @@ func (c *cache) shard(id string) *cacheShard {
 
 func newEntry(r *Record, readAt time.Time) *entry {
 	e := &entry{
-		id: r.ID, subject: r.Subject, authMethod: r.AuthMethod, hash: r.SecretHash,
+		id: r.ID, subject: r.Subject, authMethod: r.AuthMethod, jkt: r.JKT, hash: r.SecretHash,
 		created: r.CreatedAt.UnixNano(), lastSeen: r.LastSeenAt.UnixNano(),
 		expires: r.ExpiresAt.UnixNano(), idleExpires: r.IdleExpiresAt.UnixNano(),
 		idleTimeout: r.IdleTimeout, readAt: readAt,
@@ -128,12 +129,12 @@ func (e *entry) live(now time.Time) bool {
 func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // sessionRoles is a Session and room for its roles in one allocation: the
-// cached path allocates nothing else for a session without metadata. Three
+// cached path allocates nothing else for a session without metadata. Two
 // roles fill the 256-byte size class; a subject with more costs one more
 // allocation.
 type sessionRoles struct {
 	s     Session
-	roles [3]string
+	roles [2]string
 }
 
 func (e *entry) session(roles []string) *Session {
@@ -146,7 +147,7 @@ func (e *entry) session(roles []string) *Session {
 	} else {
 		s = &Session{Roles: slices.Clone(roles)}
 	}
-	s.ID, s.Subject, s.AuthMethod = e.id, e.subject, e.authMethod
+	s.ID, s.Subject, s.AuthMethod, s.JKT = e.id, e.subject, e.authMethod, e.jkt
 	s.CreatedAt, s.LastSeenAt = fromNano(e.created), fromNano(e.lastSeen)
 	s.ExpiresAt, s.IdleExpiresAt = fromNano(e.expires), fromNano(e.idleExpires)
 	if len(e.metadata) > 0 { // nil otherwise: a map costs an allocation on every validation

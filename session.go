@@ -20,6 +20,9 @@ type Session struct {
 	Metadata      map[string]string `json:"metadata"` // nil when the session has none; JSON shows {}
 	AuthTime      time.Time         `json:"auth_time,omitzero"`
 	AuthMethod    string            `json:"auth_method,omitempty"`
+	// JKT is the RFC 7638 thumbprint of the DPoP key the session is bound
+	// to (RFC 9449): its token is accepted only with a proof by that key.
+	JKT string `json:"dpop_jkt,omitempty"`
 }
 
 // MarshalJSON writes a session with no roles or metadata as [] and {}, never
@@ -63,6 +66,7 @@ type Record struct {
 	Metadata      map[string]string
 	AuthTime      time.Time
 	AuthMethod    string
+	JKT           string // DPoP key thumbprint; "" for a bearer session
 }
 
 // Live reports whether r is usable at now.

@@ -52,6 +52,7 @@ type Config struct {
 	Postgres  Postgres         `yaml:"postgres"`
 	Server    Server           `yaml:"server"`    // listener limits and shutdown: server.go
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
+	DPoP      DPoP             `yaml:"dpop"`
 
 	// File is the path the file settings came from, if any.
 	File string `yaml:"-"`

@@ -40,6 +40,7 @@ func Settings() []Setting {
 		listenerSettings,
 		storeSettings,
 		handshakeSettings,
+		dpopSettings,
 	} {
 		all = append(all, section...)
 	}

@@ -14,7 +14,7 @@ import (
 // and a fresh database: stopping it cuts every connection and refuses new
 // ones, as when the database host goes away.
 func TestFaults(t *testing.T) {
-	storetest.RunFaults(t, func(t *testing.T) storetest.Fault {
+	newFault := func(t *testing.T) storetest.Fault {
 		dbURL, _ := freshDB(t)
 		px := servicetest.NewProxy(t, servicetest.HostOf(t, dbURL))
 		url := servicetest.WithHost(t, dbURL, px.Addr)
@@ -25,7 +25,9 @@ func TestFaults(t *testing.T) {
 			Cut:     px.Stop,
 			Restore: func() { px.Start(t) },
 		}
-	})
+	}
+	storetest.RunFaults(t, newFault)
+	storetest.RunEventFaults(t, newFault)
 }
 
 // TestTerminatedBackends kills the store's server connections from an admin

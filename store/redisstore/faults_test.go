@@ -13,14 +13,16 @@ import (
 // as a dead server would.
 func TestFaults(t *testing.T) {
 	addr := servicetest.SharedRedis(t)
-	storetest.RunFaults(t, func(t *testing.T) storetest.Fault {
+	newFault := func(t *testing.T) storetest.Fault {
 		px := servicetest.NewProxy(t, addr)
 		return storetest.Fault{
 			Open:    opener("redis://" + px.Addr + "?prefix=" + servicetest.RedisPrefix(t, addr)),
 			Cut:     px.Stop,
 			Restore: func() { px.Start(t) },
 		}
-	})
+	}
+	storetest.RunFaults(t, newFault)
+	storetest.RunEventFaults(t, newFault) // a Cluster keeps no event log
 }
 
 // TestFaultsCluster runs them on a Redis Cluster whose nodes announce a
