@@ -69,12 +69,14 @@ func (s *Session) appendJSON(b []byte) ([]byte, bool) {
 		}
 	}
 	b = append(b, `,"metadata":{`...)
-	for i, k := range slices.Sorted(maps.Keys(s.Metadata)) {
-		if i > 0 {
-			b = append(b, ',')
+	if len(s.Metadata) > 0 { // sorting even an empty map's keys allocates
+		for i, k := range slices.Sorted(maps.Keys(s.Metadata)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendJSONString(b, k), ':')
+			b = appendJSONString(b, s.Metadata[k])
 		}
-		b = append(appendJSONString(b, k), ':')
-		b = appendJSONString(b, s.Metadata[k])
 	}
 	b = append(b, '}')
 	if !s.AuthTime.IsZero() {
