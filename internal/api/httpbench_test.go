@@ -75,7 +75,7 @@ func BenchmarkSessionVsBare(b *testing.B) {
 
 	b.ResetTimer()
 	loads := bench.HTTPRequestLoads(b.Context(), []bench.Target{{URL: tetherURL, Token: token}, {URL: bareURL, Token: token}},
-		http.StatusOK, benchConc, b.N, 4)
+		http.StatusOK, benchConc, b.N, 8)
 	b.StopTimer()
 	t, f := loads[0], loads[1]
 	if t.Errors+f.Errors > 0 {

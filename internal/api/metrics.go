@@ -127,12 +127,7 @@ func (s *Server) common(listener string, next http.Handler) http.Handler {
 		h["X-Content-Type-Options"] = nosniff
 		h["X-Frame-Options"] = frameDeny
 		h["Referrer-Policy"] = noReferrer
-		rec := recorders.Get().(*statusRecorder)
-		*rec = statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		defer func() {
-			*rec = statusRecorder{} // holds nothing of this request while pooled
-			recorders.Put(rec)
-		}()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			// Changes are attributed in the event log: to the admin on the admin
 			// listener, to the session's holder on the public one. Reads skip
@@ -164,8 +159,6 @@ var (
 	frameDeny  = []string{"DENY"}
 	noReferrer = []string{"no-referrer"}
 )
-
-var recorders = sync.Pool{New: func() any { return new(statusRecorder) }}
 
 type statusRecorder struct {
 	http.ResponseWriter

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tetherhq/tether"
@@ -38,8 +39,15 @@ func (s *Server) Public() http.Handler {
 func (s *Server) jsonErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
+		switch {
+		case pattern != "" && !strings.Contains(pattern, "{"):
+			// What mux.ServeHTTP would do, without matching the route a
+			// second time: a pattern without wildcards has no path values.
+			r.Pattern = pattern
+			h.ServeHTTP(w, r)
+			return
+		case pattern != "":
+			mux.ServeHTTP(w, r) // which sets the path values
 			return
 		}
 		probe := &statusProbe{header: http.Header{}}
