@@ -1,0 +1,204 @@
+package forwardauth
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// ErrBadRequest: the proxy's description of the original request cannot be
+// read safely. Callers answer 400: a guess could let through what a rule
+// meant to refuse.
+var ErrBadRequest = errors.New("forwardauth: bad original request")
+
+// MaxURILen bounds the original request URI; longer ones are refused.
+const MaxURILen = 8 << 10
+
+// Original is the request a proxy asks about.
+type Original struct {
+	Method   string // upper case, one of the HTTP methods of RFC 9110 and RFC 5789
+	Scheme   string // "http" or "https"
+	Host     string // lower case, port included if the client gave one
+	URI      string // path and query as the client sent them (validated)
+	Path     string // URI's path, normalised for matching (see the package doc)
+	ClientIP netip.Addr
+}
+
+// URL is the original absolute URL, as the browser asked for it.
+func (o *Original) URL() string { return o.Scheme + "://" + o.Host + o.URI }
+
+// Hostname is Host without its port.
+func (o *Original) Hostname() string {
+	if h, _, err := net.SplitHostPort(o.Host); err == nil {
+		return strings.Trim(h, "[]")
+	}
+	return o.Host
+}
+
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodConnect: true,
+	http.MethodOptions: true, http.MethodTrace: true,
+}
+
+// readOriginal rebuilds the original request from r. The proxy headers count
+// only when trusted (the TCP peer is a trusted proxy); otherwise r describes
+// itself, with the path after prefix (Envoy's form) as its URI.
+func readOriginal(r *http.Request, prefix string, trusted bool, peer netip.Addr) (Original, error) {
+	o := Original{Method: r.Method, Scheme: "http", Host: r.Host, ClientIP: peer}
+	if r.TLS != nil {
+		o.Scheme = "https"
+	}
+	o.URI = "/"
+	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix); ok && rest != "" {
+		o.URI = rest
+		if r.URL.RawQuery != "" {
+			o.URI += "?" + r.URL.RawQuery
+		}
+	}
+	if trusted {
+		h := r.Header
+		if v := first(h, "X-Forwarded-Method", "X-Original-Method"); v != "" {
+			o.Method = v
+		}
+		if v := h.Get("X-Forwarded-Proto"); v != "" {
+			o.Scheme = strings.ToLower(strings.TrimSpace(strings.Split(v, ",")[0]))
+		}
+		if v := h.Get("X-Forwarded-Host"); v != "" {
+			o.Host = v
+		}
+		if v := first(h, "X-Forwarded-Uri", "X-Original-URI"); v != "" {
+			o.URI = v
+		}
+		if ip, ok := forwardedFor(h.Values("X-Forwarded-For")); ok {
+			o.ClientIP = ip
+		}
+	}
+	if !knownMethods[o.Method] {
+		return Original{}, fmt.Errorf("%w: unknown method", ErrBadRequest)
+	}
+	if o.Scheme != "http" && o.Scheme != "https" {
+		return Original{}, fmt.Errorf("%w: scheme must be http or https", ErrBadRequest)
+	}
+	host, err := cleanHost(o.Host)
+	if err != nil {
+		return Original{}, err
+	}
+	o.Host = host
+	if o.Path, err = normalisePath(o.URI); err != nil {
+		return Original{}, err
+	}
+	return o, nil
+}
+
+func first(h http.Header, names ...string) string {
+	for _, n := range names {
+		if v := h.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// forwardedFor returns the client address a chain of proxies recorded: the
+// first entry, as written by the proxy that met the client. Only called for a
+// trusted peer; the address is for the record, never for a decision.
+func forwardedFor(values []string) (netip.Addr, bool) {
+	if len(values) == 0 {
+		return netip.Addr{}, false
+	}
+	v, _, _ := strings.Cut(values[0], ",")
+	ip, err := netip.ParseAddr(strings.TrimSpace(v))
+	return ip.Unmap(), err == nil
+}
+
+// cleanHost checks a Host value: a DNS name or an IP literal, with an
+// optional port, and returns it in lower case.
+func cleanHost(h string) (string, error) {
+	bad := fmt.Errorf("%w: malformed host", ErrBadRequest)
+	if h == "" || len(h) > 261 {
+		return "", bad
+	}
+	name := h
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		port := h[i+1:]
+		name = h[:i]
+		if port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
+			return "", bad
+		}
+	}
+	if strings.HasPrefix(name, "[") {
+		ip, err := netip.ParseAddr(strings.Trim(name, "[]"))
+		if err != nil || !ip.Is6() || !strings.HasSuffix(name, "]") {
+			return "", bad
+		}
+		return strings.ToLower(h), nil
+	}
+	for i := range len(name) {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return "", bad
+		}
+	}
+	if name == "" {
+		return "", bad
+	}
+	return strings.ToLower(h), nil
+}
+
+// normalisePath validates a request URI (origin form: a path and an optional
+// query) and returns its path as the rules see it: see the package doc.
+func normalisePath(uri string) (string, error) {
+	if len(uri) > MaxURILen {
+		return "", fmt.Errorf("%w: URI longer than %d bytes", ErrBadRequest, MaxURILen)
+	}
+	if !strings.HasPrefix(uri, "/") {
+		return "", fmt.Errorf("%w: URI must start with /", ErrBadRequest)
+	}
+	for i := range len(uri) {
+		if c := uri[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return "", fmt.Errorf("%w: URI holds a space, a control character, '#' or a byte outside ASCII", ErrBadRequest)
+		}
+	}
+	rawPath, _, _ := strings.Cut(uri, "?")
+	p, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return "", fmt.Errorf("%w: bad percent-encoding in the path", ErrBadRequest)
+	}
+	for i := range len(p) {
+		if c := p[i]; c < ' ' || c == 0x7f {
+			return "", fmt.Errorf("%w: the path encodes a control character", ErrBadRequest)
+		}
+		if c := p[i]; c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
+			return "", fmt.Errorf("%w: the path is encoded twice", ErrBadRequest)
+		}
+	}
+	p = strings.ReplaceAll(p, `\`, "/")
+	var out []string
+	for seg := range strings.SplitSeq(p, "/") {
+		seg, _, _ = strings.Cut(seg, ";") // path parameters: Tomcat and others ignore them
+		switch seg {
+		case "", ".":
+		case "..":
+			if len(out) == 0 {
+				return "", fmt.Errorf("%w: the path climbs above the root", ErrBadRequest)
+			}
+			out = out[:len(out)-1]
+		default:
+			out = append(out, seg)
+		}
+	}
+	clean := "/" + strings.Join(out, "/")
+	if len(out) > 0 && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")) {
+		clean += "/"
+	}
+	return clean, nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
