@@ -10,12 +10,15 @@
 // Those headers are believed only from a peer in Config.TrustedProxies: from
 // anyone else they could say anything.
 //
-// The original path is normalised before the rules see it, the way a proxy
-// and the app behind it will read it, erring towards the rule that asks for
-// more: percent-decoding once, "\" read as "/", ";parameters" cut from each
-// segment, empty and "." segments dropped, ".." applied. A path that climbs
-// above the root, holds a control character or is still percent-encoded after
-// one decode (double encoding) is refused with 400, never matched.
+// The original path is normalised before the rules see it, as nginx does for
+// $uri and as Go's net/url and path.Clean read it: percent-decoding once,
+// empty and "." segments dropped, ".." applied, and ";parameters" cut from
+// each segment (as Tomcat and other servlet containers do). Where apps
+// disagree on how to read a path, it is refused with 400 rather than guessed:
+// an encoded slash or backslash (%2F, %5C), a backslash, an encoded or
+// parameterised dot-segment (%2e%2e, "..;"), a path still percent-encoded
+// after one decode (double encoding), a control character, or a ".." that
+// climbs above the root. Matching is case-sensitive, by whole segments.
 //
 // Authorizer is an http.Handler; a Go service can mount it as is, and
 // `tether serve` serves it at /v1/authz.

@@ -151,7 +151,9 @@ func cleanHost(h string) (string, error) {
 }
 
 // normalisePath validates a request URI (origin form: a path and an optional
-// query) and returns its path as the rules see it: see the package doc.
+// query) and returns its path as the rules see it. Where apps could read a
+// segment two ways (an encoded slash or dot-segment, a backslash, "..;"), it
+// refuses instead of guessing: see the package doc.
 func normalisePath(uri string) (string, error) {
 	if len(uri) > MaxURILen {
 		return "", fmt.Errorf("%w: URI longer than %d bytes", ErrBadRequest, MaxURILen)
@@ -160,28 +162,35 @@ func normalisePath(uri string) (string, error) {
 		return "", fmt.Errorf("%w: URI must start with /", ErrBadRequest)
 	}
 	for i := range len(uri) {
-		if c := uri[i]; c <= ' ' || c >= 0x7f || c == '#' {
-			return "", fmt.Errorf("%w: URI holds a space, a control character, '#' or a byte outside ASCII", ErrBadRequest)
+		if c := uri[i]; c <= ' ' || c >= 0x7f || c == '#' || c == '\\' {
+			return "", fmt.Errorf("%w: URI holds a space, a control character, '#', '\\' or a byte outside ASCII", ErrBadRequest)
 		}
 	}
 	rawPath, _, _ := strings.Cut(uri, "?")
-	p, err := url.PathUnescape(rawPath)
-	if err != nil {
-		return "", fmt.Errorf("%w: bad percent-encoding in the path", ErrBadRequest)
-	}
-	for i := range len(p) {
-		if c := p[i]; c < ' ' || c == 0x7f {
-			return "", fmt.Errorf("%w: the path encodes a control character", ErrBadRequest)
-		}
-		if c := p[i]; c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
-			return "", fmt.Errorf("%w: the path is encoded twice", ErrBadRequest)
-		}
-	}
-	p = strings.ReplaceAll(p, `\`, "/")
 	var out []string
-	for seg := range strings.SplitSeq(p, "/") {
-		seg, _, _ = strings.Cut(seg, ";") // path parameters: Tomcat and others ignore them
-		switch seg {
+	trailing := false
+	for raw := range strings.SplitSeq(rawPath[1:], "/") {
+		seg, err := url.PathUnescape(raw)
+		if err != nil {
+			return "", fmt.Errorf("%w: bad percent-encoding in the path", ErrBadRequest)
+		}
+		for i := range len(seg) {
+			switch c := seg[i]; {
+			case c < ' ' || c == 0x7f:
+				return "", fmt.Errorf("%w: the path encodes a control character", ErrBadRequest)
+			case c == '/' || c == '\\':
+				return "", fmt.Errorf("%w: the path encodes a slash or backslash", ErrBadRequest)
+			case c == '%' && i+2 < len(seg) && isHex(seg[i+1]) && isHex(seg[i+2]):
+				return "", fmt.Errorf("%w: the path is encoded twice", ErrBadRequest)
+			}
+		}
+		// Path parameters: Tomcat and others ignore them in matching.
+		base, _, _ := strings.Cut(seg, ";")
+		if (base == "." || base == "..") && raw != base {
+			return "", fmt.Errorf("%w: an encoded or parameterised dot-segment", ErrBadRequest)
+		}
+		trailing = base == "" || base == "." || base == ".."
+		switch base {
 		case "", ".":
 		case "..":
 			if len(out) == 0 {
@@ -189,11 +198,11 @@ func normalisePath(uri string) (string, error) {
 			}
 			out = out[:len(out)-1]
 		default:
-			out = append(out, seg)
+			out = append(out, base)
 		}
 	}
 	clean := "/" + strings.Join(out, "/")
-	if len(out) > 0 && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")) {
+	if trailing && len(out) > 0 {
 		clean += "/"
 	}
 	return clean, nil
