@@ -29,6 +29,7 @@ type Config struct {
 	TLS       TLS              `yaml:"tls"`
 	Sessions  Sessions         `yaml:"sessions"`
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
+	Front     Front            `yaml:",inline"`   // forward_auth, cookie and oidc: see forwardauth.go
 
 	// File is the path the file settings came from, if any; relative paths in
 	// it resolve against its directory.
@@ -151,7 +152,7 @@ func (c *Config) Resolve() error {
 	for _, p := range []*string{&c.TLS.CertFile, &c.TLS.KeyFile} {
 		*p = c.Path(*p)
 	}
-	return nil
+	return c.checkFront()
 }
 
 // BaseDir is the directory relative paths in the file resolve against.
