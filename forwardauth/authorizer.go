@@ -98,14 +98,16 @@ func (a *Authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := a.policy.Load()
 	o, sess, err := a.decide(r, p)
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = []string{"no-store"}
 	if err == nil {
 		if sess != nil {
-			h.Set(HeaderSubject, sess.Subject)
-			h.Set(HeaderRoles, strings.Join(sess.Roles, ","))
-			h.Set(HeaderSessionID, sess.ID)
+			// The names are canonical: assigned directly, as Header.Set
+			// would after canonicalising them, on every request.
+			h[HeaderSubject] = []string{sess.Subject}
+			h[HeaderRoles] = []string{strings.Join(sess.Roles, ",")}
+			h[HeaderSessionID] = []string{sess.ID}
 			if !sess.AuthTime.IsZero() {
-				h.Set(HeaderAuthTime, sess.AuthTime.UTC().Format(time.RFC3339))
+				h[HeaderAuthTime] = []string{sess.AuthTime.UTC().Format(time.RFC3339)}
 			}
 		}
 		w.WriteHeader(http.StatusOK)

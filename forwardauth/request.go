@@ -65,16 +65,17 @@ func readOriginal(r *http.Request, prefix string, trusted bool, peer netip.Addr)
 		if v := first(h, "X-Forwarded-Method", "X-Original-Method"); v != "" {
 			o.Method = v
 		}
-		if v := h.Get("X-Forwarded-Proto"); v != "" {
-			o.Scheme = strings.ToLower(strings.TrimSpace(strings.Split(v, ",")[0]))
+		if v := get(h, "X-Forwarded-Proto"); v != "" {
+			v, _, _ = strings.Cut(v, ",") // a chain of proxies: the first met the client
+			o.Scheme = strings.ToLower(strings.TrimSpace(v))
 		}
-		if v := h.Get("X-Forwarded-Host"); v != "" {
+		if v := get(h, "X-Forwarded-Host"); v != "" {
 			o.Host = v
 		}
-		if v := first(h, "X-Forwarded-Uri", "X-Original-URI"); v != "" {
+		if v := first(h, "X-Forwarded-Uri", "X-Original-Uri"); v != "" {
 			o.URI = v
 		}
-		if ip, ok := forwardedFor(h.Values("X-Forwarded-For")); ok {
+		if ip, ok := forwardedFor(h["X-Forwarded-For"]); ok {
 			o.ClientIP = ip
 		}
 	}
@@ -95,9 +96,18 @@ func readOriginal(r *http.Request, prefix string, trusted bool, peer netip.Addr)
 	return o, nil
 }
 
-func first(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h.Get(n); v != "" {
+// get is h.Get for a name already in canonical form: this runs on every
+// request a proxy forwards, and canonicalising costs more than the lookup.
+func get(h http.Header, canonical string) string {
+	if v := h[canonical]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func first(h http.Header, canonical ...string) string {
+	for _, n := range canonical {
+		if v := get(h, n); v != "" {
 			return v
 		}
 	}
@@ -116,36 +126,37 @@ func forwardedFor(values []string) (netip.Addr, bool) {
 	return ip.Unmap(), err == nil
 }
 
+var errBadHost = fmt.Errorf("%w: malformed host", ErrBadRequest)
+
 // cleanHost checks a Host value: a DNS name or an IP literal, with an
 // optional port, and returns it in lower case.
 func cleanHost(h string) (string, error) {
-	bad := fmt.Errorf("%w: malformed host", ErrBadRequest)
 	if h == "" || len(h) > 261 {
-		return "", bad
+		return "", errBadHost
 	}
 	name := h
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
 		port := h[i+1:]
 		name = h[:i]
 		if port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
-			return "", bad
+			return "", errBadHost
 		}
 	}
 	if strings.HasPrefix(name, "[") {
 		ip, err := netip.ParseAddr(strings.Trim(name, "[]"))
 		if err != nil || !ip.Is6() || !strings.HasSuffix(name, "]") {
-			return "", bad
+			return "", errBadHost
 		}
 		return strings.ToLower(h), nil
 	}
 	for i := range len(name) {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return "", bad
+			return "", errBadHost
 		}
 	}
 	if name == "" {
-		return "", bad
+		return "", errBadHost
 	}
 	return strings.ToLower(h), nil
 }

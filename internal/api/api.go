@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/forwardauth"
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/web"
 )
@@ -38,6 +39,7 @@ type Server struct {
 	minter   *handshake.Minter   // nil: this node mints no handshakes
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
+	authz    *forwardauth.Authorizer
 }
 
 // Config configures a Server.
@@ -49,6 +51,8 @@ type Config struct {
 	Keys     *handshake.KeyRing  // the node's signing keys, published as JWKS; nil: none
 	Minter   *handshake.Minter   // optional
 	Verifier *handshake.Verifier // optional
+
+	ForwardAuth *forwardauth.Authorizer // served at /v1/authz; nil: no rules, loopback proxies trusted
 }
 
 // New returns a Server. Its Public and Admin handlers are meant for two
@@ -74,6 +78,11 @@ func New(cfg Config) (*Server, error) {
 		verifier: cfg.Verifier,
 	}
 	var err error
+	if s.authz = cfg.ForwardAuth; s.authz == nil {
+		if s.authz, err = defaultAuthorizer(cfg.Manager); err != nil {
+			return nil, err
+		}
+	}
 	s.web, err = web.New(web.Config{Manager: cfg.Manager, Keys: cfg.Keys, Logger: cfg.Logger, CheckAdminKey: s.checkAdminKey})
 	return s, err
 }

@@ -27,7 +27,7 @@ func (s *Server) Public() http.Handler {
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
-	return s.common("public", s.jsonErrors(mux))
+	return s.common("public", s.authzFirst(s.jsonErrors(mux)))
 }
 
 // jsonErrors answers a request that matches no route (404), or no method of a
