@@ -24,12 +24,13 @@ type Validator interface {
 	Validate(ctx context.Context, rawToken string) (*tether.Session, error)
 }
 
-// The headers an allowed answer carries, for the proxy to pass to the app.
+// The headers an allowed answer carries, for the proxy to pass to the app;
+// empty on an anonymous pass.
 const (
 	HeaderSubject   = "Tether-Subject"
 	HeaderRoles     = "Tether-Roles" // comma-separated
 	HeaderSessionID = "Tether-Session-Id"
-	HeaderAuthTime  = "Tether-Auth-Time" // RFC 3339; absent when the sign-in time is unknown
+	HeaderAuthTime  = "Tether-Auth-Time" // RFC 3339; empty when the sign-in time is unknown
 )
 
 // Options configures an Authorizer. Zero fields take the documented defaults.
@@ -100,16 +101,22 @@ func (a *Authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["Cache-Control"] = []string{"no-store"}
 	if err == nil {
+		// All four, always, empty when there is no session or no sign-in
+		// time: a proxy that copies them (Caddy before 2.10) would otherwise
+		// hand the app its own unexpanded placeholder. The names are
+		// canonical, so they are assigned directly, sparing Header.Set's
+		// canonicalisation on every request.
+		var subject, roles, id, authTime string
 		if sess != nil {
-			// The names are canonical: assigned directly, as Header.Set
-			// would after canonicalising them, on every request.
-			h[HeaderSubject] = []string{sess.Subject}
-			h[HeaderRoles] = []string{strings.Join(sess.Roles, ",")}
-			h[HeaderSessionID] = []string{sess.ID}
+			subject, roles, id = sess.Subject, strings.Join(sess.Roles, ","), sess.ID
 			if !sess.AuthTime.IsZero() {
-				h[HeaderAuthTime] = []string{sess.AuthTime.UTC().Format(time.RFC3339)}
+				authTime = sess.AuthTime.UTC().Format(time.RFC3339)
 			}
 		}
+		h[HeaderSubject] = []string{subject}
+		h[HeaderRoles] = []string{roles}
+		h[HeaderSessionID] = []string{id}
+		h[HeaderAuthTime] = []string{authTime}
 		w.WriteHeader(http.StatusOK)
 		return
 	}

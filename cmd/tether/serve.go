@@ -139,7 +139,12 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{Manager: m, AdminKey: adminKey, Logger: log, Keys: keys, Minter: minter, Verifier: verifier})
+	authz, err := newAuthorizer(cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer reloadOnSIGHUP(cfg.File, authz, log)()
+	srv, err := api.New(api.Config{Manager: m, AdminKey: adminKey, Logger: log, Keys: keys, Minter: minter, Verifier: verifier, ForwardAuth: authz})
 	if err != nil {
 		return err
 	}
