@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/forwardauth"
+	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
 )
 
@@ -23,6 +26,34 @@ func newAuthorizer(cfg config.Config, m *tether.Manager, log *slog.Logger) (*for
 	return forwardauth.New(forwardauth.Options{
 		Validator: m, Cookies: tether.Cookies{Domain: cfg.Front.Cookie.Domain}, Logger: log,
 	}, p)
+}
+
+// oidcConfig reads the oidc section and its client secret file; nil when
+// sign-in through an OpenID provider is off.
+func oidcConfig(cfg config.Config) (*api.OIDCConfig, error) {
+	o := cfg.Front.OIDC
+	if o.Issuer == "" {
+		return nil, nil
+	}
+	var secret string
+	if o.ClientSecretFile != "" {
+		fi, err := os.Stat(o.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("oidc.client_secret_file: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("oidc.client_secret_file %s: readable by others (mode %v); want 0600", o.ClientSecretFile, fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(o.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("oidc.client_secret_file: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	return &api.OIDCConfig{
+		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
+		Scopes: o.Scopes, RolesClaim: o.RolesClaim, SubjectPrefix: o.SubjectPrefix,
+	}, nil
 }
 
 // reloadOnSIGHUP re-reads the forward_auth section of the config file on

@@ -144,7 +144,12 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	defer reloadOnSIGHUP(cfg.File, authz, log)()
-	srv, err := api.New(api.Config{Manager: m, AdminKey: adminKey, Logger: log, Keys: keys, Minter: minter, Verifier: verifier, ForwardAuth: authz})
+	oidcCfg, err := oidcConfig(cfg)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{Manager: m, AdminKey: adminKey, Logger: log, Keys: keys, Minter: minter, Verifier: verifier,
+		ForwardAuth: authz, OIDC: oidcCfg, Cookies: tether.Cookies{Domain: cfg.Front.Cookie.Domain}})
 	if err != nil {
 		return err
 	}

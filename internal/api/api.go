@@ -40,6 +40,7 @@ type Server struct {
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
 	authz    *forwardauth.Authorizer
+	oidc     *oidcLogin // nil: no sign-in through an OpenID provider
 }
 
 // Config configures a Server.
@@ -53,6 +54,8 @@ type Config struct {
 	Verifier *handshake.Verifier // optional
 
 	ForwardAuth *forwardauth.Authorizer // served at /v1/authz; nil: no rules, loopback proxies trusted
+	OIDC        *OIDCConfig             // sign-in at /v1/login; nil: off
+	Cookies     tether.Cookies          // the session cookie that sign-in sets
 }
 
 // New returns a Server. Its Public and Admin handlers are meant for two
@@ -80,6 +83,11 @@ func New(cfg Config) (*Server, error) {
 	var err error
 	if s.authz = cfg.ForwardAuth; s.authz == nil {
 		if s.authz, err = defaultAuthorizer(cfg.Manager); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.OIDC != nil {
+		if s.oidc, err = newOIDCLogin(*cfg.OIDC, cfg.Cookies); err != nil {
 			return nil, err
 		}
 	}

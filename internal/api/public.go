@@ -26,6 +26,7 @@ func (s *Server) Public() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
+	s.routeLogin(mux)
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
 	return s.common("public", s.authzFirst(s.jsonErrors(mux)))
 }

@@ -1,0 +1,121 @@
+package servicetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// OIDCClient is a client registered at the test provider.
+type OIDCClient struct {
+	ID           string
+	Secret       string
+	RedirectURIs []string
+	// BackchannelLogoutURI, if set, is where the provider posts logout tokens.
+	BackchannelLogoutURI string
+}
+
+// OIDCProvider is a real OpenID provider (the oidc-provider npm package,
+// OpenID Certified) on loopback, owned by one test.
+type OIDCProvider struct {
+	Issuer string // http://127.0.0.1:port
+}
+
+// oidcProviderDir holds the provider's script and pinned package-lock.json.
+func oidcProviderDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "testdata", "oidc-provider")
+}
+
+// StartOIDCProvider installs oidc-provider (npm ci, once per checkout) and
+// starts it on a free loopback port with clients and accounts (account id ->
+// extra ID-token claims, such as "groups"). Its sign-in page accepts any
+// password for the login typed in. It waits until discovery answers;
+// t.Cleanup stops it.
+func StartOIDCProvider(t testing.TB, clients []OIDCClient, accounts map[string]map[string]any) *OIDCProvider {
+	t.Helper()
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			SkipOrFail(t, "%s not on PATH: the OpenID provider runs on Node", tool)
+		}
+	}
+	dir := oidcProviderDir()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err != nil {
+		cmd := exec.Command("npm", "ci", "--prefix", dir, "--ignore-scripts", "--no-audit", "--no-fund")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			SkipOrFail(t, "npm ci in %s: %v\n%s", dir, err, out)
+		}
+	}
+	var meta []map[string]any
+	for _, c := range clients {
+		m := map[string]any{
+			"client_id": c.ID, "client_secret": c.Secret, "redirect_uris": c.RedirectURIs,
+			"grant_types": []string{"authorization_code"}, "response_types": []string{"code"},
+			"require_auth_time": true,
+		}
+		if c.BackchannelLogoutURI != "" {
+			m["backchannel_logout_uri"] = c.BackchannelLogoutURI
+			m["backchannel_logout_session_required"] = true
+		}
+		meta = append(meta, m)
+	}
+	clientsJSON, _ := json.Marshal(meta)
+	if accounts == nil {
+		accounts = map[string]map[string]any{}
+	}
+	accountsJSON, _ := json.Marshal(accounts)
+
+	port := FreePort(t)
+	p := &OIDCProvider{Issuer: "http://127.0.0.1:" + strconv.Itoa(port)}
+	cmd := exec.Command("node", filepath.Join(dir, "server.mjs"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "CLIENTS="+string(clientsJSON), "ACCOUNTS="+string(accountsJSON))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting oidc-provider: %v", err)
+	}
+	exit := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exit)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exit:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exit
+		}
+	})
+	client := &http.Client{Timeout: time.Second}
+	err := poll(20*time.Second, func() error {
+		select {
+		case <-exit:
+			return fmt.Errorf("exited at start (%v)", cmd.ProcessState)
+		default:
+		}
+		resp, err := client.Get(p.Issuer + "/.well-known/openid-configuration")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("discovery: %s", resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("oidc-provider not up: %v\n%s", err, out)
+	}
+	return p
+}
