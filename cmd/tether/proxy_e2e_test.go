@@ -23,22 +23,30 @@ import (
 	"github.com/tetherhq/tether/internal/servicetest"
 )
 
-// docBlock returns the first fenced block of docs/proxies.md in lang.
-func docBlock(t *testing.T, lang string) string {
+// docBlocks returns the fenced blocks of docs/proxies.md in lang, in order.
+func docBlocks(t *testing.T, lang string) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "proxies.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(b), "```"+lang+"\n")
-	if !ok {
+	var blocks []string
+	rest := string(b)
+	for {
+		var ok bool
+		if _, rest, ok = strings.Cut(rest, "```"+lang+"\n"); !ok {
+			break
+		}
+		var block string
+		if block, rest, ok = strings.Cut(rest, "\n```"); !ok {
+			t.Fatalf("docs/proxies.md: a ```%s block does not end", lang)
+		}
+		blocks = append(blocks, block)
+	}
+	if len(blocks) == 0 {
 		t.Fatalf("docs/proxies.md has no ```%s block", lang)
 	}
-	block, _, ok := strings.Cut(rest, "\n```")
-	if !ok {
-		t.Fatalf("docs/proxies.md: the ```%s block does not end", lang)
-	}
-	return block
+	return blocks
 }
 
 // The addresses the docs use, which the tests replace with their own.
@@ -58,6 +66,20 @@ forward_auth:
 
 type echoed struct {
 	Subject, Roles, SessionID, AuthTime, URI string
+}
+
+// startEchoApp is the app behind the proxy: it answers every request with
+// the identity headers it received.
+func startEchoApp(t *testing.T) *httptest.Server {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(echoed{
+			Subject: r.Header.Get("Tether-Subject"), Roles: r.Header.Get("Tether-Roles"),
+			SessionID: r.Header.Get("Tether-Session-Id"), AuthTime: r.Header.Get("Tether-Auth-Time"),
+			URI: r.RequestURI,
+		})
+	}))
+	t.Cleanup(app.Close)
+	return app
 }
 
 type proxyFixture struct {
@@ -83,24 +105,17 @@ func startProxyFixture(t *testing.T, kind string) *proxyFixture {
 	// No cache, so that the store going away shows on the next request.
 	f.n = startNode(t, nodeSpec{args: []string{"--store", "redis://" + f.redis.Addr() + "/0", "--config", f.cfg, "--max-staleness", "0"}})
 
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(echoed{
-			Subject: r.Header.Get("Tether-Subject"), Roles: r.Header.Get("Tether-Roles"),
-			SessionID: r.Header.Get("Tether-Session-Id"), AuthTime: r.Header.Get("Tether-Auth-Time"),
-			URI: r.RequestURI,
-		})
-	}))
-	t.Cleanup(app.Close)
+	app := startEchoApp(t)
 
 	port := servicetest.FreePort(t)
 	f.host = fmt.Sprintf("app.example.test:%d", port)
 	addrs := strings.NewReplacer(docTether, strings.TrimPrefix(f.n.pub, "http://"), docApp, strings.TrimPrefix(app.URL, "http://"))
 	switch kind {
 	case "nginx":
-		conf := strings.Replace(addrs.Replace(docBlock(t, "nginx")), "listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port), 1)
+		conf := strings.Replace(addrs.Replace(docBlocks(t, "nginx")[0]), "listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port), 1)
 		f.proxy = servicetest.StartNginx(t, port, conf)
 	case "caddy":
-		site := strings.Replace(addrs.Replace(docBlock(t, "caddy")), "app.example.test {",
+		site := strings.Replace(addrs.Replace(docBlocks(t, "caddy")[0]), "app.example.test {",
 			fmt.Sprintf("http://%s {\n\tbind 127.0.0.1", f.host), 1)
 		f.proxy = servicetest.StartCaddy(t, port, site)
 	}

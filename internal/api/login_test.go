@@ -9,7 +9,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,59 +72,26 @@ func browser(t *testing.T) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-var (
-	formAction = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
-	formPrompt = regexp.MustCompile(`name="prompt" value="(\w+)"`)
-)
-
-// signIn goes from start (a /v1/login URL) through the provider's sign-in
-// and consent pages as login, and returns Tether's answer to the callback.
-// tamper, if set, may change the state cookie just before the callback.
+// signIn goes from start (a /v1/login URL) through the provider's pages as
+// login, lets tamper change the state cookie, and returns Tether's answer to
+// the callback.
 func (e *oidcEnv) signIn(t *testing.T, c *http.Client, start, login string, tamper func(*loginStateView)) *http.Response {
 	t.Helper()
-	next, method, form := start, http.MethodGet, url.Values(nil)
-	for range 20 {
-		var body io.Reader
-		if method == http.MethodPost {
-			body = strings.NewReader(form.Encode())
-		}
-		req, _ := http.NewRequest(method, next, body)
-		if method == http.MethodPost {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		if strings.HasPrefix(next, e.tether.URL+"/v1/login/callback") && tamper != nil {
-			tamperState(t, c, e.tether.URL, tamper)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, next, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if strings.HasPrefix(next, e.tether.URL+"/v1/login/callback") {
-			resp.Body = io.NopCloser(strings.NewReader(string(b)))
-			return resp
-		}
-		switch {
-		case resp.StatusCode >= 300 && resp.StatusCode < 400:
-			loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			next, method = loc.String(), http.MethodGet
-		case resp.StatusCode == http.StatusOK && formAction.Match(b):
-			action, _ := resp.Request.URL.Parse(string(formAction.FindSubmatch(b)[1]))
-			next, method = action.String(), http.MethodPost
-			form = url.Values{"prompt": {"consent"}}
-			if m := formPrompt.FindSubmatch(b); m != nil && string(m[1]) == "login" {
-				form = url.Values{"prompt": {"login"}, "login": {login}, "password": {"any"}}
-			}
-		default:
-			t.Fatalf("%s %s: %d %s", method, next, resp.StatusCode, b)
-		}
+	callback := e.idp.SignIn(t, c, start, login)
+	if !strings.HasPrefix(callback.String(), e.tether.URL+"/v1/login/callback?") {
+		t.Fatalf("the provider sent the browser to %s, want the callback", callback)
 	}
-	t.Fatalf("sign-in from %s did not reach the callback", start)
-	return nil
+	if tamper != nil {
+		tamperState(t, c, e.tether.URL, tamper)
+	}
+	resp, err := c.Get(callback.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(strings.NewReader(string(b)))
+	return resp
 }
 
 // loginStateView mirrors the state cookie, for tests that tamper with it.

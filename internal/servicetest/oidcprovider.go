@@ -3,12 +3,16 @@ package servicetest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -118,4 +122,64 @@ func StartOIDCProvider(t testing.TB, clients []OIDCClient, accounts map[string]m
 		t.Fatalf("oidc-provider not up: %v\n%s", err, out)
 	}
 	return p
+}
+
+var (
+	formAction = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
+	formPrompt = regexp.MustCompile(`name="prompt" value="(\w+)"`)
+)
+
+// SignIn plays the browser from start (a relying party's login URL) through
+// the provider's sign-in and consent pages as login, and returns the URL the
+// provider then sends the browser to (the relying party's callback) without
+// visiting it. c must keep cookies and not follow redirects.
+func (p *OIDCProvider) SignIn(t testing.TB, c *http.Client, start, login string) *url.URL {
+	t.Helper()
+	next, method, form := start, http.MethodGet, url.Values(nil)
+	for range 20 {
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequest(method, next, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "text/html")
+		if method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, next, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		atProvider := strings.HasPrefix(next, p.Issuer+"/")
+		switch {
+		case resp.StatusCode >= 300 && resp.StatusCode < 400:
+			loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if atProvider && !strings.HasPrefix(loc.String(), p.Issuer+"/") {
+				return loc
+			}
+			next, method = loc.String(), http.MethodGet
+		case resp.StatusCode == http.StatusOK && atProvider && formAction.Match(b):
+			action, err := resp.Request.URL.Parse(string(formAction.FindSubmatch(b)[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			next, method = action.String(), http.MethodPost
+			form = url.Values{"prompt": {"consent"}}
+			if m := formPrompt.FindSubmatch(b); m != nil && string(m[1]) == "login" {
+				form = url.Values{"prompt": {"login"}, "login": {login}, "password": {"any"}}
+			}
+		default:
+			t.Fatalf("sign-in: %s %s: %d %s", method, next, resp.StatusCode, b)
+		}
+	}
+	t.Fatalf("sign-in from %s never left the provider", start)
+	return nil
 }
