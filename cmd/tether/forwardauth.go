@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/forwardauth"
+	"github.com/tetherhq/tether/forwardauth/extauthz"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
 )
@@ -19,7 +25,7 @@ import (
 // newAuthorizer builds forward auth (/v1/authz) from the forward_auth and
 // cookie sections.
 func newAuthorizer(cfg config.Config, m *tether.Manager, log *slog.Logger) (*forwardauth.Authorizer, error) {
-	p, err := forwardauth.NewPolicy(cfg.Front.ForwardAuth)
+	p, err := forwardauth.NewPolicy(cfg.Front.ForwardAuth.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +62,35 @@ func oidcConfig(cfg config.Config) (*api.OIDCConfig, error) {
 	}, nil
 }
 
+// serveExtAuthz serves Envoy's gRPC ext_authz on addr, a listener of its
+// own, until the returned function stops it (gracefully, within ctx's time).
+func serveExtAuthz(addr string, a *forwardauth.Authorizer, log *slog.Logger) (stop func(context.Context), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("ext_authz gRPC listener: %w", err)
+	}
+	srv := grpc.NewServer(grpc.ConnectionTimeout(5*time.Second), grpc.MaxRecvMsgSize(64<<10))
+	authv3.RegisterAuthorizationServer(srv, extauthz.New(a))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil {
+			log.Error("ext_authz gRPC listener stopped", "err", err)
+		}
+	}()
+	log.Info("ext_authz gRPC ready", "addr", ln.Addr().String())
+	return func(ctx context.Context) {
+		stopped := make(chan struct{})
+		go func() { srv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			srv.Stop()
+		}
+		<-done
+	}, nil
+}
+
 // reloadOnSIGHUP re-reads the forward_auth section of the config file on
 // every SIGHUP and swaps the new rules in atomically: requests in flight
 // finish under the old ones and none is dropped. A file that does not load
@@ -86,7 +121,7 @@ func reloadOnSIGHUP(file string, a *forwardauth.Authorizer, log *slog.Logger) (s
 			}
 			var p *forwardauth.Policy
 			if err == nil {
-				p, err = forwardauth.NewPolicy(c.Front.ForwardAuth)
+				p, err = forwardauth.NewPolicy(c.Front.ForwardAuth.Config)
 			}
 			if err != nil {
 				log.Error("SIGHUP: forward_auth rules not reloaded; the old ones stay", "err", err)

@@ -5,6 +5,7 @@ package main
 // that echoes the identity headers it receives.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tetherhq/tether/internal/servicetest"
 )
@@ -286,4 +291,50 @@ func testProxy(t *testing.T, kind string) {
 	f.redis.Kill()
 	f.expect("store down", "/hello", 503, "", "Authorization", "Bearer "+reader)
 	f.expect("store down, anonymous route with a token", "/public/x", 503, "", "Authorization", "Bearer "+reader)
+}
+
+// TestE2EExtAuthzGRPC: `tether serve` with forward_auth.grpc_addr answers
+// Envoy's gRPC ext_authz on that listener, with a real gRPC client using
+// Envoy's own types.
+func TestE2EExtAuthzGRPC(t *testing.T) {
+	needBinary(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", servicetest.FreePort(t))
+	cfg := filepath.Join(t.TempDir(), "tether.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("forward_auth:\n  grpc_addr: %q\n  rules:\n    - { path_prefix: \"/admin\", require_roles: [admin] }\n", addr)), 0o600)
+	n := startNode(t, nodeSpec{args: []string{"--store", "memory:", "--config", cfg}})
+	n.waitLog("ext_authz gRPC ready", 5*time.Second)
+	token, _ := n.create(`{"subject":"alice","roles":["user"]}`)
+
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := authv3.NewAuthorizationClient(conn)
+	ask := func(path string) *authv3.CheckResponse {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := c.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "GET", Path: path, Host: "app.example.test", Scheme: "https",
+				Headers: map[string]string{"authorization": "Bearer " + token},
+			}},
+		}})
+		if err != nil {
+			t.Fatalf("Check %s: %v", path, err)
+		}
+		return resp
+	}
+	if resp := ask("/x"); resp.GetOkResponse() == nil {
+		t.Errorf("allowed: got %v, want OK", resp)
+	}
+	if resp := ask("/admin"); resp.GetDeniedResponse().GetStatus().GetCode() != http.StatusForbidden {
+		t.Errorf("role missing: got %v, want 403", resp)
+	}
+	if code, b := n.admin(http.MethodDelete, "/v1/subjects/alice/sessions", ""); code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", code, b)
+	}
+	if resp := ask("/x"); resp.GetDeniedResponse().GetStatus().GetCode() != http.StatusUnauthorized {
+		t.Errorf("after revocation: got %v, want 401", resp)
+	}
 }

@@ -173,6 +173,15 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		}
 	}()
 	go func() { errc <- servers[1].Serve(admLn) }()
+	var stopExtAuthz func(context.Context)
+	if addr := cfg.Front.ForwardAuth.GRPCAddr; addr != "" {
+		if stopExtAuthz, err = serveExtAuthz(addr, authz, log); err != nil {
+			for _, s := range servers {
+				s.Close()
+			}
+			return err
+		}
+	}
 
 	log.Info("tether ready", "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
 		"store", storeKind(cfg.Store), "data_dir", cfg.DataDir)
@@ -190,6 +199,9 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	defer cancel()
 	for _, s := range servers {
 		s.Shutdown(shutdownCtx)
+	}
+	if stopExtAuthz != nil {
+		stopExtAuthz(shutdownCtx)
 	}
 	log.Info("tether stopped")
 	return err

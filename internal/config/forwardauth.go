@@ -13,9 +13,18 @@ import (
 // §9): forward-auth rules, the session cookie's domain, and sign-in through
 // the organisation's OpenID provider.
 type Front struct {
-	ForwardAuth forwardauth.Config `yaml:"forward_auth"`
-	Cookie      Cookie             `yaml:"cookie"`
-	OIDC        OIDC               `yaml:"oidc"`
+	ForwardAuth ForwardAuth `yaml:"forward_auth"`
+	Cookie      Cookie      `yaml:"cookie"`
+	OIDC        OIDC        `yaml:"oidc"`
+}
+
+// ForwardAuth is the forward_auth section: the rules, and where to serve
+// Envoy's gRPC ext_authz.
+type ForwardAuth struct {
+	forwardauth.Config `yaml:",inline"`
+	// GRPCAddr, if set, serves envoy.service.auth.v3.Authorization (gRPC
+	// ext_authz) on this address, a listener of its own.
+	GRPCAddr string `yaml:"grpc_addr"`
 }
 
 // Cookie is where the session cookie lives.
@@ -39,7 +48,7 @@ type OIDC struct {
 // checkFront checks the section and resolves its paths against the file.
 func (c *Config) checkFront() error {
 	f := &c.Front
-	if _, err := forwardauth.NewPolicy(f.ForwardAuth); err != nil {
+	if _, err := forwardauth.NewPolicy(f.ForwardAuth.Config); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	if d := f.Cookie.Domain; d != "" {

@@ -43,7 +43,7 @@ func TestLoadFileFrontExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Front{
-		ForwardAuth: forwardauth.Config{
+		ForwardAuth: ForwardAuth{Config: forwardauth.Config{
 			TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
 			LoginURL:       "https://auth.example.test/v1/login",
 			Rules: []forwardauth.Rule{
@@ -51,7 +51,7 @@ func TestLoadFileFrontExample(t *testing.T) {
 				{PathPrefix: "/public", AllowAnonymous: true},
 				{PathPrefix: "/billing", RequireRoles: []string{"billing"}, MaxAuthAge: 10 * time.Minute},
 			},
-		},
+		}},
 		Cookie: Cookie{Domain: "example.test"},
 		OIDC: OIDC{
 			Issuer: "https://idp.example.test", ClientID: "tether",
