@@ -29,7 +29,7 @@ import (
 )
 
 // docBlocks returns the fenced blocks of docs/proxies.md in lang, in order.
-func docBlocks(t *testing.T, lang string) []string {
+func docBlocks(t testing.TB, lang string) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "proxies.md"))
 	if err != nil {
@@ -75,7 +75,7 @@ type echoed struct {
 
 // startEchoApp is the app behind the proxy: it answers every request with
 // the identity headers it received.
-func startEchoApp(t *testing.T) *httptest.Server {
+func startEchoApp(t testing.TB) *httptest.Server {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(echoed{
 			Subject: r.Header.Get("Tether-Subject"), Roles: r.Header.Get("Tether-Roles"),

@@ -183,3 +183,33 @@ func (p *OIDCProvider) SignIn(t testing.TB, c *http.Client, start, login string)
 	t.Fatalf("sign-in from %s never left the provider", start)
 	return nil
 }
+
+var logoutXSRF = regexp.MustCompile(`name="xsrf" value="([^"]+)"`)
+
+// SignOut ends the browser's session at the provider (RP-initiated logout,
+// confirmed on the provider's page), as a user signing out there would.
+func (p *OIDCProvider) SignOut(t testing.TB, c *http.Client) {
+	t.Helper()
+	resp, err := c.Get(p.Issuer + "/session/end")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	action, xsrf := formAction.FindSubmatch(b), logoutXSRF.FindSubmatch(b)
+	if resp.StatusCode != http.StatusOK || action == nil || xsrf == nil {
+		t.Fatalf("provider logout page: %d %s", resp.StatusCode, b)
+	}
+	to, err := resp.Request.URL.Parse(string(action[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = c.PostForm(to.String(), url.Values{"xsrf": {string(xsrf[1])}, "logout": {"yes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		t.Fatalf("provider logout: %d", resp.StatusCode)
+	}
+}
