@@ -75,7 +75,7 @@ func CheckCSRF(r *http.Request) error {
 // Authenticate validates the token r carries, applying the CSRF check when it
 // came from the cookie. It returns the session and the token.
 func (m *Manager) Authenticate(r *http.Request) (*Session, string, error) {
-	token, fromCookie := TokenFromRequest(r)
+	token, fromCookie := m.cfg.Cookies.Token(r)
 	if token == "" {
 		m.stats.count(ErrInvalidToken)
 		return nil, "", fmt.Errorf("%w: no token", ErrInvalidToken)

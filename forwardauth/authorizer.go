@@ -120,6 +120,10 @@ func (a *Authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	if o != nil && a.opt.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		a.opt.Logger.Debug("forward auth refused", "reason", err.Error(), "client", o.ClientIP,
+			"method", o.Method, "host", o.Host, "path", o.Path)
+	}
 	var up *stepUp
 	switch {
 	case errors.Is(err, ErrBadRequest):

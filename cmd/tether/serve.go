@@ -120,6 +120,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		Lifetime: cfg.Sessions.Lifetime, IdleTimeout: cfg.Sessions.IdleTimeout,
 		TouchInterval: cfg.Sessions.TouchInterval, MaxStaleness: managerStaleness(cfg.Sessions.MaxStaleness),
 		CacheSize: cfg.Sessions.CacheSize, MaxSessionsPerSubject: cfg.Sessions.MaxPerSubject,
+		Cookies: tether.Cookies{Domain: cfg.Front.Cookie.Domain},
 	})
 	if err != nil {
 		return err
