@@ -3,7 +3,6 @@ package forwardauth
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -31,12 +30,14 @@ type Original struct {
 // URL is the original absolute URL, as the browser asked for it.
 func (o *Original) URL() string { return o.Scheme + "://" + o.Host + o.URI }
 
-// Hostname is Host without its port.
+// Hostname is Host without its port (and an IPv6 literal without brackets).
+// Host has been checked by cleanHost.
 func (o *Original) Hostname() string {
-	if h, _, err := net.SplitHostPort(o.Host); err == nil {
-		return strings.Trim(h, "[]")
+	h := o.Host
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
 	}
-	return o.Host
+	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 }
 
 var knownMethods = map[string]bool{
@@ -178,6 +179,14 @@ func normalisePath(uri string) (string, error) {
 		}
 	}
 	rawPath, _, _ := strings.Cut(uri, "?")
+	if plainPath(rawPath) {
+		return rawPath, nil // already what resolvePath would make of it
+	}
+	return resolvePath(rawPath)
+}
+
+// resolvePath decodes and resolves a raw path that starts with "/".
+func resolvePath(rawPath string) (string, error) {
 	var out []string
 	trailing := false
 	for raw := range strings.SplitSeq(rawPath[1:], "/") {
@@ -217,6 +226,25 @@ func normalisePath(uri string) (string, error) {
 		clean += "/"
 	}
 	return clean, nil
+}
+
+// plainPath reports whether p (which starts with "/") has nothing to decode
+// or resolve: no '%' or ';', no empty, "." or ".." segment.
+func plainPath(p string) bool {
+	if strings.ContainsAny(p, "%;") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		rest := p[i+1:]
+		seg, _, _ := strings.Cut(rest, "/")
+		if (seg == "" && rest != "") || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 func isHex(c byte) bool {
