@@ -25,19 +25,19 @@ import (
 // newAuthorizer builds forward auth (/v1/authz) from the forward_auth and
 // cookie sections.
 func newAuthorizer(cfg config.Config, m *tether.Manager, log *slog.Logger) (*forwardauth.Authorizer, error) {
-	p, err := forwardauth.NewPolicy(cfg.Front.ForwardAuth.Config)
+	p, err := forwardauth.NewPolicy(cfg.ForwardAuth.Config)
 	if err != nil {
 		return nil, err
 	}
 	return forwardauth.New(forwardauth.Options{
-		Validator: m, Cookies: tether.Cookies{Domain: cfg.Front.Cookie.Domain}, Logger: log,
+		Validator: m, Cookies: tether.Cookies{Domain: cfg.Cookie.Domain}, Logger: log,
 	}, p)
 }
 
 // oidcConfig reads the oidc section and its client secret file; nil when
 // sign-in through an OpenID provider is off.
 func oidcConfig(cfg config.Config) (*api.OIDCConfig, error) {
-	o := cfg.Front.OIDC
+	o := cfg.OIDC
 	if o.Issuer == "" {
 		return nil, nil
 	}
@@ -91,6 +91,15 @@ func serveExtAuthz(addr string, a *forwardauth.Authorizer, log *slog.Logger) (st
 	}, nil
 }
 
+// signInURL is where the account pages send a browser that is not signed
+// in: the OpenID sign-in when there is one.
+func signInURL(o *api.OIDCConfig) string {
+	if o == nil {
+		return ""
+	}
+	return "/v1/login"
+}
+
 // reloadOnSIGHUP re-reads the forward_auth section of the config file on
 // every SIGHUP and swaps the new rules in atomically: requests in flight
 // finish under the old ones and none is dropped. A file that does not load
@@ -121,14 +130,14 @@ func reloadOnSIGHUP(file string, a *forwardauth.Authorizer, log *slog.Logger) (s
 			}
 			var p *forwardauth.Policy
 			if err == nil {
-				p, err = forwardauth.NewPolicy(c.Front.ForwardAuth.Config)
+				p, err = forwardauth.NewPolicy(c.ForwardAuth.Config)
 			}
 			if err != nil {
 				log.Error("SIGHUP: forward_auth rules not reloaded; the old ones stay", "err", err)
 				continue
 			}
 			a.SetPolicy(p)
-			log.Info("forward_auth rules reloaded", "rules", len(c.Front.ForwardAuth.Rules))
+			log.Info("forward_auth rules reloaded", "rules", len(c.ForwardAuth.Rules))
 		}
 	}()
 	return func() {

@@ -35,7 +35,7 @@ func BenchmarkAuthz(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	srv, err := api.New(api.Config{Manager: m, AdminKey: testAdminKey, Logger: log})
+	srv, err := api.New(api.Config{Manager: m, Admin: newAdmin(b), Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/httperr"
 )
 
 // OIDCConfig configures sign-in through an OpenID provider (DESIGN §9).
@@ -166,7 +167,7 @@ func (s *Server) routeLogin(mux *http.ServeMux) {
 	mux.Handle("POST /v1/logout", s.handle(s.oidcLogout))
 }
 
-var errNoOIDC = &apiError{status: http.StatusNotFound, code: "not_found", message: "sign-in through an OpenID provider is not configured"}
+var errNoOIDC = httperr.New(http.StatusNotFound, httperr.CodeNotFound, "sign-in through an OpenID provider is not configured")
 
 // login sends the browser to the provider: authorization code with PKCE
 // (S256), state and nonce.
@@ -235,7 +236,7 @@ func (l *oidcLogin) checkRd(rd string) string {
 
 // errLoginFailed: the provider refused, or its answer did not verify. One
 // answer for all, with the detail in the log.
-var errLoginFailed = &apiError{status: http.StatusUnauthorized, code: "login_failed", message: "the sign-in did not complete; start again"}
+var errLoginFailed = httperr.New(http.StatusUnauthorized, "login_failed", "the sign-in did not complete; start again")
 
 // loginCallback verifies the provider's answer, exchanges the ID token once
 // for an opaque session, and never keeps the ID token.

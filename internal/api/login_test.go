@@ -50,7 +50,7 @@ func newOIDCEnv(t *testing.T, cookies tether.Cookies) *oidcEnv {
 	}
 	t.Cleanup(func() { e.m.Close(); st.Close() })
 	srv, err := api.New(api.Config{
-		Manager: e.m, AdminKey: testAdminKey, Logger: slog.New(slog.DiscardHandler), Cookies: cookies,
+		Manager: e.m, Admin: newAdmin(t), Logger: slog.New(slog.DiscardHandler), Cookies: cookies,
 		OIDC: &api.OIDCConfig{
 			Issuer: e.idp.Issuer, ClientID: "tether", ClientSecret: secret,
 			RedirectURL: e.tether.URL + "/v1/login/callback",

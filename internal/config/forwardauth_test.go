@@ -42,7 +42,11 @@ func TestLoadFileFrontExample(t *testing.T) {
 	if err := c.Resolve(); err != nil {
 		t.Fatal(err)
 	}
-	want := Front{
+	want := struct {
+		ForwardAuth ForwardAuth
+		Cookie      Cookie
+		OIDC        OIDC
+	}{
 		ForwardAuth: ForwardAuth{Config: forwardauth.Config{
 			TrustedProxies: []string{"127.0.0.0/8", "::1/128"},
 			LoginURL:       "https://auth.example.test/v1/login",
@@ -60,7 +64,12 @@ func TestLoadFileFrontExample(t *testing.T) {
 			Scopes:           []string{"openid", "profile", "email"}, RolesClaim: "groups",
 		},
 	}
-	if diff := cmp.Diff(want, c.Front); diff != "" {
+	got := struct {
+		ForwardAuth ForwardAuth
+		Cookie      Cookie
+		OIDC        OIDC
+	}{c.ForwardAuth, c.Cookie, c.OIDC}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("front (-want +got):\n%s", diff)
 	}
 }
