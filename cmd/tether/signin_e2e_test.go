@@ -16,12 +16,18 @@ import (
 	"github.com/tetherhq/tether/internal/servicetest"
 )
 
-// TestE2ESignInThroughCaddy: the whole browser journey, with the real
-// binary, real Caddy (docs/proxies.md's same-host block) and a real OpenID
-// provider. Visit the app → the login page → the provider → back at the app
-// with the identity headers → sign out everywhere → the app's next request
-// is refused (sent to sign in again).
-func TestE2ESignInThroughCaddy(t *testing.T) {
+// signInStack is the real binary with forward auth and OIDC sign-in, real
+// Caddy running docs/proxies.md's same-host block in front of an echo app,
+// and a real OpenID provider whose user alice is in the group staff.
+type signInStack struct {
+	site  string // the app's origin, through Caddy: http://localhost:port
+	idp   *servicetest.OIDCProvider
+	n     *node
+	proxy *servicetest.ProxyServer
+}
+
+func startSignInStack(t *testing.T) *signInStack {
+	t.Helper()
 	needBinary(t)
 	port := servicetest.FreePort(t)
 	site := fmt.Sprintf("http://localhost:%d", port) // a plain-HTTP loopback name: the development cookie
@@ -35,7 +41,7 @@ func TestE2ESignInThroughCaddy(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "tether.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
 forward_auth:
   login_url: "%[1]s/v1/login"
   rules:
@@ -49,12 +55,26 @@ oidc:
   roles_claim: "groups"
   subject_prefix: "idp:"
 `, site, idp.Issuer)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := startNode(t, nodeSpec{args: []string{"--store", "memory:", "--config", cfg}})
 	app := startEchoApp(t)
 	block := strings.NewReplacer(docTether, strings.TrimPrefix(n.pub, "http://"), docApp, strings.TrimPrefix(app.URL, "http://"),
 		"app.example.test {", site+" {\n\tbind 127.0.0.1").Replace(docBlocks(t, "caddy")[1])
 	proxy := servicetest.StartCaddy(t, port, block)
+	return &signInStack{site: site, idp: idp, n: n, proxy: proxy}
+}
 
+// TestE2ESignInThroughCaddy: the whole browser journey, with the real
+// binary, real Caddy (docs/proxies.md's same-host block) and a real OpenID
+// provider. Visit the app → the login page → the provider → back at the app
+// with the identity headers → sign out everywhere → the app's next request
+// is refused (sent to sign in again).
+// The client here is Go's; TestE2EBrowserSignIn drives Chromium.
+func TestE2ESignInThroughCaddy(t *testing.T) {
+	st := startSignInStack(t)
+	site, idp, proxy := st.site, st.idp, st.proxy
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
