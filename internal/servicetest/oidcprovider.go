@@ -39,6 +39,28 @@ func oidcProviderDir() string {
 	return filepath.Join(filepath.Dir(file), "testdata", "oidc-provider")
 }
 
+// installOIDCProvider runs npm ci in dir unless it has run, under a file
+// lock: test binaries of several packages may start at once.
+func installOIDCProvider(t testing.TB, dir string) {
+	t.Helper()
+	lock, err := os.OpenFile(filepath.Join(dir, ".install.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err == nil {
+		return
+	}
+	cmd := exec.Command("npm", "ci", "--prefix", dir, "--ignore-scripts", "--no-audit", "--no-fund")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		SkipOrFail(t, "npm ci in %s: %v\n%s", dir, err, out)
+	}
+}
+
 // StartOIDCProvider installs oidc-provider (npm ci, once per checkout) and
 // starts it on a free loopback port with clients and accounts (account id ->
 // extra ID-token claims, such as "groups"). Its sign-in page accepts any
@@ -52,12 +74,7 @@ func StartOIDCProvider(t testing.TB, clients []OIDCClient, accounts map[string]m
 		}
 	}
 	dir := oidcProviderDir()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err != nil {
-		cmd := exec.Command("npm", "ci", "--prefix", dir, "--ignore-scripts", "--no-audit", "--no-fund")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			SkipOrFail(t, "npm ci in %s: %v\n%s", dir, err, out)
-		}
-	}
+	installOIDCProvider(t, dir)
 	var meta []map[string]any
 	for _, c := range clients {
 		m := map[string]any{
