@@ -63,11 +63,16 @@ func (m *Manager) Exchange(ctx context.Context, v HandshakeVerifier, raw string,
 		return "", nil, fmt.Errorf("%w: this node trusts no handshake issuer", ErrInvalidToken)
 	}
 	h, err := v.ConsumeHandshake(ctx, raw, m)
-	if err != nil {
-		return "", nil, err
+	if err == nil {
+		if e := CheckSubject(h.Subject); e != nil {
+			err = fmt.Errorf("%w: %w", ErrInvalidToken, e)
+		}
 	}
-	if err := CheckSubject(h.Subject); err != nil {
-		return "", nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	if err != nil {
+		if errors.Is(err, ErrInvalidToken) {
+			m.recordRefusal(ctx, err)
+		}
+		return "", nil, err
 	}
 	authTime := h.AuthTime
 	if authTime.IsZero() {
@@ -78,9 +83,9 @@ func (m *Manager) Exchange(ctx context.Context, v HandshakeVerifier, raw string,
 		md = map[string]string{}
 	}
 	md["handshake_issuer"] = h.Issuer
-	token, sess, err := m.Create(ctx, CreateParams{
+	token, sess, err := m.create(ctx, CreateParams{
 		Subject: h.Subject, AuthTime: authTime, AuthMethod: AuthMethodHandshake, Metadata: md,
-	})
+	}, h)
 	if err != nil {
 		return "", nil, err
 	}
@@ -88,6 +93,18 @@ func (m *Manager) Exchange(ctx context.Context, v HandshakeVerifier, raw string,
 		m.endReplaced(ctx, p.Replaces, sess.ID)
 	}
 	return token, sess, nil
+}
+
+// recordRefusal records a refused handshake: only whether it was a replay,
+// never the token or what the verifier said about it, which may quote it.
+func (m *Manager) recordRefusal(ctx context.Context, err error) {
+	reason := "invalid"
+	if errors.Is(err, ErrReplayed) {
+		reason = "replayed"
+	}
+	if err := m.Record(ctx, EventHandshakeRefused, "", map[string]any{"reason": reason}); err != nil {
+		m.log.Warn("tether: could not record a refused handshake", "err", err)
+	}
 }
 
 // endReplaced revokes the live session that token stands for, unless it is

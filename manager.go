@@ -42,6 +42,11 @@ type Config struct {
 	// then costs no extra store read.
 	MaxSessionsPerSubject int
 
+	// EventRetention is how long the event log keeps events; older ones are
+	// trimmed in the background, hourly. Default 30 days; negative keeps
+	// everything.
+	EventRetention time.Duration
+
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
@@ -104,6 +109,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.EventRetention == 0 {
+		cfg.EventRetention = 30 * 24 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -116,21 +124,24 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("tether: CacheSize and MaxSessionsPerSubject must not be negative")
 	}
 
-	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: func() {}}
+	bg, stop := context.WithCancel(context.Background())
+	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: stop}
+	if cfg.EventRetention > 0 {
+		m.wg.Add(1)
+		go m.trimEvents(bg)
+	}
 	if cfg.MaxStaleness > 0 {
 		w, shared := cfg.Store.(Watcher)
 		// A store that announces changes is cached only while its channel is
 		// up; one that does not is cached on the staleness bound alone.
 		m.cache = newCache(cfg.MaxStaleness, cfg.CacheSize, !shared)
 		if shared {
-			ctx, cancel := context.WithCancel(context.Background())
-			m.stop = cancel
 			m.wg.Add(1)
 			go func() {
 				defer m.wg.Done()
-				err := w.Watch(ctx, m.cache.apply)
+				err := w.Watch(bg, m.cache.apply)
 				m.cache.setChannel(false) // nobody tells us of changes any more
-				if err != nil && ctx.Err() == nil {
+				if err != nil && bg.Err() == nil {
 					m.log.Error("tether: change channel stopped; cache disabled", "err", err)
 				}
 			}()
@@ -162,7 +173,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if err := CheckSubject(p.Subject); err != nil {
 		return "", nil, err
 	}
-	return m.create(ctx, p)
+	return m.create(ctx, p, nil)
 }
 
 // CreateReserved is Create for a subject of the reserved namespace (see
@@ -176,10 +187,12 @@ func (m *Manager) CreateReserved(ctx context.Context, p CreateParams) (string, *
 		return "", nil, err
 	}
 	p.Roles = nil
-	return m.create(ctx, p)
+	return m.create(ctx, p, nil)
 }
 
-func (m *Manager) create(ctx context.Context, p CreateParams) (string, *Session, error) {
+// create starts a session; with h, it is the session a handshake exchange
+// starts, and its handshake.exchanged event goes in with session.created.
+func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (string, *Session, error) {
 	if err := checkMetadata(p.Metadata); err != nil {
 		return "", nil, err
 	}
@@ -205,7 +218,11 @@ func (m *Manager) create(ctx context.Context, p CreateParams) (string, *Session,
 		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
 	}
 	rec = rec.Clone()
-	if err := m.store.Create(ctx, rec); err != nil {
+	evs := []Event{m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, map[string]any{"auth_method": p.AuthMethod})}
+	if h != nil {
+		evs = append(evs, m.newEvent(ctx, EventHandshakeExchanged, p.Subject, rec.ID, map[string]any{"issuer": h.Issuer, "jti": h.ID}))
+	}
+	if err := m.store.Create(ctx, rec, evs...); err != nil {
 		return "", nil, fmt.Errorf("tether: create session: %w", err)
 	}
 	m.stats.created.Add(1)
@@ -246,7 +263,9 @@ func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) 
 		if r.ID == newID {
 			continue
 		}
-		if err := m.Revoke(ctx, r.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		// The cap, not the caller, ends the oldest session.
+		sys := WithActor(ctx, Actor{Kind: ActorSystem})
+		if err := m.revoke(sys, r.ID, map[string]any{"reason": "max_per_subject"}); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		excess--
@@ -401,7 +420,8 @@ func (m *Manager) Rotate(ctx context.Context, rawToken string) (string, *Session
 	token, fresh := newToken(rec.ID)
 	newHash := fresh.hash
 	defer m.invalidateSession(rec.ID)
-	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash); err != nil {
+	ev := m.newEvent(ctx, EventSessionRotated, rec.Subject, rec.ID, nil)
+	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash, ev); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return "", nil, fmt.Errorf("%w: rotated or revoked meanwhile", ErrInvalidToken)
 		}
@@ -433,11 +453,18 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 // Revoke ends one session. When it returns, no node's store read accepts the
 // session, and this node's cache has dropped it.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
+	return m.revoke(ctx, id, nil)
+}
+
+func (m *Manager) revoke(ctx context.Context, id string, detail map[string]any) error {
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	defer m.invalidateSession(id) // even on error: the outcome may be unknown
-	if err := m.store.Delete(ctx, id); err != nil {
+	// Invalidate even on error: the outcome may be unknown. The store fills in
+	// the event's subject from the record.
+	defer m.invalidateSession(id)
+	ev := m.newEvent(ctx, EventSessionRevoked, "", id, detail)
+	if err := m.store.Delete(ctx, id, ev); err != nil {
 		return fmt.Errorf("tether: revoke session: %w", err)
 	}
 	m.stats.revoked.Add(1)
@@ -467,7 +494,12 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject, keepID string) (in
 		return 0, err
 	}
 	defer m.invalidateSubject(subject)
-	n, err := m.store.DeleteSubject(ctx, subject, keepID)
+	var detail map[string]any
+	if keepID != "" {
+		detail = map[string]any{"kept_session_id": keepID}
+	}
+	ev := m.newEvent(ctx, EventSubjectRevoked, subject, "", detail)
+	n, err := m.store.DeleteSubject(ctx, subject, keepID, ev)
 	if err != nil {
 		return 0, fmt.Errorf("tether: revoke sessions: %w", err)
 	}
@@ -523,7 +555,8 @@ func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) 
 		return err
 	}
 	defer m.invalidateSubject(subject)
-	if err := m.store.SetRoles(ctx, subject, roles); err != nil {
+	ev := m.newEvent(ctx, EventRolesChanged, subject, "", map[string]any{"roles": append([]string{}, roles...)})
+	if err := m.store.SetRoles(ctx, subject, roles, ev); err != nil {
 		return fmt.Errorf("tether: set roles: %w", err)
 	}
 	return nil

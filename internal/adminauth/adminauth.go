@@ -5,6 +5,7 @@
 package adminauth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/httperr"
 	"github.com/tetherhq/tether/internal/ratelimit"
 )
@@ -28,7 +30,17 @@ type Authenticator struct {
 	key      [sha256.Size]byte
 	failures *ratelimit.Keyed
 	metric   prometheus.Counter
+	recorder Recorder // nil: failures go to the metric only
 }
+
+// Recorder writes an event to the audit log; *tether.Manager is one.
+type Recorder interface {
+	Record(ctx context.Context, typ, subject string, detail map[string]any) error
+}
+
+// RecordFailures makes every refused admin key an admin.auth_failed event in
+// r, with the client's address. Call it once, before serving.
+func (a *Authenticator) RecordFailures(r Recorder) { a.recorder = r }
 
 // New returns an Authenticator for key. Failed attempts are limited per
 // client address (a burst of 10, then one a second).
@@ -91,6 +103,12 @@ func (a *Authenticator) check(r *http.Request, key string) error {
 	if key == "" || subtle.ConstantTimeCompare(sum[:], a.key[:]) != 1 {
 		a.failures.Take(client)
 		a.metric.Inc()
+		if a.recorder != nil {
+			// Best effort: the limiter bounds these writes per client, and a
+			// store that cannot take them must not turn a 401 into a 503.
+			ctx := tether.WithActor(r.Context(), tether.Actor{Kind: tether.ActorAdmin, IP: tether.ClientIP(r)})
+			a.recorder.Record(ctx, tether.EventAdminAuthFailed, "", map[string]any{"reason": "wrong admin key"})
+		}
 		return httperr.Unauthenticated
 	}
 	return nil

@@ -28,6 +28,7 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("POST /v1/introspect", s.handle(s.introspect))
 	mux.Handle("GET /v1/keys", s.handle(s.listKeys))
 	mux.Handle("POST /v1/keys/rotate", s.handle(s.rotateKeys))
+	mux.Handle("GET /v1/events", s.handle(s.listEvents))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	routes := s.jsonErrors(mux)
 	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -39,7 +39,9 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Manager: m, Admin: newAdmin(t), Logger: log})
+	admin := newAdmin(t)
+	admin.RecordFailures(m) // as serve does
+	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -312,13 +312,22 @@ func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) error {
 	if l.cfg.RolesClaim != "" {
 		p.Roles = rolesFromClaim(claims[l.cfg.RolesClaim])
 	}
-	token, sess, err := s.m.Create(r.Context(), p)
+	// The provider vouched for this sign-in: the events say so.
+	ctx = tether.WithActor(r.Context(), tether.Actor{Kind: tether.ActorOIDC, ID: idt.Issuer, IP: tether.ClientIP(r)})
+	token, sess, err := s.m.Create(ctx, p)
 	if errors.Is(err, tether.ErrBadInput) {
 		s.log.Info("sign-in: the provider's subject or roles are not usable", "err", err)
 		return errLoginFailed
 	}
 	if err != nil {
 		return err
+	}
+	if err := s.m.Record(ctx, tether.EventOIDCLogin, sess.Subject, map[string]any{
+		"session_id": sess.ID, "iss": idt.Issuer, "sub": idt.Subject, "sid": p.Metadata["oidc_sid"],
+	}); err != nil {
+		// The session and its session.created event stand; only this
+		// companion entry is missing.
+		s.log.Warn("sign-in: oidc.login event not recorded", "err", err)
 	}
 	l.cookies.Set(w, r, token, sess.ExpiresAt)
 	w.Header().Set("Cache-Control", "no-store")
@@ -374,6 +383,9 @@ func (s *Server) oidcLogout(w http.ResponseWriter, r *http.Request) error {
 		case err == nil:
 			if err := s.m.Revoke(r.Context(), sess.ID); err != nil && !errors.Is(err, tether.ErrNotFound) {
 				return err
+			}
+			if err := s.m.Record(r.Context(), tether.EventOIDCLogout, sess.Subject, map[string]any{"session_id": sess.ID}); err != nil {
+				s.log.Warn("logout: oidc.logout event not recorded", "err", err)
 			}
 		case !errors.Is(err, tether.ErrInvalidToken):
 			return err

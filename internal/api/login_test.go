@@ -222,6 +222,20 @@ func TestOIDCSignIn(t *testing.T) {
 	if sessionCookie(c, e.tether.URL) != "" {
 		t.Error("the session cookie outlived the logout")
 	}
+
+	// The audit log: the provider created the session, then alice ended it.
+	page, err := e.m.Events(t.Context(), tether.EventQuery{Subject: "idp:alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range page.Events {
+		got = append(got, ev.Type+"/"+ev.Actor.Kind)
+	}
+	want := []string{"session.created/oidc", "roles.changed/oidc", "oidc.login/oidc", "session.revoked/self", "oidc.logout/self"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("events: got %v, want %v", got, want)
+	}
 }
 
 // Sign-in refuses what it did not start: a state from elsewhere, a missing

@@ -107,6 +107,16 @@ func (s *Server) common(listener string, next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Changes are attributed in the event log: to the admin on the admin
+			// listener, to the session's holder on the public one. Reads skip
+			// this, so validation pays nothing for it.
+			kind := tether.ActorSelf
+			if listener == "admin" {
+				kind = tether.ActorAdmin
+			}
+			r = r.WithContext(tether.WithActor(r.Context(), tether.Actor{Kind: kind, IP: tether.ClientIP(r)}))
+		}
 		next.ServeHTTP(rec, r)
 		route := r.Pattern
 		if route == "" {

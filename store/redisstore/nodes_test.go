@@ -151,3 +151,8 @@ func TestMemoryPerSession(t *testing.T) {
 		t.Fatalf("a session record takes %d bytes of Redis memory; budget 512", n)
 	}
 }
+
+// BenchmarkEventCost: what an event adds to a revocation and to creates.
+func BenchmarkEventCost(b *testing.B) {
+	storetest.BenchmarkEventCost(b, benchStore(b))
+}
