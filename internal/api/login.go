@@ -142,7 +142,7 @@ type loginState struct {
 	Nonce    string `json:"n"`
 	Verifier string `json:"v"`           // PKCE code verifier
 	Rd       string `json:"r,omitempty"` // where to go afterwards, checked
-	MaxAge   int    `json:"m,omitempty"` // seconds; 0: none asked
+	MaxAge   *int   `json:"m,omitempty"` // seconds, when the sign-in was asked to be this recent
 	Started  int64  `json:"t"`           // Unix seconds
 }
 
@@ -179,19 +179,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	st := loginState{State: randomString(), Nonce: randomString(), Verifier: oauth2.GenerateVerifier(),
 		Rd: l.checkRd(q.Get("rd")), Started: time.Now().Unix()}
-	if v := q.Get("max_age"); v != "" {
-		n, err := strconv.Atoi(v)
+	if q.Has("max_age") {
+		n, err := strconv.Atoi(q.Get("max_age"))
 		if err != nil || n < 0 || n > 366*24*3600 {
 			return badRequest("max_age must be a number of seconds")
 		}
-		st.MaxAge = n
+		st.MaxAge = &n
 	}
 	if _, err := l.discover(r.Context()); err != nil {
 		return err
 	}
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)}
-	if st.MaxAge > 0 || q.Has("max_age") {
-		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.Itoa(st.MaxAge)))
+	if st.MaxAge != nil { // a step-up (RFC 9470): the provider must sign the user in again if needed
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.Itoa(*st.MaxAge)))
 	}
 	b, _ := json.Marshal(st)
 	c := loginCookie(r)
@@ -296,7 +296,7 @@ func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) error {
 	if at, ok := claims["auth_time"].(float64); ok && at > 0 {
 		authTime = time.Unix(int64(at), 0).UTC()
 	}
-	if st.MaxAge > 0 && (authTime.IsZero() || time.Since(authTime) > time.Duration(st.MaxAge)*time.Second+authTimeLeeway) {
+	if st.MaxAge != nil && (authTime.IsZero() || time.Since(authTime) > time.Duration(*st.MaxAge)*time.Second+authTimeLeeway) {
 		s.log.Info("sign-in: auth_time older than the max_age asked for")
 		return errLoginFailed
 	}

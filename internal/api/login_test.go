@@ -100,7 +100,7 @@ type loginStateView struct {
 	Nonce    string `json:"n"`
 	Verifier string `json:"v"`
 	Rd       string `json:"r,omitempty"`
-	MaxAge   int    `json:"m,omitempty"`
+	MaxAge   *int   `json:"m,omitempty"`
 	Started  int64  `json:"t"`
 }
 
@@ -325,5 +325,46 @@ func TestOIDCOff(t *testing.T) {
 	e := newEnv(t)
 	for _, r := range []*http.Request{req(http.MethodGet, "/v1/login", nil), req(http.MethodGet, "/v1/login/callback?code=x&state=y", nil), req(http.MethodPost, "/v1/logout", nil)} {
 		wantError(t, serve(e.pub, r), http.StatusNotFound, "not_found", "not configured")
+	}
+}
+
+// A step-up (forward auth's redirect for max_auth_age) asks the provider for
+// a fresh sign-in with max_age, and the new session carries the new time.
+func TestOIDCStepUp(t *testing.T) {
+	e := newOIDCEnv(t, tether.Cookies{})
+	c := browser(t)
+	e.signIn(t, c, e.tether.URL+"/v1/login", "alice", nil)
+
+	resp, err := c.Get(e.tether.URL + "/v1/login?max_age=0&rd=%2Fbilling")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if got := loc.Query().Get("max_age"); got != "0" {
+		t.Fatalf("step-up authorization request: max_age %q, want 0", got)
+	}
+	before := time.Now().Truncate(time.Second)
+	resp = e.signIn(t, c, loc.String(), "alice", nil)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/billing" {
+		t.Fatalf("step-up callback: got %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	sess, err := e.m.Validate(t.Context(), sessionCookie(c, e.tether.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.AuthTime.Before(before) {
+		t.Errorf("after the step-up auth_time is %v, want the new sign-in (≥ %v)", sess.AuthTime, before)
+	}
+
+	for _, bad := range []string{"-1", "soon", "99999999999"} {
+		resp, err := c.Get(e.tether.URL + "/v1/login?max_age=" + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("max_age=%s: got %d, want 400", bad, resp.StatusCode)
+		}
 	}
 }
