@@ -79,9 +79,6 @@ func New(opt Options, p *Policy) (*Authorizer, error) {
 // SetPolicy replaces the policy for the requests that start after it returns.
 func (a *Authorizer) SetPolicy(p *Policy) { a.policy.Store(p) }
 
-// Policy returns the current policy.
-func (a *Authorizer) Policy() *Policy { return a.policy.Load() }
-
 var (
 	errForbidden = errors.New("forwardauth: forbidden by rule")
 	errNoSession = fmt.Errorf("%w: no token", tether.ErrInvalidToken)
@@ -156,13 +153,13 @@ func (a *Authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // decide returns the original request and, when it may pass, the session
 // (nil for an anonymous pass); else why not.
-func (a *Authorizer) decide(r *http.Request, p *Policy) (*Original, *tether.Session, error) {
+func (a *Authorizer) decide(r *http.Request, p *Policy) (*original, *tether.Session, error) {
 	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
-	o, err := readOriginal(r, a.opt.Prefix, p.Trusted(peer.Addr()), peer.Addr().Unmap())
+	o, err := readOriginal(r, a.opt.Prefix, p.isTrusted(peer.Addr()), peer.Addr().Unmap())
 	if err != nil {
 		return nil, nil, err
 	}
-	rule := p.Match(&o)
+	rule := p.match(&o)
 	orig := &http.Request{Method: o.Method, Host: o.Host, Header: r.Header}
 	if o.Scheme == "https" {
 		orig.TLS = &tlsState
@@ -223,14 +220,14 @@ func hasAny(have, want []string) bool {
 // URL as rd and extra query pairs, and reports whether it did.
 // Only a navigation (GET or HEAD that accepts HTML) is redirected: an API
 // client or a script needs the 401.
-func (a *Authorizer) redirect(w http.ResponseWriter, r *http.Request, p *Policy, o *Original, extra ...string) bool {
+func (a *Authorizer) redirect(w http.ResponseWriter, r *http.Request, p *Policy, o *original, extra ...string) bool {
 	if p.login == nil || o == nil || (o.Method != http.MethodGet && o.Method != http.MethodHead) ||
 		!strings.Contains(strings.ToLower(r.Header.Get("Accept")), "text/html") {
 		return false
 	}
 	u := *p.login
 	q := u.Query()
-	q.Set("rd", o.URL())
+	q.Set("rd", o.url())
 	for i := 0; i+1 < len(extra); i += 2 {
 		q.Set(extra[i], extra[i+1])
 	}

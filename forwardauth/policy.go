@@ -94,8 +94,8 @@ func NewPolicy(cfg Config) (*Policy, error) {
 	return p, nil
 }
 
-// Trusted reports whether peer is a trusted proxy.
-func (p *Policy) Trusted(peer netip.Addr) bool {
+// isTrusted reports whether peer is a trusted proxy.
+func (p *Policy) isTrusted(peer netip.Addr) bool {
 	peer = peer.Unmap()
 	for _, pfx := range p.trusted {
 		if pfx.Contains(peer) {
@@ -105,9 +105,9 @@ func (p *Policy) Trusted(peer netip.Addr) bool {
 	return false
 }
 
-// Match returns the first rule that matches o, or nil.
-func (p *Policy) Match(o *Original) *Rule {
-	host := o.Hostname()
+// match returns the first rule that matches o, or nil.
+func (p *Policy) match(o *original) *Rule {
+	host := o.hostname()
 	for i := range p.rules {
 		r := &p.rules[i]
 		if r.Host != "" && !hostMatches(r.Host, host) {

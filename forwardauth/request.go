@@ -17,8 +17,8 @@ var ErrBadRequest = errors.New("forwardauth: bad original request")
 // MaxURILen bounds the original request URI; longer ones are refused.
 const MaxURILen = 8 << 10
 
-// Original is the request a proxy asks about.
-type Original struct {
+// original is the request a proxy asks about.
+type original struct {
 	Method   string // upper case, one of the HTTP methods of RFC 9110 and RFC 5789
 	Scheme   string // "http" or "https"
 	Host     string // lower case, port included if the client gave one
@@ -27,12 +27,12 @@ type Original struct {
 	ClientIP netip.Addr
 }
 
-// URL is the original absolute URL, as the browser asked for it.
-func (o *Original) URL() string { return o.Scheme + "://" + o.Host + o.URI }
+// url is the original absolute URL, as the browser asked for it.
+func (o *original) url() string { return o.Scheme + "://" + o.Host + o.URI }
 
-// Hostname is Host without its port (and an IPv6 literal without brackets).
+// hostname is Host without its port (and an IPv6 literal without brackets).
 // Host has been checked by cleanHost.
-func (o *Original) Hostname() string {
+func (o *original) hostname() string {
 	h := o.Host
 	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
 		h = h[:i]
@@ -49,8 +49,8 @@ var knownMethods = map[string]bool{
 // readOriginal rebuilds the original request from r. The proxy headers count
 // only when trusted (the TCP peer is a trusted proxy); otherwise r describes
 // itself, with the path after prefix (Envoy's form) as its URI.
-func readOriginal(r *http.Request, prefix string, trusted bool, peer netip.Addr) (Original, error) {
-	o := Original{Method: r.Method, Scheme: "http", Host: r.Host, ClientIP: peer}
+func readOriginal(r *http.Request, prefix string, trusted bool, peer netip.Addr) (original, error) {
+	o := original{Method: r.Method, Scheme: "http", Host: r.Host, ClientIP: peer}
 	if r.TLS != nil {
 		o.Scheme = "https"
 	}
@@ -81,18 +81,18 @@ func readOriginal(r *http.Request, prefix string, trusted bool, peer netip.Addr)
 		}
 	}
 	if !knownMethods[o.Method] {
-		return Original{}, fmt.Errorf("%w: unknown method", ErrBadRequest)
+		return original{}, fmt.Errorf("%w: unknown method", ErrBadRequest)
 	}
 	if o.Scheme != "http" && o.Scheme != "https" {
-		return Original{}, fmt.Errorf("%w: scheme must be http or https", ErrBadRequest)
+		return original{}, fmt.Errorf("%w: scheme must be http or https", ErrBadRequest)
 	}
 	host, err := cleanHost(o.Host)
 	if err != nil {
-		return Original{}, err
+		return original{}, err
 	}
 	o.Host = host
 	if o.Path, err = normalisePath(o.URI); err != nil {
-		return Original{}, err
+		return original{}, err
 	}
 	return o, nil
 }
