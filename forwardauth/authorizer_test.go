@@ -309,6 +309,7 @@ func TestAuthorizerStoreDown(t *testing.T) {
 func TestAuthorizerCookies(t *testing.T) {
 	domain := newFixture(t, forwardauth.Config{}, tether.Cookies{Domain: "example.test"})
 	hostOnly := newFixture(t, forwardauth.Config{}, tether.Cookies{})
+	domainPublic := newFixture(t, forwardauth.Config{Rules: testRules}, tether.Cookies{Domain: "example.test"})
 	cases := []struct {
 		name   string
 		f      *fixture
@@ -324,6 +325,7 @@ func TestAuthorizerCookies(t *testing.T) {
 		{"same-origin cookie POST", domain, join(traefik("POST", "https", "app.example.test", "/"), []string{"Cookie", "__Secure-tether=token:user", "Sec-Fetch-Site", "same-origin"}), want{status: 200, subject: "alice"}},
 		{"cross-site cookie POST", domain, join(traefik("POST", "https", "app.example.test", "/"), []string{"Cookie", "__Secure-tether=token:user", "Sec-Fetch-Site", "cross-site"}), want{status: 403, errCode: "cross_origin"}},
 		{"cross-origin cookie POST", domain, join(traefik("POST", "https", "app.example.test", "/"), []string{"Cookie", "__Secure-tether=token:user", "Origin", "https://evil.example"}), want{status: 403, errCode: "cross_origin"}},
+		{"cross-site cookie POST to an anonymous route: no identity", domainPublic, join(traefik("POST", "https", "app.example.test", "/public/form"), []string{"Cookie", "__Secure-tether=token:user", "Sec-Fetch-Site", "cross-site"}), want{status: 200}},
 		{"cross-site bearer POST", domain, join(traefik("POST", "https", "app.example.test", "/"), bearer("user"), []string{"Sec-Fetch-Site", "cross-site"}), want{status: 200, subject: "alice"}},
 	}
 	for _, tc := range cases {
