@@ -1,10 +1,3 @@
-// Package store opens a tether.Store from a URL (DESIGN §4):
-//
-//	bolt:///path/tether.db   embedded and durable (the default, in the data dir)
-//	memory:                  in-process, not durable
-//	redis://host:port/db     Redis (also rediss://, redis+cluster://h1:p1,h2:p2,
-//	                         redis+sentinel://h1:p1/db?master=NAME), shared by many nodes
-//	postgres://…             PostgreSQL, shared by many nodes
 package store
 
 import (

@@ -37,6 +37,16 @@
 // one INSERT … ON CONFLICT … DO UPDATE … WHERE: among concurrent calls for one
 // live key, exactly one wins.
 //
+// Across a failover, a write survives if the standby promoted had it: with
+// the standby named in the primary's synchronous_standby_names (and
+// synchronous_commit on), every write returns nil only once the standby has
+// flushed it. A COMMIT still waiting for the standby when QueryTimeout ends
+// fails with ErrUnavailable: the call's deadline always passes before the
+// server's statement_timeout, which would instead cancel the wait and report
+// the COMMIT as done (so do not set a shorter statement_timeout in the URL).
+// Give the URL every host and target_session_attrs=read-write to follow a
+// promotion. TestStandbyFailover checks this with a real standby.
+//
 // Every failure to reach or use the database is an error wrapping
 // tether.ErrUnavailable; only a missing or expired row is tether.ErrNotFound.
 // Callers fail closed.
@@ -52,10 +62,11 @@
 // for NOTIFY's 8000-byte limit is announced as "*", which makes every
 // listener flush its whole cache.
 //
-// Watch holds its own connection, outside the pool. It reports ChannelLost as
-// soon as that connection fails (or a heartbeat Ping fails on a silent
-// network, within HeartbeatInterval plus a few seconds), reconnects with
-// backoff and reports ChannelRestored once listening again. A cache on another
+// Watch runs store/changefeed's loop on a connection of its own, outside the
+// pool. It reports ChannelLost as soon as that connection fails (or a
+// heartbeat Ping fails on a silent network, within HeartbeatInterval plus a
+// few seconds), reconnects with backoff and reports ChannelRestored once
+// listening again. A cache on another
 // node is therefore stale by at most the NOTIFY delivery time while the
 // channel is up (sub-millisecond to a few ms on a LAN; see
 // BenchmarkRevocationPropagation), and never beyond the Manager's
@@ -81,6 +92,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/changefeed"
 )
 
 // Options configures a Store. Zero fields take the documented defaults.
@@ -536,9 +548,13 @@ func consumedKey(key string) string {
 // maxPayload stays under NOTIFY's 8000-byte limit (minus the prefix).
 const maxPayload = 7900
 
-func sessionPayload(id string) string { return capped("s:" + id) }
+func sessionPayload(id string) string {
+	return capped(changefeed.Payload(tether.Change{Kind: tether.SessionChanged, SessionID: id}))
+}
 
-func subjectPayload(subject string) string { return capped("u:" + subject) }
+func subjectPayload(subject string) string {
+	return capped(changefeed.Payload(tether.Change{Kind: tether.SubjectChanged, Subject: subject}))
+}
 
 // capped turns a payload too long for NOTIFY into "*" (flush everything):
 // failing the write instead would let a long subject block its own revocation.

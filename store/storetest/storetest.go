@@ -18,6 +18,12 @@
 //   - BenchmarkPropagation: revocation latency between two nodes, reported
 //     as p50/p99 metrics.
 //
+// A networked backend also passes a NewFault, which puts the backend behind
+// something a test can cut (internal/servicetest's Proxy), to RunFaults: the
+// same fault cases for every such store. Traffic, the recorded stream of
+// writes those cases drive, is exported for backend-specific fault tests
+// (a failover) that check the same history.
+//
 // BenchmarkGet reads one session from a store. For the TETHER_SCALE tests,
 // ScaleSessions gates them and sizes the load, MeasureSubjectOps times List
 // and DeleteSubject on stores that the backend's own bulk loader has filled,
