@@ -50,6 +50,14 @@ func Open(ctx context.Context, rawURL, dataDir string, opts Options) (tether.Sto
 	}
 }
 
+// Embedded reports whether rawURL names a store that only this process can
+// hold (the embedded bolt file, which bbolt locks, or memory:): no other node
+// shares its sessions.
+func Embedded(rawURL string) bool {
+	scheme, _, _ := strings.Cut(rawURL, ":")
+	return rawURL == "" || scheme == "bolt" || scheme == "memory"
+}
+
 // Redact returns the URL without its password, for logs and errors.
 func Redact(rawURL string) string {
 	u, err := url.Parse(rawURL)

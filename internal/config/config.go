@@ -51,6 +51,7 @@ type Config struct {
 	Redis     Redis            `yaml:"redis"`
 	Postgres  Postgres         `yaml:"postgres"`
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
+	DPoP      DPoP             `yaml:"dpop"`
 	// Tether in front of apps behind a proxy: see forwardauth.go.
 	ForwardAuth ForwardAuth `yaml:"forward_auth"`
 	Cookie      Cookie      `yaml:"cookie"`
