@@ -39,7 +39,8 @@ type Options struct {
 	// Prefix is the path the Authorizer is mounted at; what follows it is the
 	// original path (Envoy's form). Default "/v1/authz".
 	Prefix string
-	// Cookies names the session cookie of the original request.
+	// Cookies names the session cookie of the original request, for a
+	// Validator that is not a *tether.Manager (which has its own).
 	Cookies tether.Cookies
 	// Now is the clock for max_auth_age. Default time.Now.
 	Now func() time.Time
@@ -137,7 +138,7 @@ func (a *Authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if a.redirect(w, r, p, o) {
 			return
 		}
-		h.Set("WWW-Authenticate", `Bearer realm="tether"`)
+		tether.SetChallenge(h, err) // Bearer, or DPoP for a bound session
 		writeError(w, http.StatusUnauthorized, "unauthenticated", "")
 	case errors.Is(err, errForbidden):
 		writeError(w, http.StatusForbidden, "forbidden", "")
@@ -160,30 +161,11 @@ func (a *Authorizer) decide(r *http.Request, p *Policy) (*original, *tether.Sess
 		return nil, nil, err
 	}
 	rule := p.match(&o)
-	orig := &http.Request{Method: o.Method, Host: o.Host, Header: r.Header}
-	if o.Scheme == "https" {
-		orig.TLS = &tlsState
-	}
-	token, fromCookie := a.opt.Cookies.Token(orig)
-	if token == "" {
-		if rule != nil && rule.AllowAnonymous {
-			return &o, nil, nil
-		}
-		return &o, nil, errNoSession
-	}
-	if fromCookie {
-		// The app behind the proxy takes the cookie as proof of a same-site
-		// request; a cross-site form post must not ride on it.
-		if err := tether.CheckCSRF(orig); err != nil {
-			if rule != nil && rule.AllowAnonymous {
-				return &o, nil, nil // through, but without the identity it did not earn
-			}
-			return &o, nil, err
-		}
-	}
-	sess, err := a.opt.Validator.Validate(r.Context(), token)
+	sess, err := a.authenticate(r, &o)
 	if err != nil {
-		if rule != nil && rule.AllowAnonymous && errors.Is(err, tether.ErrInvalidToken) {
+		// An anonymous route lets the request through without the identity
+		// it did not prove: no token, a dead one, or a cross-site cookie.
+		if rule != nil && rule.AllowAnonymous && (errors.Is(err, tether.ErrInvalidToken) || errors.Is(err, tether.ErrCrossOrigin)) {
 			return &o, nil, nil
 		}
 		return &o, nil, err
@@ -198,6 +180,40 @@ func (a *Authorizer) decide(r *http.Request, p *Policy) (*original, *tether.Sess
 		return &o, nil, &stepUp{rule.MaxAuthAge}
 	}
 	return &o, sess, nil
+}
+
+// originalAuthenticator is what a *tether.Manager offers beyond Validate:
+// the whole credential check (Bearer, cookie, or DPoP with its proof) of a
+// request forwarded for checking, against the original method and URL.
+type originalAuthenticator interface {
+	AuthenticateOriginal(r *http.Request, method, url string) (*tether.Session, string, error)
+}
+
+// authenticate checks the credentials of the original request o, which r
+// carries: as it would be sent to the app, for the cookie's name and the
+// cross-site check, and with a DPoP proof that must name o's method and URL.
+func (a *Authorizer) authenticate(r *http.Request, o *original) (*tether.Session, error) {
+	orig := &http.Request{Method: o.Method, Host: o.Host, Header: r.Header}
+	if o.Scheme == "https" {
+		orig.TLS = &tlsState
+	}
+	if m, ok := a.opt.Validator.(originalAuthenticator); ok {
+		path, _, _ := strings.Cut(o.URI, "?")
+		sess, _, err := m.AuthenticateOriginal(orig.WithContext(r.Context()), o.Method, o.Scheme+"://"+o.Host+path)
+		return sess, err
+	}
+	token, fromCookie := a.opt.Cookies.Token(orig)
+	if token == "" {
+		return nil, errNoSession
+	}
+	if fromCookie {
+		// The app behind the proxy takes the cookie as proof of a same-site
+		// request; a cross-site form post must not ride on it.
+		if err := tether.CheckCSRF(orig); err != nil {
+			return nil, err
+		}
+	}
+	return a.opt.Validator.Validate(r.Context(), token)
 }
 
 // noStore is shared by every answer: its capacity is its length, so an Add

@@ -38,7 +38,7 @@ func newFixture(t testing.TB, cfg forwardauth.Config, cookies tether.Cookies) *f
 	var err error
 	// No cache: a closed store must show at once, and the revocation cases
 	// read the store.
-	f.m, err = tether.NewManager(tether.Config{Store: f.st, MaxStaleness: -1})
+	f.m, err = tether.NewManager(tether.Config{Store: f.st, MaxStaleness: -1, Cookies: cookies})
 	if err != nil {
 		t.Fatal(err)
 	}
