@@ -193,13 +193,15 @@ type originalAuthenticator interface {
 // carries: as it would be sent to the app, for the cookie's name and the
 // cross-site check, and with a DPoP proof that must name o's method and URL.
 func (a *Authorizer) authenticate(r *http.Request, o *original) (*tether.Session, error) {
-	orig := &http.Request{Method: o.Method, Host: o.Host, Header: r.Header}
+	orig := new(http.Request)
+	*orig = *r // r's headers and context, with the original method, host and scheme
+	orig.Method, orig.Host, orig.TLS = o.Method, o.Host, nil
 	if o.Scheme == "https" {
 		orig.TLS = &tlsState
 	}
 	if m, ok := a.opt.Validator.(originalAuthenticator); ok {
 		path, _, _ := strings.Cut(o.URI, "?")
-		sess, _, err := m.AuthenticateOriginal(orig.WithContext(r.Context()), o.Method, o.Scheme+"://"+o.Host+path)
+		sess, _, err := m.AuthenticateOriginal(orig, o.Method, o.Scheme+"://"+o.Host+path)
 		return sess, err
 	}
 	token, fromCookie := a.opt.Cookies.Token(orig)
