@@ -82,7 +82,7 @@ func (m *Manager) Authenticate(r *http.Request) (*Session, string, error) {
 // authenticate is Authenticate for method and url, which only a DPoP-bound
 // session needs: url is called then, and a bearer read pays nothing for it.
 func (m *Manager) authenticate(r *http.Request, method string, url func() string) (*Session, string, error) {
-	token, dpopScheme, fromCookie := credentials(r)
+	token, dpopScheme, fromCookie := credentials(r, m.cfg.Cookies)
 	if token == "" {
 		m.stats.count(ErrInvalidToken)
 		return nil, "", fmt.Errorf("%w: no token", ErrInvalidToken)
