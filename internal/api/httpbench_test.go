@@ -24,16 +24,17 @@ import (
 // `tether bench`.
 const benchConc = 16
 
-// BenchmarkSessionVsBare loads GET /v1/session on the public API, served as
-// `tether serve` serves it (internal/server's limits, info-level logging,
-// metrics, a cached session), and a bare net/http handler that answers the
-// same token with the same body and headers from a map, side by side in one
-// run: both take turns, b.N requests each, from the same clients. It
-// reports each server's req/s and the process's CPU time per request (load
-// generator included, and the same for both), and tether÷bare for both.
+// BenchmarkVsBare loads GET /v1/session and /v1/authz on the public API,
+// served as `tether serve` serves it (internal/server's limits, info-level
+// logging, metrics, a cached session), each against a bare net/http handler
+// that answers the same token with the same body and headers from a map,
+// side by side in one run: both take turns, b.N requests each, from the
+// same clients. It reports each server's req/s and the process's CPU time
+// per request (load generator included, and the same for both), and
+// tether÷bare for both.
 //
-//	go test -run '^$' -bench SessionVsBare -benchtime 40000x ./internal/api/
-func BenchmarkSessionVsBare(b *testing.B) {
+//	go test -run '^$' -bench VsBare -benchtime 40000x ./internal/api/
+func BenchmarkVsBare(b *testing.B) {
 	st := memstore.New()
 	b.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil)) // serve's default level: info
@@ -50,10 +51,16 @@ func BenchmarkSessionVsBare(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tetherURL := serveBench(b, srv.Public(), true) + "/v1/session"
+	base := serveBench(b, srv.Public(), true)
+	for _, route := range []struct{ name, path string }{{"session", "/v1/session"}, {"authz", "/v1/authz/app"}} {
+		b.Run(route.name, func(b *testing.B) { sideBySide(b, base+route.path, token) })
+	}
+}
 
-	// The bare handler answers what tether answered, byte for byte.
-	body, header := getSession(b, tetherURL, token)
+// sideBySide loads url with token beside a bare handler that answers what
+// url answered, byte for byte, from a sync.Map of tokens.
+func sideBySide(b *testing.B, url, token string) {
+	body, header := getOK(b, url, token)
 	sessions := sync.Map{}
 	sessions.Store(token, body)
 	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -68,13 +75,13 @@ func BenchmarkSessionVsBare(b *testing.B) {
 		}
 		w.Write(v.([]byte))
 	})
-	bareURL := serveBench(b, bare, false) + "/v1/session"
-	if got, _ := getSession(b, bareURL, token); !bytes.Equal(got, body) {
-		b.Fatalf("the bare handler answers %s, tether %s", got, body)
+	bareURL := serveBench(b, bare, false) + "/"
+	if got, _ := getOK(b, bareURL, token); !bytes.Equal(got, body) {
+		b.Fatalf("the bare handler answers %q, tether %q", got, body)
 	}
 
 	b.ResetTimer()
-	loads := bench.HTTPRequestLoads(b.Context(), []bench.Target{{URL: tetherURL, Token: token}, {URL: bareURL, Token: token}},
+	loads := bench.HTTPRequestLoads(b.Context(), []bench.Target{{URL: url, Token: token}, {URL: bareURL, Token: token}},
 		http.StatusOK, benchConc, b.N, 8)
 	b.StopTimer()
 	t, f := loads[0], loads[1]
@@ -115,9 +122,9 @@ func serveBench(b *testing.B, h http.Handler, limited bool) string {
 	return "http://" + ln.Addr().String()
 }
 
-// getSession returns the body and the headers, less those net/http sets
-// itself, of a 200 to GET url with token.
-func getSession(b *testing.B, url, token string) ([]byte, http.Header) {
+// getOK returns the body and the headers, less those net/http sets itself,
+// of a 200 to GET url with token.
+func getOK(b *testing.B, url, token string) ([]byte, http.Header) {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
@@ -133,7 +140,7 @@ func getSession(b *testing.B, url, token string) ([]byte, http.Header) {
 	for _, k := range []string{"Date", "Content-Length"} {
 		h.Del(k)
 	}
-	if len(h) < 5 { // Content-Type, Cache-Control and the three security headers
+	if len(h) < 4 { // Cache-Control, the three security headers, and the route's own
 		b.Fatalf("%s answered only the headers %v", url, h)
 	}
 	return body, h
