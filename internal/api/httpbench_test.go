@@ -188,11 +188,24 @@ func TestRequestCounters(t *testing.T) {
 		e.status("tts_nope")
 	}
 	serve(e.pub, req(http.MethodGet, "/nowhere", nil))
+	// A route seen for the first time from many goroutines at once: its
+	// counter is added once and no count is lost.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 10 {
+				serve(e.pub, req(http.MethodGet, "/healthz", nil))
+				serve(e.pub, req(http.MethodGet, "/nowhere", nil))
+			}
+		})
+	}
+	wg.Wait()
 	w := e.admin(http.MethodGet, "/metrics", "")
 	for _, want := range []string{
 		`tether_http_requests_total{code="200",listener="public",route="GET /v1/session"} 3`,
 		`tether_http_requests_total{code="401",listener="public",route="GET /v1/session"} 2`,
-		`tether_http_requests_total{code="404",listener="public",route="unmatched"} 1`,
+		`tether_http_requests_total{code="404",listener="public",route="unmatched"} 81`,
+		`tether_http_requests_total{code="200",listener="public",route="GET /healthz"} 80`,
 		`tether_http_requests_total{code="201",listener="admin",route="POST /v1/sessions"} 1`,
 		`tether_validation_duration_seconds_count{result="ok"} 3`,
 		`tether_validation_duration_seconds_count{result="invalid"} 2`,
