@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -119,18 +118,11 @@ func (s *Server) setRoles(w http.ResponseWriter, r *http.Request) error {
 // introspect answers RFC 7662: active with the session's claims, or just
 // {"active": false} for anything that is not a live session.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	// Media types are case-insensitive (RFC 9110 §8.3.1).
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		return badRequest("Content-Type must be application/x-www-form-urlencoded")
+	form, err := readForm(w, r)
+	if err != nil {
+		return err
 	}
-	if err := r.ParseForm(); err != nil {
-		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
-			return badRequest("request body larger than %d bytes", MaxBodyBytes)
-		}
-		return badRequest("malformed form body")
-	}
-	token := r.PostForm.Get("token")
+	token := form.Get("token")
 	if token == "" {
 		return badRequest(`"token" is required`)
 	}

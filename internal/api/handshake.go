@@ -85,17 +85,7 @@ func (s *Server) endCookieSession(r *http.Request) {
 // 6749 §5.2 error responses, {"error","error_description"}, which OAuth
 // clients parse; other failures (403, 429, 503) keep the API's own shape.
 func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
-	err := s.tokenExchangeGrant(w, r)
-	var oe *oauthErr
-	if !errors.As(err, &oe) {
-		return err
-	}
-	body := map[string]string{"error": oe.code}
-	if oe.description != "" {
-		body["error_description"] = oe.description
-	}
-	w.Header().Set("Pragma", "no-cache")
-	return writeJSON(w, http.StatusBadRequest, body)
+	return s.oauthErrors(w, s.tokenExchangeGrant(w, r))
 }
 
 func (s *Server) tokenExchangeGrant(w http.ResponseWriter, r *http.Request) error {

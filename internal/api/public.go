@@ -21,6 +21,7 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("POST /v1/handshakes", s.authed(s.mintHandshake))
 	mux.Handle("POST /v1/handshakes/exchange", s.handle(s.exchangeHandshake))
 	mux.Handle("POST /oauth2/token", s.handle(s.tokenExchange))
+	mux.Handle("POST /oauth2/revoke", s.handle(s.revokeToken))
 	mux.Handle("GET /.well-known/jwks.json", s.handle(s.jwks))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -16,6 +16,7 @@ type limiters struct {
 	adminFailures    *keyedLimiter // failed admin authentications per client IP
 	creates          *keyedLimiter // admin session creations per subject
 	exchangeFailures *keyedLimiter // refused handshake exchanges per client IP
+	revokeMisses     *keyedLimiter // RFC 7009 revocations of tokens that were not live, per client IP
 }
 
 func newLimiters() *limiters {
@@ -23,6 +24,7 @@ func newLimiters() *limiters {
 		adminFailures:    newKeyedLimiter(rate.Every(time.Second), 10),
 		creates:          newKeyedLimiter(rate.Limit(50), 100),
 		exchangeFailures: newKeyedLimiter(rate.Limit(20), 100),
+		revokeMisses:     newKeyedLimiter(rate.Limit(20), 100),
 	}
 }
 
