@@ -23,6 +23,7 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("DELETE /v1/subjects/{subject}/sessions", s.handle(s.revokeSubject))
 	mux.Handle("PUT /v1/subjects/{subject}/roles", s.handle(s.setRoles))
 	mux.Handle("POST /v1/introspect", s.handle(s.introspect))
+	mux.Handle("GET /v1/changes", s.handle(s.changes))
 	mux.Handle("GET /v1/keys", s.handle(s.listKeys))
 	mux.Handle("POST /v1/keys/rotate", s.handle(s.rotateKeys))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))

@@ -38,6 +38,7 @@ type Server struct {
 	minter   *handshake.Minter   // nil: this node mints no handshakes
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
+	feed     *changeFeed         // GET /v1/changes; nil when the store announces no changes
 }
 
 // Config configures a Server.
@@ -72,6 +73,9 @@ func New(cfg Config) (*Server, error) {
 		keys:     cfg.Keys,
 		minter:   cfg.Minter,
 		verifier: cfg.Verifier,
+	}
+	if w, ok := cfg.Manager.Store().(tether.Watcher); ok {
+		s.feed = newChangeFeed(w, cfg.Logger)
 	}
 	var err error
 	s.web, err = web.New(web.Config{Manager: cfg.Manager, Keys: cfg.Keys, Logger: cfg.Logger, CheckAdminKey: s.checkAdminKey})

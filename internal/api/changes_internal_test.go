@@ -1,0 +1,77 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/tetherhq/tether"
+)
+
+// TestChangeFeedBounds: a client that does not read is dropped once its queue
+// is full, never buffered for; Last-Event-ID resumes only within the ring.
+func TestChangeFeedBounds(t *testing.T) {
+	hub := &tether.Hub{}
+	f := newChangeFeed(hub, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	slow, _, _, _, err := f.subscribe(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, first, err := f.subscribe(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range changesRing + 10 {
+		hub.Publish(tether.Change{Kind: tether.SessionChanged, SessionID: fmt.Sprint(i)})
+	}
+	select {
+	case <-slow.gone:
+		if slow.reason != "too_slow" {
+			t.Errorf("reason: got %q, want too_slow", slow.reason)
+		}
+	default:
+		t.Fatalf("a client that read nothing of %d events is still subscribed (queue %d)", changesRing+10, changesQueue)
+	}
+	if got := len(slow.ch); got != changesQueue {
+		t.Errorf("the slow client's queue holds %d events, want at most %d", got, changesQueue)
+	}
+
+	epoch := f.epoch
+	tests := []struct {
+		name       string
+		lastID     string
+		wantReplay int
+		wantReset  bool
+	}{
+		{"latest", fmt.Sprintf("%s.%d", epoch, changesRing+10), 0, false},
+		{"five back", fmt.Sprintf("%s.%d", epoch, changesRing+5), 5, false},
+		{"the oldest kept", fmt.Sprintf("%s.%d", epoch, 10), changesRing, false},
+		{"gone from the ring", fmt.Sprintf("%s.%d", epoch, 9), 0, true},
+		{"before the first", first, 0, true},
+		{"other epoch", "zzzzzzzz.5", 0, true},
+		{"from the future", fmt.Sprintf("%s.%d", epoch, changesRing+11), 0, true},
+		{"garbage", "garbage", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sub, replay, reset, cursor, err := f.subscribe(ctx, tt.lastID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.unsubscribe(sub)
+			if len(replay) != tt.wantReplay || reset != tt.wantReset {
+				t.Errorf("got %d events, reset %v; want %d, %v", len(replay), reset, tt.wantReplay, tt.wantReset)
+			}
+			if want := fmt.Sprintf("%s.%d", epoch, changesRing+10); cursor != want {
+				t.Errorf("cursor: got %q, want %q", cursor, want)
+			}
+			for i, ev := range replay {
+				if want := uint64(changesRing+10-len(replay)+i+1); ev.seq != want {
+					t.Fatalf("replay[%d]: seq %d, want %d", i, ev.seq, want)
+				}
+			}
+		})
+	}
+}
