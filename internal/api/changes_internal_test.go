@@ -68,7 +68,7 @@ func TestChangeFeedBounds(t *testing.T) {
 				t.Errorf("cursor: got %q, want %q", cursor, want)
 			}
 			for i, ev := range replay {
-				if want := uint64(changesRing+10-len(replay)+i+1); ev.seq != want {
+				if want := uint64(changesRing + 10 - len(replay) + i + 1); ev.seq != want {
 					t.Fatalf("replay[%d]: seq %d, want %d", i, ev.seq, want)
 				}
 			}
