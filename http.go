@@ -75,21 +75,10 @@ func CheckCSRF(r *http.Request) error {
 // Authenticate validates the token r carries, applying the CSRF check when it
 // came from the cookie. It returns the session and the token.
 func (m *Manager) Authenticate(r *http.Request) (*Session, string, error) {
-	token, fromCookie := TokenFromRequest(r)
-	if token == "" {
-		m.stats.count(ErrInvalidToken)
-		return nil, "", fmt.Errorf("%w: no token", ErrInvalidToken)
+	if token, _ := TokenFromRequest(r); token == "" {
+		m.stats.count(ErrInvalidToken) // Validate counts the rest
 	}
-	if fromCookie {
-		if err := CheckCSRF(r); err != nil {
-			return nil, "", err
-		}
-	}
-	s, err := m.Validate(r.Context(), token)
-	if err != nil {
-		return nil, "", err
-	}
-	return s, token, nil
+	return AuthenticateWith(m, r)
 }
 
 type ctxKey struct{}
@@ -110,8 +99,12 @@ func FromContext(ctx context.Context) (*Session, bool) {
 // a cross-site cookie request, or 503 when the store cannot be reached: never
 // the handler.
 func (m *Manager) Middleware(next http.Handler) http.Handler {
+	return requireSession(m.Authenticate, next)
+}
+
+func requireSession(authenticate func(*http.Request) (*Session, string, error), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, _, err := m.Authenticate(r)
+		s, _, err := authenticate(r)
 		if err != nil {
 			WriteAuthError(w, err)
 			return

@@ -143,5 +143,6 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 		"scope": strings.Join(sess.Roles, " "),
 		"iat":   sess.CreatedAt.Unix(), "exp": sess.ExpiresAt.Unix(),
 		"idle_exp": sess.IdleExpiresAt.Unix(),
+		"session":  sess, // the whole session, so that package remote answers as Manager.Validate does
 	})
 }
