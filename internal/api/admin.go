@@ -15,7 +15,7 @@ import (
 // token; failed attempts are rate-limited per client IP. The /admin/ console
 // pages take a console cookie instead, got by signing in with the same key.
 func (s *Server) Admin() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.newMux("admin", true)
 	mux.Handle("POST /v1/sessions", s.handle(s.createSession))
 	mux.Handle("GET /v1/sessions/{id}", s.handle(s.getSession))
 	mux.Handle("DELETE /v1/sessions/{id}", s.handle(s.revokeSession))
@@ -27,7 +27,7 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("GET /v1/keys", s.handle(s.listKeys))
 	mux.Handle("POST /v1/keys/rotate", s.handle(s.rotateKeys))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	routes := s.jsonErrors(mux)
+	routes := s.jsonErrors(mux.ServeMux)
 	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.checkAdmin(r); err != nil {
 			s.writeError(w, r, err)
@@ -35,8 +35,9 @@ func (s *Server) Admin() http.Handler {
 		}
 		routes.ServeHTTP(w, r)
 	})
-	root := http.NewServeMux()
-	root.Handle("/admin/", s.web.Admin()) // the console: signed in with a cookie, not the Bearer key
+	root := s.newMux("admin", false)
+	root.Handle("GET /openapi.json", s.openAPI("admin")) // without the key, like the console's pages
+	root.Handle("/admin/", s.web.Admin())                // the console: signed in with a cookie, not the Bearer key
 	root.Handle("/", admin)
 	return s.common("admin", root)
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetherhq/tether"
@@ -39,6 +40,9 @@ type Server struct {
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
 	feed     *changeFeed         // GET /v1/changes; nil when the store announces no changes
+
+	routesMu sync.Mutex
+	routes   map[string]*[]string // listener → patterns registered by Public and Admin
 }
 
 // Config configures a Server.

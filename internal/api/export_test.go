@@ -9,3 +9,13 @@ func SetChangesHeartbeat(d time.Duration) (restore func()) {
 	changesHeartbeat = d
 	return func() { changesHeartbeat = old }
 }
+
+// Routes returns the patterns the listener's handler registered.
+func (s *Server) Routes(listener string) []string {
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
+	if p := s.routes[listener]; p != nil {
+		return append([]string(nil), *p...)
+	}
+	return nil
+}

@@ -11,7 +11,8 @@ import (
 // Public returns the public API: what a session holder may do with its own
 // session. The token comes as a Bearer header or the session cookie.
 func (s *Server) Public() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.newMux("public", true)
+	mux.Handle("GET /openapi.json", s.openAPI("public"))
 	mux.Handle("GET /v1/session", s.authed(s.whoami))
 	mux.Handle("DELETE /v1/session", s.authed(s.logout))
 	mux.Handle("POST /v1/session/rotate", s.authed(s.rotate))
@@ -28,7 +29,7 @@ func (s *Server) Public() http.Handler {
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
-	return s.common("public", s.jsonErrors(mux))
+	return s.common("public", s.jsonErrors(mux.ServeMux))
 }
 
 // jsonErrors answers a request that matches no route (404), or no method of a

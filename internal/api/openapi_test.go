@@ -1,0 +1,233 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/tetherhq/tether/internal/api"
+)
+
+var listeners = []string{"public", "admin"}
+
+// notAPI are the patterns that route to something other than JSON API
+// operations, and why. Any other pattern must be documented.
+var notAPI = map[string]string{
+	"/account/": "the account pages (HTML)",
+	"/admin/":   "the admin console (HTML)",
+	"/":         "the admin listener's key check, in front of its API mux",
+}
+
+// spec is a listener's document, loaded and checked once.
+type spec struct {
+	doc    *openapi3.T
+	router routers.Router
+}
+
+var (
+	specsOnce sync.Once
+	specs     map[string]*spec
+	specsErr  error
+)
+
+func loadSpecs() (map[string]*spec, error) {
+	specsOnce.Do(func() {
+		specs = make(map[string]*spec)
+		for _, l := range listeners {
+			raw, err := api.OpenAPI(l)
+			if err != nil {
+				specsErr = err
+				return
+			}
+			doc, err := openapi3.NewLoader().LoadFromData(raw)
+			if err == nil {
+				err = doc.Validate(context.Background())
+			}
+			if err != nil {
+				specsErr = err
+				return
+			}
+			router, err := gorillamux.NewRouter(doc)
+			if err != nil {
+				specsErr = err
+				return
+			}
+			specs[l] = &spec{doc: doc, router: router}
+		}
+	})
+	return specs, specsErr
+}
+
+func mustSpec(t testing.TB, listener string) *spec {
+	t.Helper()
+	s, err := loadSpecs()
+	if err != nil {
+		t.Fatalf("OpenAPI documents: %v", err)
+	}
+	return s[listener]
+}
+
+// TestOpenAPIServed: each listener serves its own document, without
+// credentials, and it is a valid OpenAPI 3.1 document.
+func TestOpenAPIServed(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		listener string
+		h        http.Handler
+	}{{"public", e.pub}, {"admin", e.adm}} {
+		t.Run(tt.listener, func(t *testing.T) {
+			w := serve(tt.h, req(http.MethodGet, "/openapi.json", nil))
+			if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("GET /openapi.json: got %d %s", w.Code, w.Header().Get("Content-Type"))
+			}
+			want, _ := api.OpenAPI(tt.listener)
+			if !bytes.Equal(w.Body.Bytes(), want) {
+				t.Error("the served document is not the embedded one")
+			}
+			doc := mustSpec(t, tt.listener).doc
+			if doc.OpenAPI != "3.1.0" {
+				t.Errorf("openapi: got %q, want 3.1.0", doc.OpenAPI)
+			}
+		})
+	}
+}
+
+// TestOpenAPIMatchesRoutes: every pattern a listener registers is an operation
+// of its document, and every operation of the document is routed. Routes are
+// read from the real muxes, so a route added without documenting it fails here.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	srv, err := api.New(api.Config{Manager: newEnv(t).m, AdminKey: testAdminKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Public()
+	srv.Admin()
+	for _, l := range listeners {
+		t.Run(l, func(t *testing.T) {
+			doc := mustSpec(t, l).doc
+			documented := map[string]bool{} // "METHOD /path"
+			for path, item := range doc.Paths.Map() {
+				for method := range item.Operations() {
+					documented[method+" "+path] = true
+				}
+			}
+			routed := map[string]bool{}
+			for _, p := range srv.Routes(l) {
+				method, path, ok := strings.Cut(p, " ")
+				if !ok {
+					method, path = "", p
+				}
+				if _, skip := notAPI[path]; skip && method == "" {
+					continue
+				}
+				// Go's {name...} wildcard is OpenAPI's {name}.
+				path = strings.ReplaceAll(path, "...}", "}")
+				if method == "" {
+					t.Errorf("pattern %q routes every method: give it methods, or list it in notAPI with a reason", p)
+					continue
+				}
+				routed[method+" "+path] = true
+				if !documented[method+" "+path] {
+					t.Errorf("%s routes %s %s, which its OpenAPI document lacks", l, method, path)
+				}
+			}
+			for op := range documented {
+				if !routed[op] {
+					t.Errorf("the %s OpenAPI document has %s, which is not routed", l, op)
+				}
+			}
+			if len(routed) < 5 {
+				t.Fatalf("only %d routes recorded: %v", len(routed), srv.Routes(l))
+			}
+		})
+	}
+}
+
+// validated wraps a listener's handler so that every response it gives to a
+// request of a documented operation is checked against the document: status,
+// headers and body. It is how the handler tests keep the documents true.
+func validated(t testing.TB, listener string, h http.Handler) http.Handler {
+	sp := mustSpec(t, listener)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+
+		u := *r.URL
+		u.Scheme, u.Host = "http", "tether.test"
+		probe := r.Clone(context.Background())
+		probe.URL = &u
+		route, params, err := sp.router.FindRoute(probe)
+		if err != nil {
+			return // no such operation: the 404 and 405 answers, checked by their own tests
+		}
+		in := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: probe, PathParams: params, Route: route},
+			Status:                 rec.Code,
+			Header:                 rec.Header(),
+			Body:                   io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
+			Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+		}
+		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+			t.Errorf("%s %s answered %d, which its OpenAPI document does not allow: %v\nbody: %s",
+				r.Method, r.URL.Path, rec.Code, err, truncate(rec.Body.String()))
+		}
+	})
+}
+
+func truncate(s string) string {
+	if len(s) > 500 {
+		return s[:500] + "…"
+	}
+	return s
+}
+
+// TestOpenAPIValidatesResponses: the validator does reject what the document
+// does not allow, so that a silent pass above means something.
+func TestOpenAPIValidatesResponses(t *testing.T) {
+	sp := mustSpec(t, "public")
+	r := httptest.NewRequest(http.MethodGet, "http://tether.test/v1/session", nil)
+	route, params, err := sp.router.FindRoute(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		ok     bool
+	}{
+		{"a session", 200, `{"id":"x","subject":"a","roles":[],"created_at":"2026-01-01T00:00:00Z","last_seen_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:00:00Z","idle_expires_at":"2026-01-01T00:00:00Z","metadata":{}}`, true},
+		{"a session without roles", 200, `{"id":"x","subject":"a","created_at":"2026-01-01T00:00:00Z","last_seen_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:00:00Z","idle_expires_at":"2026-01-01T00:00:00Z","metadata":{}}`, false},
+		{"a session with a token field", 200, `{"token":"t","id":"x","subject":"a","roles":[],"created_at":"2026-01-01T00:00:00Z","last_seen_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T00:00:00Z","idle_expires_at":"2026-01-01T00:00:00Z","metadata":{}}`, false},
+		{"an error", 401, `{"error":"unauthenticated"}`, true},
+		{"an error without its code", 503, `{"message":"x"}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{"Content-Type": {"application/json"}}
+			err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+				RequestValidationInput: &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route},
+				Status:                 tt.status, Header: h, Body: io.NopCloser(strings.NewReader(tt.body)),
+				Options: &openapi3filter.Options{IncludeResponseStatus: true},
+			})
+			if (err == nil) != tt.ok {
+				t.Errorf("got %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
