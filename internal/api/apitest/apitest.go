@@ -66,6 +66,7 @@ func Stores() []Store {
 
 // Node is a running node.
 type Node struct {
+	Store   tether.Store
 	Manager *tether.Manager
 	Server  *api.Server
 	Public  *httptest.Server
@@ -100,7 +101,7 @@ func Start(t testing.TB, storeURL string, opt Options) *Node {
 		st.Close()
 		t.Fatal(err)
 	}
-	n := &Node{Manager: m, Server: srv, Public: httptest.NewServer(srv.Public()), Admin: httptest.NewServer(srv.Admin())}
+	n := &Node{Store: st, Manager: m, Server: srv, Public: httptest.NewServer(srv.Public()), Admin: httptest.NewServer(srv.Admin())}
 	t.Cleanup(func() {
 		// Streams first: Close waits for every request, and a change stream
 		// ends only with its client or its store.
