@@ -154,6 +154,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	servers := []*http.Server{newHTTPServer(srv.Public(), log), newHTTPServer(srv.Admin(), log)}
+	servers[1].RegisterOnShutdown(srv.Close) // change streams never go idle by themselves
 	errc := make(chan error, 2)
 	go func() {
 		if cfg.TLS.CertFile != "" {

@@ -59,6 +59,7 @@ type changeFeed struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
+	closed bool               // Server.Close: no more streams
 	gen    uint64             // incarnation of the watch: callbacks of an older one are ignored
 	cancel context.CancelFunc // nil: not running
 	up     bool
@@ -90,6 +91,10 @@ func (f *changeFeed) subscribe(ctx context.Context, lastID string) (sub *changeS
 	defer deadline.Stop()
 	for {
 		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			return nil, nil, false, "", &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "this node is shutting down"}
+		}
 		if f.cancel == nil {
 			f.startLocked()
 		}
@@ -190,6 +195,18 @@ func (f *changeFeed) startLocked() {
 	}()
 }
 
+// close ends every stream (their clients reconnect, to another node if
+// there is one) and the watch, and refuses new streams.
+func (f *changeFeed) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	f.dropAllLocked("shutdown")
+	if f.cancel != nil {
+		f.stopLocked()
+	}
+}
+
 func (f *changeFeed) stopLocked() {
 	f.cancel()
 	f.gen++
@@ -253,6 +270,14 @@ func mustJSON(v any) []byte {
 		panic(err) // maps of strings always marshal
 	}
 	return b
+}
+
+// Close ends the server's change streams, which would otherwise hold
+// http.Server.Shutdown until its deadline: register it with RegisterOnShutdown.
+func (s *Server) Close() {
+	if s.feed != nil {
+		s.feed.close()
+	}
 }
 
 func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {

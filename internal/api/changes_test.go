@@ -251,3 +251,20 @@ func TestChangesChannelLost(t *testing.T) {
 		})
 	}
 }
+
+// TestChangesClose: Server.Close (run by http.Server.Shutdown) ends every
+// stream with an error event, so that shutdown is not held up by streams and
+// clients go elsewhere; new streams are refused.
+func TestChangesClose(t *testing.T) {
+	n := apitest.Start(t, "memory:", apitest.Options{})
+	s := openChanges(t, n, "")
+	n.Server.Close()
+	if b := s.next(t); b.Type != "error" || b.Data != `{"error":"shutdown"}` {
+		t.Fatalf("got %+v, want event: error with shutdown", b)
+	}
+	resp := changesRequest(t, n, "")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a stream after Close: got %d, want 503", resp.StatusCode)
+	}
+}
