@@ -21,9 +21,17 @@ import (
 	"github.com/tetherhq/tether/store/redisstore"
 )
 
+// Options tunes each backend; only the one the URL names is used. Zero
+// fields take the backend's defaults.
+type Options struct {
+	Bolt     boltstore.Options
+	Redis    redisstore.Options
+	Postgres pgstore.Options
+}
+
 // Open opens the store rawURL names. An empty URL means the embedded store in
 // dataDir.
-func Open(ctx context.Context, rawURL, dataDir string) (tether.Store, error) {
+func Open(ctx context.Context, rawURL, dataDir string, opts Options) (tether.Store, error) {
 	if rawURL == "" {
 		rawURL = "bolt://" + filepath.ToSlash(filepath.Join(dataDir, "tether.db"))
 	}
@@ -39,11 +47,11 @@ func Open(ctx context.Context, rawURL, dataDir string) (tether.Store, error) {
 		if err != nil || u.Host != "" || u.Path == "" {
 			return nil, fmt.Errorf("store: bolt URLs name a file: bolt:///path/tether.db")
 		}
-		return boltstore.Open(filepath.FromSlash(u.Path), boltstore.Options{})
+		return boltstore.Open(filepath.FromSlash(u.Path), opts.Bolt)
 	case "redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel":
-		return redisstore.Open(ctx, rawURL, redisstore.Options{})
+		return redisstore.Open(ctx, rawURL, opts.Redis)
 	case "postgres", "postgresql":
-		return pgstore.Open(ctx, rawURL, pgstore.Options{})
+		return pgstore.Open(ctx, rawURL, opts.Postgres)
 	default:
 		return nil, fmt.Errorf("store: unknown scheme %q (want bolt, memory, redis, rediss, redis+cluster, redis+sentinel, postgres)", scheme)
 	}

@@ -18,13 +18,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tetherhq/tether/internal/adminclient"
+	"github.com/tetherhq/tether/internal/config"
 )
 
-// Where the admin commands find the server and its key when no flag says.
+// Where the admin commands find the key when no flag or variable says; the
+// URL and data dir defaults are config's.
 const (
-	defaultAdminURL  = "http://127.0.0.1:8081" // tether serve's default --admin-addr
-	defaultDataDir   = "tether-data"           // tether serve's default --data-dir
-	adminKeyFileName = "admin.key"             // written there by tether serve when TETHER_ADMIN_KEY is unset
+	adminKeyFileName = "admin.key" // written into the data dir by tether serve when TETHER_ADMIN_KEY is unset
 	maxKeyFileBytes  = 4 << 10
 )
 
@@ -39,9 +39,10 @@ type adminConn struct {
 
 func (a *adminConn) register(c *cobra.Command) {
 	f := c.PersistentFlags()
-	f.StringVar(&a.server, "server", "", "admin API URL (default $TETHER_ADMIN_URL, else "+defaultAdminURL+")")
+	def := config.Default()
+	f.StringVar(&a.server, "server", "", "admin API URL (default $TETHER_ADMIN_URL, else "+def.AdminURL+")")
 	f.StringVar(&a.keyFile, "admin-key-file", "",
-		"file holding the admin key (if not given: $TETHER_ADMIN_KEY, else $TETHER_DATA_DIR/"+adminKeyFileName+" or ./"+defaultDataDir+"/"+adminKeyFileName+")")
+		"file holding the admin key (if not given: $TETHER_ADMIN_KEY, else $TETHER_DATA_DIR/"+adminKeyFileName+" or "+def.DataDir+"/"+adminKeyFileName+")")
 	f.StringVar(&a.keyValue, "admin-key", "", "refused: use TETHER_ADMIN_KEY or --admin-key-file")
 	f.MarkHidden("admin-key")
 }
@@ -54,14 +55,15 @@ func (a *adminConn) client(c *cobra.Command) (*adminclient.Client, error) {
 	if c.Flags().Changed("admin-key") {
 		return nil, usageError{errors.New("the admin key is never taken as a flag value (it would be kept in shell history): set TETHER_ADMIN_KEY or use --admin-key-file"), c.CommandPath()}
 	}
+	env, err := config.ClientEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	server := a.server
 	if server == "" {
-		server = os.Getenv("TETHER_ADMIN_URL")
+		server = env.AdminURL
 	}
-	if server == "" {
-		server = defaultAdminURL
-	}
-	key, err := a.adminKey(c.ErrOrStderr())
+	key, err := a.adminKey(env, c.ErrOrStderr())
 	if err != nil {
 		return nil, err
 	}
@@ -75,18 +77,14 @@ func (a *adminConn) client(c *cobra.Command) (*adminclient.Client, error) {
 	return cl, nil
 }
 
-func (a *adminConn) adminKey(stderr io.Writer) (string, error) {
+func (a *adminConn) adminKey(env config.Config, stderr io.Writer) (string, error) {
 	if a.keyFile != "" {
 		return readKeyFile(a.keyFile, stderr)
 	}
-	if k := os.Getenv("TETHER_ADMIN_KEY"); k != "" {
-		return strings.TrimSpace(k), nil
+	if env.AdminKey != "" {
+		return env.AdminKey, nil
 	}
-	dir := os.Getenv("TETHER_DATA_DIR")
-	if dir == "" {
-		dir = defaultDataDir
-	}
-	path := filepath.Join(dir, adminKeyFileName)
+	path := filepath.Join(env.DataDir, adminKeyFileName)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("no admin key: set TETHER_ADMIN_KEY, or use --admin-key-file (tether serve writes one to %s when TETHER_ADMIN_KEY is unset)", path)
 	}

@@ -194,7 +194,7 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) erro
 }
 
 func benchValidation(ctx context.Context, dir string, d time.Duration, progress io.Writer) ([]bench.Validation, error) {
-	st, err := store.Open(ctx, "", dir)
+	st, err := store.Open(ctx, "", dir, store.Options{})
 	if err != nil {
 		return nil, err
 	}

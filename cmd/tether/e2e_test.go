@@ -679,21 +679,12 @@ func TestE2ECommandLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, tetherBin, tt.args...)
-			cmd.Env = e2eEnv("TETHER_ADMIN_KEY="+newAdminKey(), "TETHER_DATA_DIR="+t.TempDir())
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			err := cmd.Run()
-			if ctx.Err() != nil {
-				t.Fatalf("still running after 30 s:\n%s", &out)
+			code, out := runToExit(t, []string{"TETHER_ADMIN_KEY=" + newAdminKey(), "TETHER_DATA_DIR=" + t.TempDir()}, tt.args...)
+			if code != tt.wantCode {
+				t.Errorf("exit status: got %d, want %d:\n%s", code, tt.wantCode, out)
 			}
-			if code := cmd.ProcessState.ExitCode(); code != tt.wantCode {
-				t.Errorf("exit status: got %d (%v), want %d:\n%s", code, err, tt.wantCode, &out)
-			}
-			if !strings.Contains(out.String(), tt.want) {
-				t.Errorf("output does not mention %q:\n%s", tt.want, &out)
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("output does not mention %q:\n%s", tt.want, out)
 			}
 		})
 	}

@@ -421,24 +421,16 @@ handshake:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := writeFile(t, dir, strings.ReplaceAll(tt.name, " ", "-")+".yaml", "issuer: \"https://x.example\"\n"+strings.TrimPrefix(tt.yaml, "\n")+"\n")
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, tetherBin, "serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--config", cfg)
-			cmd.Env = e2eEnv("TETHER_ADMIN_KEY="+newAdminKey(), "TETHER_DATA_DIR="+t.TempDir())
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			err := cmd.Run()
-			if ctx.Err() != nil {
-				t.Fatalf("serve still running after 30 s; want it to refuse the config:\n%s", &out)
+			code, out := runToExit(t, []string{"TETHER_ADMIN_KEY=" + newAdminKey(), "TETHER_DATA_DIR=" + t.TempDir()},
+				"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--config", cfg)
+			if code != 1 {
+				t.Errorf("exit status: got %d, want 1:\n%s", code, out)
 			}
-			if code := cmd.ProcessState.ExitCode(); code != 1 {
-				t.Errorf("exit status: got %d (%v), want 1:\n%s", code, err, &out)
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("output does not say %q:\n%s", tt.want, out)
 			}
-			if !strings.Contains(out.String(), tt.want) {
-				t.Errorf("output does not say %q:\n%s", tt.want, &out)
-			}
-			if strings.Contains(out.String(), "tether ready") {
-				t.Errorf("serve got ready with a bad handshake config:\n%s", &out)
+			if strings.Contains(out, "tether ready") {
+				t.Errorf("serve got ready with a bad handshake config:\n%s", out)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -26,74 +27,53 @@ import (
 )
 
 func newServeCmd() *cobra.Command {
-	var configFile string
-	cfg := config.Default()
+	src := config.Source{Getenv: os.Getenv, Flags: config.Flags{}}
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the public and admin APIs",
 		Long: `Run the public API (--addr) and the admin API (--admin-addr).
 
-Settings come from flags, then the environment (TETHER_ADDR, TETHER_ADMIN_ADDR,
-TETHER_STORE, TETHER_DATA_DIR, TETHER_CONFIG, TETHER_ISSUER, TETHER_LOG_LEVEL),
-then the YAML file given by --config, then defaults. The admin key comes from
+Settings come from flags, then the environment, then the YAML file given by
+--config (TETHER_CONFIG), then defaults; README.md's Configuration table lists
+each with its key, variable and flag. The admin key comes from
 TETHER_ADMIN_KEY; if that is unset, one is generated once into the data dir.`,
 		Args: exactArgs(0),
 		RunE: func(c *cobra.Command, _ []string) error {
-			final := config.Default()
-			if configFile == "" {
-				configFile = os.Getenv("TETHER_CONFIG")
-			}
-			if configFile != "" {
-				if err := final.LoadFile(configFile); err != nil {
-					return err
-				}
-			}
-			final.ApplyEnv(os.Getenv)
-			applyChangedFlags(c, &final, cfg)
-			if err := final.Resolve(); err != nil {
+			cfg, err := config.Load(src)
+			if err != nil {
 				return err
 			}
-			return serve(c.Context(), final, strings.TrimSpace(os.Getenv("TETHER_ADMIN_KEY")), c.OutOrStdout(), c.ErrOrStderr(), nil)
+			return serve(c.Context(), cfg, cfg.AdminKey, c.OutOrStdout(), c.ErrOrStderr(), nil)
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "public API listen address")
-	f.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "admin API listen address")
-	f.StringVar(&cfg.Store, "store", "", "store URL (bolt:///path, memory:, redis://…, postgres://…); default: bolt in the data dir")
-	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (embedded store, admin key, signing keys)")
-	f.StringVar(&configFile, "config", "", "YAML configuration file")
-	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
-	f.DurationVar(&cfg.Sessions.MaxStaleness, "max-staleness", cfg.Sessions.MaxStaleness, "longest a cached session is served without reading the store (0: no cache)")
+	src.Flags.Register(c.Flags())
 	return c
-}
-
-// applyChangedFlags copies the flags the user set over the file and env values.
-func applyChangedFlags(c *cobra.Command, dst *config.Config, flags config.Config) {
-	set := c.Flags().Changed
-	if set("addr") {
-		dst.Addr = flags.Addr
-	}
-	if set("admin-addr") {
-		dst.AdminAddr = flags.AdminAddr
-	}
-	if set("store") {
-		dst.Store = flags.Store
-	}
-	if set("data-dir") {
-		dst.DataDir = flags.DataDir
-	}
-	if set("log-level") {
-		dst.LogLevel = flags.LogLevel
-	}
-	if set("max-staleness") {
-		dst.Sessions.MaxStaleness = flags.Sessions.MaxStaleness
-	}
 }
 
 // serve runs a node until ctx ends. ready, if not nil, receives the bound
 // addresses (tests and the demo listen on port 0).
 func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stderr io.Writer, ready func(public, admin string)) error {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	// Every file the settings name is checked before anything is written or
+	// listened on, so a typo costs no admin key, database or half start.
+	if err := cfg.CheckFiles(); err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("config: tls.cert_file %s and tls.key_file %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	// The verifier needs nothing from the data dir, so its key files are
+	// loaded (and refused) before the data dir is touched too. The config
+	// made the file's key paths absolute already.
+	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".")
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -110,17 +90,12 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		}
 	}
 
-	st, err := store.Open(ctx, cfg.Store, cfg.DataDir)
+	st, err := store.Open(ctx, cfg.Store, cfg.DataDir, cfg.StoreOptions(log))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	m, err := tether.NewManager(tether.Config{
-		Store: st, Logger: log,
-		Lifetime: cfg.Sessions.Lifetime, IdleTimeout: cfg.Sessions.IdleTimeout,
-		TouchInterval: cfg.Sessions.TouchInterval, MaxStaleness: managerStaleness(cfg.Sessions.MaxStaleness),
-		CacheSize: cfg.Sessions.CacheSize, MaxSessionsPerSubject: cfg.Sessions.MaxPerSubject,
-	})
+	m, err := tether.NewManager(cfg.Manager(st, log))
 	if err != nil {
 		return err
 	}
@@ -131,11 +106,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	}
 	// Both are built even when nothing is configured, so that every mistake in
 	// the handshake section stops the start with a clear error.
-	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, cfg.BaseDir(), nil)
-	if err != nil {
-		return err
-	}
-	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, cfg.BaseDir())
+	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, ".", nil)
 	if err != nil {
 		return err
 	}
@@ -153,12 +124,17 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		pubLn.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	servers := []*http.Server{newHTTPServer(srv.Public(), log), newHTTPServer(srv.Admin(), log)}
+	public := srv.Public()
+	if tlsConfig != nil {
+		public = hsts(public)
+	}
+	servers := []*http.Server{newHTTPServer(public, log), newHTTPServer(srv.Admin(), log)}
 	servers[1].RegisterOnShutdown(srv.Close) // change streams never go idle by themselves
 	errc := make(chan error, 2)
 	go func() {
-		if cfg.TLS.CertFile != "" {
-			errc <- servers[0].ServeTLS(pubLn, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if tlsConfig != nil {
+			servers[0].TLSConfig = tlsConfig
+			errc <- servers[0].ServeTLS(pubLn, "", "")
 		} else {
 			errc <- servers[0].Serve(pubLn)
 		}
@@ -186,13 +162,14 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	return err
 }
 
-// managerStaleness turns the setting, where 0 means "no cache" (DESIGN §2),
-// into tether.Config's terms, where 0 means "the default".
-func managerStaleness(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
+// hsts tells browsers to reach this host over HTTPS only, for two years and
+// on its subdomains too. Only the TLS public listener sends it: browsers
+// ignore it over plain HTTP (RFC 6797 §8.1), and the admin listener has no TLS.
+func hsts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // newHTTPServer sets a timeout on every phase, so slow clients cannot hold

@@ -11,8 +11,9 @@
 //
 // rediss+cluster and rediss+sentinel are the TLS forms. The credentials are
 // the data nodes'; sentinels are reached without AUTH. prefix (default
-// "tether:") namespaces every key, so that several deployments or test runs
-// can share one server; it must not contain '{' or '}'. Errors never contain
+// Options.Prefix, else "tether:") namespaces every key, so that several
+// deployments or test runs can share one server; it must not contain '{' or
+// '}'. Errors never contain
 // the URL, since it may hold a password.
 //
 // # Key layout
@@ -148,13 +149,16 @@ type Options struct {
 	// Logger receives operational events (a lost change channel); never
 	// secrets. Default slog.Default().
 	Logger *slog.Logger
+	// Prefix namespaces keys when the URL has no prefix parameter (the URL's
+	// wins). Default DefaultPrefix.
+	Prefix string
 }
 
 // subjectMargin is how much longer a subject's state and index live than the
 // longest-lived record they govern.
 const subjectMargin = time.Minute
 
-// DefaultPrefix namespaces keys when the URL has no prefix parameter.
+// DefaultPrefix namespaces keys when neither the URL nor Options.Prefix sets one.
 const DefaultPrefix = "tether:"
 
 // Store is a tether.Store and tether.Watcher on Redis. It is safe for
@@ -175,7 +179,10 @@ type Store struct {
 // Open connects to the Redis named by rawURL (see the package doc). It fails
 // with an error wrapping tether.ErrUnavailable if Redis cannot be reached.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
-	cfg, err := parseURL(rawURL)
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	cfg, err := parseURL(rawURL, opts.Prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -256,8 +263,12 @@ func errURL(format string, a ...any) error {
 	return fmt.Errorf("redisstore: bad URL: "+format, a...)
 }
 
-func parseURL(raw string) (urlConfig, error) {
-	cfg := urlConfig{prefix: DefaultPrefix}
+// parseURL reads raw; prefix is the prefix unless the URL has its own.
+func parseURL(raw, prefix string) (urlConfig, error) {
+	if strings.ContainsAny(prefix, "{}") {
+		return urlConfig{}, errors.New("redisstore: the prefix must be free of '{' and '}'")
+	}
+	cfg := urlConfig{prefix: prefix}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return cfg, errURL("no scheme")

@@ -69,7 +69,7 @@ func TestParseURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
-			got, err := parseURL(tt.url)
+			got, err := parseURL(tt.url, DefaultPrefix)
 			if err != nil {
 				t.Fatalf("parseURL: %v", err)
 			}
@@ -77,6 +77,25 @@ func TestParseURL(t *testing.T) {
 				t.Fatalf("parseURL (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestParseURLPrefixOption: Options.Prefix (the YAML redis.prefix) names the
+// keys unless the URL has its own prefix.
+func TestParseURLPrefixOption(t *testing.T) {
+	tests := []struct{ url, option, want string }{
+		{"redis://h", "app:", "app:"},
+		{"redis://h?prefix=url:", "app:", "url:"},
+		{"redis://h", "{bad}", ""},
+	}
+	for _, tt := range tests {
+		got, err := parseURL(tt.url, tt.option)
+		switch {
+		case tt.want == "" && err == nil:
+			t.Errorf("parseURL(%q, %q): got prefix %q, want an error", tt.url, tt.option, got.prefix)
+		case tt.want != "" && (err != nil || got.prefix != tt.want):
+			t.Errorf("parseURL(%q, %q): got %q, %v; want prefix %q", tt.url, tt.option, got.prefix, err, tt.want)
+		}
 	}
 }
 
@@ -95,7 +114,7 @@ func TestParseURLErrorsHideThePassword(t *testing.T) {
 		"redis://:" + pw + " x@h:1",
 		"redis://:" + pw + "@",
 	} {
-		_, err := parseURL(raw)
+		_, err := parseURL(raw, DefaultPrefix)
 		if err == nil {
 			t.Errorf("parseURL(%q) succeeded, want an error", strings.ReplaceAll(raw, pw, "***"))
 			continue

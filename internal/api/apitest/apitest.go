@@ -82,7 +82,7 @@ type Options struct {
 // Start starts a node on the store at storeURL; t.Cleanup stops it.
 func Start(t testing.TB, storeURL string, opt Options) *Node {
 	t.Helper()
-	st, err := store.Open(context.Background(), storeURL, t.TempDir())
+	st, err := store.Open(context.Background(), storeURL, t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatalf("open %s: %v", store.Redact(storeURL), err)
 	}
