@@ -75,3 +75,40 @@ func TestChangeFeedBounds(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLastEventID: whatever a client sends as Last-Event-ID, the feed
+// replays only events it holds, in order, after the one named.
+func FuzzLastEventID(f *testing.F) {
+	hub := &tether.Hub{}
+	feed := newChangeFeed(hub, slog.New(slog.DiscardHandler))
+	keep, _, _, _, err := feed.subscribe(context.Background(), "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 40 {
+		hub.Publish(tether.Change{Kind: tether.SubjectChanged, Subject: fmt.Sprint(i)})
+	}
+	for range 40 {
+		<-keep.ch
+	}
+	f.Add(feed.epoch + ".3")
+	f.Add(feed.epoch + ".18446744073709551615")
+	f.Add(feed.epoch + ".-1")
+	f.Add("." + feed.epoch)
+	f.Add("")
+	f.Fuzz(func(t *testing.T, lastID string) {
+		sub, replay, reset, _, err := feed.subscribe(context.Background(), lastID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer feed.unsubscribe(sub)
+		if reset && len(replay) > 0 {
+			t.Fatalf("%q: both a reset and %d events", lastID, len(replay))
+		}
+		for i, ev := range replay {
+			if ev.seq == 0 || ev.seq > 40 || (i > 0 && ev.seq != replay[i-1].seq+1) || (i == len(replay)-1 && ev.seq != 40) {
+				t.Fatalf("%q: replay %v", lastID, replay)
+			}
+		}
+	})
+}
