@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -32,6 +33,8 @@ func openChanges(t *testing.T, n *apitest.Node, lastID string) *stream {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /v1/changes: got %d, want 200", resp.StatusCode)
 	}
+	// The body is a stream: the document is checked for status and headers.
+	checkResponse(t, "admin", resp.Request, resp.StatusCode, resp.Header, nil)
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type: got %q, want text/event-stream", ct)
 	}
@@ -204,7 +207,9 @@ func TestChangesNeedsAdminKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		checkResponse(t, "admin", r, resp.StatusCode, resp.Header, body)
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("Authorization %q: got %d, want 401", auth, resp.StatusCode)
 		}
@@ -263,7 +268,9 @@ func TestChangesClose(t *testing.T) {
 		t.Fatalf("got %+v, want event: error with shutdown", b)
 	}
 	resp := changesRequest(t, n, "")
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	checkResponse(t, "admin", resp.Request, resp.StatusCode, resp.Header, body)
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("a stream after Close: got %d, want 503", resp.StatusCode)
 	}

@@ -42,6 +42,8 @@ var (
 
 func loadSpecs() (map[string]*spec, error) {
 	specsOnce.Do(func() {
+		// The change stream's body is text, read as such.
+		openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 		specs = make(map[string]*spec)
 		for _, l := range listeners {
 			raw, err := api.OpenAPI(l)
@@ -165,7 +167,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // request of a documented operation is checked against the document: status,
 // headers and body. It is how the handler tests keep the documents true.
 func validated(t testing.TB, listener string, h http.Handler) http.Handler {
-	sp := mustSpec(t, listener)
+	mustSpec(t, listener)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
@@ -175,26 +177,34 @@ func validated(t testing.TB, listener string, h http.Handler) http.Handler {
 		w.WriteHeader(rec.Code)
 		w.Write(rec.Body.Bytes())
 
-		u := *r.URL
-		u.Scheme, u.Host = "http", "tether.test"
-		probe := r.Clone(context.Background())
-		probe.URL = &u
-		route, params, err := sp.router.FindRoute(probe)
-		if err != nil {
-			return // no such operation: the 404 and 405 answers, checked by their own tests
-		}
-		in := &openapi3filter.ResponseValidationInput{
-			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: probe, PathParams: params, Route: route},
-			Status:                 rec.Code,
-			Header:                 rec.Header(),
-			Body:                   io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
-			Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
-		}
-		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-			t.Errorf("%s %s answered %d, which its OpenAPI document does not allow: %v\nbody: %s",
-				r.Method, r.URL.Path, rec.Code, err, truncate(rec.Body.String()))
-		}
+		checkResponse(t, listener, r, rec.Code, rec.Header(), rec.Body.Bytes())
 	})
+}
+
+// checkResponse validates one response to r against the listener's
+// document, if r is a documented operation.
+func checkResponse(t testing.TB, listener string, r *http.Request, status int, header http.Header, body []byte) {
+	t.Helper()
+	sp := mustSpec(t, listener)
+	u := *r.URL
+	u.Scheme, u.Host = "http", "tether.test"
+	probe := r.Clone(context.Background())
+	probe.URL = &u
+	route, params, err := sp.router.FindRoute(probe)
+	if err != nil {
+		return // no such operation: the 404 and 405 answers, checked by their own tests
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: probe, PathParams: params, Route: route},
+		Status:                 status,
+		Header:                 header,
+		Body:                   io.NopCloser(bytes.NewReader(body)),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		t.Errorf("%s %s answered %d, which its OpenAPI document does not allow: %v\nbody: %s",
+			r.Method, r.URL.Path, status, err, truncate(string(body)))
+	}
 }
 
 func truncate(s string) string {
