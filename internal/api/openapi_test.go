@@ -165,9 +165,28 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 
 // validated wraps a listener's handler so that every response it gives to a
 // request of a documented operation is checked against the document: status,
-// headers and body. It is how the handler tests keep the documents true.
+// headers and body. It is how the handler tests keep the documents true. The
+// checks run when the test ends, so that they do not slow the test down (some
+// count requests against rate limits). A fuzz target cannot report through
+// its F, so its answers go unchecked here; they are the handler tests' shapes.
 func validated(t testing.TB, listener string, h http.Handler) http.Handler {
 	mustSpec(t, listener)
+	if _, fuzz := t.(*testing.F); fuzz {
+		return h
+	}
+	type answer struct {
+		r      *http.Request
+		status int
+		header http.Header
+		body   []byte
+	}
+	var mu sync.Mutex
+	var answers []answer
+	t.Cleanup(func() {
+		for _, a := range answers {
+			checkResponse(t, listener, a.r, a.status, a.header, a.body)
+		}
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
@@ -176,15 +195,15 @@ func validated(t testing.TB, listener string, h http.Handler) http.Handler {
 		}
 		w.WriteHeader(rec.Code)
 		w.Write(rec.Body.Bytes())
-
-		checkResponse(t, listener, r, rec.Code, rec.Header(), rec.Body.Bytes())
+		mu.Lock()
+		answers = append(answers, answer{r.Clone(context.Background()), rec.Code, rec.Header().Clone(), rec.Body.Bytes()})
+		mu.Unlock()
 	})
 }
 
 // checkResponse validates one response to r against the listener's
 // document, if r is a documented operation.
 func checkResponse(t testing.TB, listener string, r *http.Request, status int, header http.Header, body []byte) {
-	t.Helper()
 	sp := mustSpec(t, listener)
 	u := *r.URL
 	u.Scheme, u.Host = "http", "tether.test"
