@@ -223,8 +223,14 @@ func (f *changeFeed) apply(gen uint64, c tether.Change) {
 	var ev changeEvent
 	switch c.Kind {
 	case tether.ChannelRestored:
+		if f.up {
+			// Restored without a Lost first: whatever happened in between is
+			// unknown, so the streams end as if it had been lost.
+			f.dropAllLocked("channel_lost")
+		} else {
+			close(f.upCh)
+		}
 		f.up, f.epoch, f.next = true, rand.Text()[:8], 1
-		close(f.upCh)
 		return
 	case tether.ChannelLost:
 		f.up, f.upCh = false, make(chan struct{})

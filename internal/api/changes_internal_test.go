@@ -112,3 +112,30 @@ func FuzzLastEventID(f *testing.F) {
 		}
 	})
 }
+
+// TestChangeFeedRestoredTwice: a channel that reports itself restored while
+// up may have missed changes: its streams end, and a new epoch begins.
+func TestChangeFeedRestoredTwice(t *testing.T) {
+	hub := &tether.Hub{}
+	f := newChangeFeed(hub, slog.New(slog.DiscardHandler))
+	sub, _, _, first, err := f.subscribe(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.Publish(tether.Change{Kind: tether.ChannelRestored})
+	select {
+	case <-sub.gone:
+		if sub.reason != "channel_lost" {
+			t.Errorf("reason: got %q, want channel_lost", sub.reason)
+		}
+	default:
+		t.Fatal("the stream goes on after a second ChannelRestored")
+	}
+	_, _, reset, _, err := f.subscribe(context.Background(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reset {
+		t.Error("an ID from before the second ChannelRestored resumed instead of resetting")
+	}
+}
