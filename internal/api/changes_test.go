@@ -14,6 +14,7 @@ import (
 	"github.com/tetherhq/tether/internal/api/apitest"
 	"github.com/tetherhq/tether/internal/servicetest"
 	"github.com/tetherhq/tether/internal/sse"
+	"github.com/tetherhq/tether/store/memstore"
 )
 
 // waitFor bounds how long a test waits for an event that should come at once;
@@ -274,4 +275,21 @@ func TestChangesClose(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("a stream after Close: got %d, want 503", resp.StatusCode)
 	}
+}
+
+// TestChangesWithoutWatcher: a store that announces no changes has no stream
+// to offer: 503, so that clients never cache on its account.
+func TestChangesWithoutWatcher(t *testing.T) {
+	st := struct{ tether.Store }{memstore.New()} // only the Store methods: no Watch
+	m, err := tether.NewManager(tether.Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	srv, err := api.New(api.Config{Manager: m, AdminKey: testAdminKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := serve(validated(t, "admin", srv.Admin()), req(http.MethodGet, "/v1/changes", nil, "Authorization", "Bearer "+testAdminKey))
+	wantError(t, w, http.StatusServiceUnavailable, "unavailable", "announces no changes")
 }
