@@ -119,14 +119,6 @@ func (v *ValidationCache) storeOK() {
 	}
 }
 
-// Len returns the number of cached sessions.
-func (v *ValidationCache) Len() int {
-	if v.c == nil {
-		return 0
-	}
-	return v.c.len()
-}
-
 // AuthenticateWith is Manager.Authenticate for any Validator: the token from
 // the Bearer header or the session cookie, with the CSRF check for the cookie.
 func AuthenticateWith(v Validator, r *http.Request) (*Session, string, error) {
