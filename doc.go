@@ -25,4 +25,13 @@
 //	token, sess, err := m.Create(ctx, tether.CreateParams{Subject: "alice"})
 //	sess, err = m.Validate(ctx, token) // on every request
 //	err = m.Revoke(ctx, sess.ID)       // the next Validate fails
+//
+// Receiving a handshake from another service needs no Tether server either:
+// Manager.Exchange verifies the token with a HandshakeVerifier (a
+// handshake.Verifier), consumes it once in the Manager's store and starts a
+// local session, ending the one the browser brought (ExchangeParams.Replaces).
+//
+// Subjects beginning with ReservedSubjectPrefix ("tether:") belong to
+// Tether's own sessions, such as the admin console's: no caller can create,
+// list or use them through the ordinary methods.
 package tether

@@ -55,9 +55,9 @@ func (s *countingStore) Roles(ctx context.Context, subject string) ([]string, er
 	return s.Store.Roles(ctx, subject)
 }
 
-func (s *countingStore) Create(ctx context.Context, r *tether.Record) error {
+func (s *countingStore) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
 	s.writes.Add(1)
-	return s.Store.Create(ctx, r)
+	return s.Store.Create(ctx, r, evs...)
 }
 
 func (s *countingStore) Touch(ctx context.Context, id string, lastSeen, idleExpires time.Time) error {
@@ -69,24 +69,24 @@ func (s *countingStore) Touch(ctx context.Context, id string, lastSeen, idleExpi
 	return s.Store.Touch(ctx, id, lastSeen, idleExpires)
 }
 
-func (s *countingStore) Rotate(ctx context.Context, id string, old, new [32]byte) error {
+func (s *countingStore) Rotate(ctx context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	s.writes.Add(1)
-	return s.Store.Rotate(ctx, id, old, new)
+	return s.Store.Rotate(ctx, id, old, new, evs...)
 }
 
-func (s *countingStore) Delete(ctx context.Context, id string) error {
+func (s *countingStore) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	s.writes.Add(1)
-	return s.Store.Delete(ctx, id)
+	return s.Store.Delete(ctx, id, evs...)
 }
 
-func (s *countingStore) DeleteSubject(ctx context.Context, subject, keepID string) (int, error) {
+func (s *countingStore) DeleteSubject(ctx context.Context, subject, keepID string, evs ...tether.Event) (int, error) {
 	s.writes.Add(1)
-	return s.Store.DeleteSubject(ctx, subject, keepID)
+	return s.Store.DeleteSubject(ctx, subject, keepID, evs...)
 }
 
-func (s *countingStore) SetRoles(ctx context.Context, subject string, roles []string) error {
+func (s *countingStore) SetRoles(ctx context.Context, subject string, roles []string, evs ...tether.Event) error {
 	s.writes.Add(1)
-	return s.Store.SetRoles(ctx, subject, roles)
+	return s.Store.SetRoles(ctx, subject, roles, evs...)
 }
 
 func (s *countingStore) Consume(ctx context.Context, key string, until time.Time) error {
@@ -219,11 +219,11 @@ func (s *flakyStore) err() error {
 	return nil
 }
 
-func (s *flakyStore) Create(ctx context.Context, r *tether.Record) error {
+func (s *flakyStore) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
 	if err := s.err(); err != nil {
 		return err
 	}
-	return s.inner.Create(ctx, r)
+	return s.inner.Create(ctx, r, evs...)
 }
 
 func (s *flakyStore) Get(ctx context.Context, id string) (*tether.Record, error) {
@@ -240,25 +240,25 @@ func (s *flakyStore) Touch(ctx context.Context, id string, lastSeen, idleExpires
 	return s.inner.Touch(ctx, id, lastSeen, idleExpires)
 }
 
-func (s *flakyStore) Rotate(ctx context.Context, id string, old, new [32]byte) error {
+func (s *flakyStore) Rotate(ctx context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	if err := s.err(); err != nil {
 		return err
 	}
-	return s.inner.Rotate(ctx, id, old, new)
+	return s.inner.Rotate(ctx, id, old, new, evs...)
 }
 
-func (s *flakyStore) Delete(ctx context.Context, id string) error {
+func (s *flakyStore) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	if err := s.err(); err != nil {
 		return err
 	}
-	return s.inner.Delete(ctx, id)
+	return s.inner.Delete(ctx, id, evs...)
 }
 
-func (s *flakyStore) DeleteSubject(ctx context.Context, subject, keepID string) (int, error) {
+func (s *flakyStore) DeleteSubject(ctx context.Context, subject, keepID string, evs ...tether.Event) (int, error) {
 	if err := s.err(); err != nil {
 		return 0, err
 	}
-	return s.inner.DeleteSubject(ctx, subject, keepID)
+	return s.inner.DeleteSubject(ctx, subject, keepID, evs...)
 }
 
 func (s *flakyStore) List(ctx context.Context, subject string) ([]*tether.Record, error) {
@@ -275,11 +275,11 @@ func (s *flakyStore) Roles(ctx context.Context, subject string) ([]string, error
 	return s.inner.Roles(ctx, subject)
 }
 
-func (s *flakyStore) SetRoles(ctx context.Context, subject string, roles []string) error {
+func (s *flakyStore) SetRoles(ctx context.Context, subject string, roles []string, evs ...tether.Event) error {
 	if err := s.err(); err != nil {
 		return err
 	}
-	return s.inner.SetRoles(ctx, subject, roles)
+	return s.inner.SetRoles(ctx, subject, roles, evs...)
 }
 
 func (s *flakyStore) Consume(ctx context.Context, key string, until time.Time) error {
@@ -297,3 +297,38 @@ func (s *flakyStore) Ping(ctx context.Context) error {
 }
 
 func (s *flakyStore) Close() error { return s.inner.Close() }
+
+func (s *flakyStore) AppendEvents(ctx context.Context, evs ...tether.Event) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.inner.AppendEvents(ctx, evs...)
+}
+
+func (s *flakyStore) Events(ctx context.Context, q tether.EventQuery) (tether.EventPage, error) {
+	if err := s.err(); err != nil {
+		return tether.EventPage{}, err
+	}
+	return s.inner.Events(ctx, q)
+}
+
+func (s *flakyStore) TrimEvents(ctx context.Context, before time.Time) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.inner.TrimEvents(ctx, before)
+}
+
+func (s *flakyStore) GetState(ctx context.Context, key string) ([]byte, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.inner.GetState(ctx, key)
+}
+
+func (s *flakyStore) PutState(ctx context.Context, key string, value []byte) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.inner.PutState(ctx, key, value)
+}

@@ -22,7 +22,7 @@ const (
 
 // ErrCrossOrigin: a cookie-authenticated, state-changing request did not come
 // from this site. Callers answer 403.
-var ErrCrossOrigin = errors.New("tether: cross-origin request refused")
+var ErrCrossOrigin = errors.New("cross-origin request refused")
 
 // TokenFromRequest returns the session token r carries, from an
 // "Authorization: Bearer" header or else the session cookie, and whether it

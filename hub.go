@@ -6,7 +6,7 @@ import (
 )
 
 // Hub fans changes out to watchers in one process. Stores that live in one
-// process (memstore, boltstore) embed it to implement Watcher, so that several
+// process (in memory, or an embedded file) embed it to implement Watcher, so that several
 // Managers sharing one store instance keep their caches honest.
 type Hub struct {
 	mu       sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,11 @@ type Config struct {
 	// revokes the oldest (OWASP ASVS 7.1.2). Zero means no cap; each create
 	// then costs no extra store read.
 	MaxSessionsPerSubject int
+
+	// EventRetention is how long the event log keeps events; older ones are
+	// trimmed in the background, hourly. Default 30 days; negative keeps
+	// everything.
+	EventRetention time.Duration
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -99,6 +105,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.EventRetention == 0 {
+		cfg.EventRetention = 30 * 24 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -111,21 +120,24 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("tether: CacheSize and MaxSessionsPerSubject must not be negative")
 	}
 
-	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: func() {}}
+	bg, stop := context.WithCancel(context.Background())
+	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: stop}
+	if cfg.EventRetention > 0 {
+		m.wg.Add(1)
+		go m.trimEvents(bg)
+	}
 	if cfg.MaxStaleness > 0 {
 		w, shared := cfg.Store.(Watcher)
 		// A store that announces changes is cached only while its channel is
 		// up; one that does not is cached on the staleness bound alone.
 		m.cache = newCache(cfg.MaxStaleness, cfg.CacheSize, !shared)
 		if shared {
-			ctx, cancel := context.WithCancel(context.Background())
-			m.stop = cancel
 			m.wg.Add(1)
 			go func() {
 				defer m.wg.Done()
-				err := w.Watch(ctx, m.cache.apply)
+				err := w.Watch(bg, m.cache.apply)
 				m.cache.setChannel(false) // nobody tells us of changes any more
-				if err != nil && ctx.Err() == nil {
+				if err != nil && bg.Err() == nil {
 					m.log.Error("tether: change channel stopped; cache disabled", "err", err)
 				}
 			}()
@@ -140,9 +152,6 @@ func (m *Manager) Close() error {
 	m.wg.Wait()
 	return nil
 }
-
-// Store returns the store the Manager uses.
-func (m *Manager) Store() Store { return m.store }
 
 // CreateParams describes a new session.
 type CreateParams struct {
@@ -160,16 +169,36 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 	if err := CheckSubject(p.Subject); err != nil {
 		return "", nil, err
 	}
+	return m.create(ctx, p, nil)
+}
+
+// CreateReserved is Create for a subject of the reserved namespace (see
+// ReservedSubjectPrefix), for Tether's own components such as the admin
+// console. The subject's roles are left as they are.
+func (m *Manager) CreateReserved(ctx context.Context, p CreateParams) (string, *Session, error) {
+	if !IsReservedSubject(p.Subject) {
+		return "", nil, BadInput("a reserved subject begins with %q", ReservedSubjectPrefix)
+	}
+	if err := checkSubject(p.Subject); err != nil {
+		return "", nil, err
+	}
+	p.Roles = nil
+	return m.create(ctx, p, nil)
+}
+
+// create starts a session; with h, it is the session a handshake exchange
+// starts, and its handshake.exchanged event goes in with session.created.
+func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (string, *Session, error) {
 	if err := checkMetadata(p.Metadata); err != nil {
 		return "", nil, err
 	}
 	for _, d := range []time.Duration{p.Lifetime, p.IdleTimeout} {
 		if d != 0 && (d < MinLifetime || d > MaxLifetime) {
-			return "", nil, fmt.Errorf("%w: lifetimes must be between %v and %v", ErrBadInput, MinLifetime, MaxLifetime)
+			return "", nil, BadInput("lifetimes must be between %v and %v", MinLifetime, MaxLifetime)
 		}
 	}
 	if len(p.AuthMethod) > MaxRoleLen {
-		return "", nil, fmt.Errorf("%w: auth method longer than %d bytes", ErrBadInput, MaxRoleLen)
+		return "", nil, BadInput("auth method longer than %d bytes", MaxRoleLen)
 	}
 	if err := checkRoles(p.Roles); err != nil {
 		return "", nil, err
@@ -185,7 +214,11 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Session,
 		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
 	}
 	rec = rec.Clone()
-	if err := m.store.Create(ctx, rec); err != nil {
+	evs := []Event{m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, map[string]any{"auth_method": p.AuthMethod})}
+	if h != nil {
+		evs = append(evs, m.newEvent(ctx, EventHandshakeExchanged, p.Subject, rec.ID, map[string]any{"issuer": h.Issuer, "jti": h.ID}))
+	}
+	if err := m.store.Create(ctx, rec, evs...); err != nil {
 		return "", nil, fmt.Errorf("tether: create session: %w", err)
 	}
 	m.stats.created.Add(1)
@@ -226,7 +259,9 @@ func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) 
 		if r.ID == newID {
 			continue
 		}
-		if err := m.Revoke(ctx, r.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		// The cap, not the caller, ends the oldest session.
+		sys := WithActor(ctx, Actor{Kind: ActorSystem})
+		if err := m.revoke(sys, r.ID, map[string]any{"reason": "max_per_subject"}); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		excess--
@@ -237,10 +272,40 @@ func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) 
 // Validate returns the live session a token stands for. It fails with
 // ErrInvalidToken for anything but a live session (a malformed token without
 // a store read) and with ErrUnavailable when the store cannot say.
+//
+// Sessions of the reserved namespace are not valid here: only
+// ValidateReserved accepts them.
 func (m *Manager) Validate(ctx context.Context, rawToken string) (*Session, error) {
 	s, err := m.validate(ctx, rawToken)
+	if err == nil && IsReservedSubject(s.Subject) {
+		s, err = nil, fmt.Errorf("%w: a reserved session", ErrInvalidToken)
+	}
 	m.stats.count(err)
 	return s, err
+}
+
+// ValidateReserved is Validate for a session of subject, which must be in
+// the reserved namespace; a token of any other session is ErrInvalidToken.
+func (m *Manager) ValidateReserved(ctx context.Context, subject, rawToken string) (*Session, error) {
+	if !IsReservedSubject(subject) {
+		return nil, BadInput("a reserved subject begins with %q", ReservedSubjectPrefix)
+	}
+	pt, err := parseToken(rawToken)
+	if err != nil {
+		return nil, err
+	}
+	// Read from the store, past the cache and the counters: these sessions
+	// are few and rarely used, a revocation of one holds on every node at
+	// once, and the node's numbers stay about its users' sessions.
+	rec, roles, err := m.read(ctx, pt)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Subject != subject {
+		return nil, fmt.Errorf("%w: not a session of %s", ErrInvalidToken, subject)
+	}
+	now := m.now()
+	return m.accept(ctx, pt, newEntry(rec, now), roles, now)
 }
 
 func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, error) {
@@ -252,14 +317,16 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 	var seq uint64
 	if m.cache != nil {
 		e, roles, ok, s := m.cache.get(pt.id, now)
-		if ok {
+		if ok && pt.matches(e.hash) {
 			m.stats.cacheHits.Add(1)
 			return m.accept(ctx, pt, e, roles, now)
 		}
+		// A wrong secret for a cached ID reads the store as an unknown ID
+		// does, so a fast refusal never tells that an ID is live.
 		m.stats.cacheMisses.Add(1)
 		seq = s
 	}
-	rec, roles, err := m.read(ctx, pt.id)
+	rec, roles, err := m.read(ctx, pt)
 	if err != nil {
 		return nil, err
 	}
@@ -270,17 +337,25 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 	return m.accept(ctx, pt, e, roles, now)
 }
 
-// read fetches a record and its subject's roles from the store. A store
-// failure stops the cache serving until the store answers again.
-func (m *Manager) read(ctx context.Context, id string) (*Record, []string, error) {
-	rec, err := m.store.Get(ctx, id)
+// read fetches the record pt names and, if pt's secret matches it, its
+// subject's roles. An unknown ID and a wrong secret cost the same: one store
+// read and one constant-time compare, so their timing does not tell a live
+// ID from a dead one. A store failure stops the cache serving until the
+// store answers again.
+func (m *Manager) read(ctx context.Context, pt parsedToken) (*Record, []string, error) {
+	rec, err := m.store.Get(ctx, pt.id)
 	if errors.Is(err, ErrNotFound) {
 		m.storeOK()
+		pt.matches(secretHash{}) // the compare a known ID costs
 		return nil, nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
 	}
 	if err != nil {
 		m.storeFailed(ctx)
 		return nil, nil, fmt.Errorf("tether: read session: %w", err)
+	}
+	if !pt.matches(rec.SecretHash) {
+		m.storeOK()
+		return nil, nil, fmt.Errorf("%w: secret does not match", ErrInvalidToken)
 	}
 	roles, err := m.store.Roles(ctx, rec.Subject)
 	if err != nil {
@@ -331,17 +406,18 @@ func (m *Manager) Rotate(ctx context.Context, rawToken string) (string, *Session
 	if err != nil {
 		return "", nil, err
 	}
-	rec, roles, err := m.read(ctx, pt.id) // a write decides on the store, never the cache
+	rec, roles, err := m.read(ctx, pt) // a write decides on the store, never the cache
 	if err != nil {
 		return "", nil, err
 	}
-	if !pt.matches(rec.SecretHash) || !rec.Live(m.now()) {
+	if !pt.matches(rec.SecretHash) || !rec.Live(m.now()) || IsReservedSubject(rec.Subject) {
 		return "", nil, fmt.Errorf("%w: not a live session", ErrInvalidToken)
 	}
 	token, fresh := newToken(rec.ID)
 	newHash := fresh.hash
 	defer m.invalidateSession(rec.ID)
-	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash); err != nil {
+	ev := m.newEvent(ctx, EventSessionRotated, rec.Subject, rec.ID, nil)
+	if err := m.store.Rotate(ctx, rec.ID, rec.SecretHash, newHash, ev); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return "", nil, fmt.Errorf("%w: rotated or revoked meanwhile", ErrInvalidToken)
 		}
@@ -360,7 +436,7 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tether: get session: %w", err)
 	}
-	if !rec.Live(m.now()) {
+	if !rec.Live(m.now()) || IsReservedSubject(rec.Subject) {
 		return nil, ErrNotFound
 	}
 	roles, err := m.store.Roles(ctx, rec.Subject)
@@ -373,11 +449,18 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 // Revoke ends one session. When it returns, no node's store read accepts the
 // session, and this node's cache has dropped it.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
+	return m.revoke(ctx, id, nil)
+}
+
+func (m *Manager) revoke(ctx context.Context, id string, detail map[string]any) error {
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	defer m.invalidateSession(id) // even on error: the outcome may be unknown
-	if err := m.store.Delete(ctx, id); err != nil {
+	// Invalidate even on error: the outcome may be unknown. The store fills in
+	// the event's subject from the record.
+	defer m.invalidateSession(id)
+	ev := m.newEvent(ctx, EventSessionRevoked, "", id, detail)
+	if err := m.store.Delete(ctx, id, ev); err != nil {
 		return fmt.Errorf("tether: revoke session: %w", err)
 	}
 	m.stats.revoked.Add(1)
@@ -407,7 +490,12 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject, keepID string) (in
 		return 0, err
 	}
 	defer m.invalidateSubject(subject)
-	n, err := m.store.DeleteSubject(ctx, subject, keepID)
+	var detail map[string]any
+	if keepID != "" {
+		detail = map[string]any{"kept_session_id": keepID}
+	}
+	ev := m.newEvent(ctx, EventSubjectRevoked, subject, "", detail)
+	n, err := m.store.DeleteSubject(ctx, subject, keepID, ev)
 	if err != nil {
 		return 0, fmt.Errorf("tether: revoke sessions: %w", err)
 	}
@@ -463,7 +551,8 @@ func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) 
 		return err
 	}
 	defer m.invalidateSubject(subject)
-	if err := m.store.SetRoles(ctx, subject, roles); err != nil {
+	ev := m.newEvent(ctx, EventRolesChanged, subject, "", map[string]any{"roles": append([]string{}, roles...)})
+	if err := m.store.SetRoles(ctx, subject, roles, ev); err != nil {
 		return fmt.Errorf("tether: set roles: %w", err)
 	}
 	return nil
@@ -535,25 +624,44 @@ func (m *Manager) Stats() Stats {
 	return s
 }
 
+// ReservedSubjectPrefix begins the subjects Tether keeps for its own
+// sessions: the admin console signs in as "tether:console". CheckSubject
+// refuses them, so no API caller, trusted issuer or library user can create,
+// list, revoke or set roles for one; Validate, Get and Rotate do not accept
+// their sessions, so a console token is worthless on the public API. Only
+// CreateReserved and ValidateReserved (and Revoke, by ID) reach them.
+const ReservedSubjectPrefix = "tether:"
+
+// IsReservedSubject reports whether s is in the reserved namespace.
+func IsReservedSubject(s string) bool { return strings.HasPrefix(s, ReservedSubjectPrefix) }
+
 // CheckSubject reports whether s is a valid subject: 1 to MaxSubjectLen
-// bytes of printable UTF-8. Errors wrap ErrBadInput.
+// bytes of printable UTF-8, outside the reserved namespace. Errors wrap
+// ErrBadInput.
 func CheckSubject(s string) error {
+	if IsReservedSubject(s) {
+		return BadInput("subjects beginning with %q are reserved for Tether's own sessions", ReservedSubjectPrefix)
+	}
+	return checkSubject(s)
+}
+
+func checkSubject(s string) error {
 	if s == "" || len(s) > MaxSubjectLen {
-		return fmt.Errorf("%w: subject must be 1 to %d bytes", ErrBadInput, MaxSubjectLen)
+		return BadInput("subject must be 1 to %d bytes", MaxSubjectLen)
 	}
 	if !printable(s) {
-		return fmt.Errorf("%w: subject must be printable UTF-8", ErrBadInput)
+		return BadInput("subject must be printable UTF-8")
 	}
 	return nil
 }
 
 func checkRoles(roles []string) error {
 	if len(roles) > MaxRoles {
-		return fmt.Errorf("%w: at most %d roles", ErrBadInput, MaxRoles)
+		return BadInput("at most %d roles", MaxRoles)
 	}
 	for _, r := range roles {
 		if r == "" || len(r) > MaxRoleLen || !printable(r) {
-			return fmt.Errorf("%w: a role must be 1 to %d printable bytes", ErrBadInput, MaxRoleLen)
+			return BadInput("a role must be 1 to %d printable bytes", MaxRoleLen)
 		}
 	}
 	return nil
@@ -561,12 +669,12 @@ func checkRoles(roles []string) error {
 
 func checkMetadata(md map[string]string) error {
 	if len(md) > MaxMetadataEntries {
-		return fmt.Errorf("%w: at most %d metadata entries", ErrBadInput, MaxMetadataEntries)
+		return BadInput("at most %d metadata entries", MaxMetadataEntries)
 	}
 	for k, v := range md {
 		if k == "" || len(k) > MaxMetadataKeyLen || len(v) > MaxMetadataValLen || !printable(k) || !utf8.ValidString(v) {
-			return fmt.Errorf("%w: metadata keys must be 1 to %d printable bytes and values at most %d bytes of UTF-8",
-				ErrBadInput, MaxMetadataKeyLen, MaxMetadataValLen)
+			return BadInput("metadata keys must be 1 to %d printable bytes and values at most %d bytes of UTF-8",
+				MaxMetadataKeyLen, MaxMetadataValLen)
 		}
 	}
 	return nil

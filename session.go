@@ -21,6 +21,17 @@ type Session struct {
 	AuthMethod    string            `json:"auth_method,omitempty"`
 }
 
+// AuthenticatedAt is when the subject last logged in, as far as this session
+// knows: AuthTime when given, else when the session began. A handshake
+// minted from the session carries it, so the receiver keeps the login time
+// rather than starting a fresh clock (ASVS 7.6.1).
+func (s *Session) AuthenticatedAt() time.Time {
+	if s.AuthTime.IsZero() {
+		return s.CreatedAt
+	}
+	return s.AuthTime
+}
+
 // HasRole reports whether the session's subject holds role.
 func (s *Session) HasRole(role string) bool { return slices.Contains(s.Roles, role) }
 

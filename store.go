@@ -19,9 +19,16 @@ import (
 //     they return nil. Delete, DeleteSubject and Rotate are visible to every
 //     later Get on any node sharing the store.
 //   - Returned records are the caller's to keep; the store holds no reference.
+//   - Events (DESIGN §10): each write takes the events that describe it and
+//     writes them in the same atomic step as the change, so that no change
+//     that returned nil lacks its events and no event is kept for a change
+//     that failed or did not happen (Create of a taken ID, Rotate, Delete of a
+//     record that was not live). Delete fills in an event's empty Subject
+//     from the record it deleted. Events are read back oldest first, in the
+//     order their changes committed, with an opaque cursor.
 type Store interface {
 	// Create stores a new record; ErrExists if its ID is taken.
-	Create(ctx context.Context, r *Record) error
+	Create(ctx context.Context, r *Record, evs ...Event) error
 	// Get returns the live record with this ID, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Record, error)
 	// Touch sets LastSeenAt and IdleExpiresAt of a live record; ErrNotFound if
@@ -29,22 +36,37 @@ type Store interface {
 	Touch(ctx context.Context, id string, lastSeen, idleExpires time.Time) error
 	// Rotate replaces the secret hash of a live record if it still equals old;
 	// otherwise ErrNotFound. The old token dies the moment Rotate returns.
-	Rotate(ctx context.Context, id string, old, new [32]byte) error
+	Rotate(ctx context.Context, id string, old, new [32]byte, evs ...Event) error
 	// Delete removes one record; ErrNotFound if there was no live one.
-	Delete(ctx context.Context, id string) error
+	Delete(ctx context.Context, id string, evs ...Event) error
 	// DeleteSubject removes every record of subject except keepID (may be
 	// empty) in one atomic step, and returns how many live ones it removed.
-	DeleteSubject(ctx context.Context, subject, keepID string) (int, error)
+	DeleteSubject(ctx context.Context, subject, keepID string, evs ...Event) (int, error)
 	// List returns the subject's live records, oldest first.
 	List(ctx context.Context, subject string) ([]*Record, error)
 	// Roles returns the subject's roles; none (and no error) for an unknown subject.
 	Roles(ctx context.Context, subject string) ([]string, error)
 	// SetRoles replaces the subject's roles.
-	SetRoles(ctx context.Context, subject string, roles []string) error
+	SetRoles(ctx context.Context, subject string, roles []string, evs ...Event) error
 	// Consume records key as used until the given time. It returns ErrReplayed
 	// if key was consumed before and has not expired; among concurrent calls for
 	// one key on any number of nodes, exactly one returns nil.
 	Consume(ctx context.Context, key string, until time.Time) error
+	// AppendEvents writes events that accompany no change of state.
+	AppendEvents(ctx context.Context, evs ...Event) error
+	// Events returns up to q.Limit events matching q after the cursor q.After,
+	// oldest first, and the cursor after the last event it examined. A reader
+	// that follows the cursors sees every event exactly once, even with writes
+	// committing concurrently.
+	Events(ctx context.Context, q EventQuery) (EventPage, error)
+	// TrimEvents deletes events older than before.
+	TrimEvents(ctx context.Context, before time.Time) error
+	// GetState returns the value kept under key, or nil if there is none. It
+	// holds small durable state of the service itself, such as how far a
+	// webhook endpoint has been delivered.
+	GetState(ctx context.Context, key string) ([]byte, error)
+	// PutState replaces the value kept under key.
+	PutState(ctx context.Context, key string, value []byte) error
 	// Ping reports whether the backend is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -8,6 +8,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -158,15 +161,26 @@ func InspectToken(raw string) TokenInfo {
 		info.Prefix = TokenPrefix
 	}
 	p, err := parseToken(raw)
+	// The descriptions say what is wrong, by position, never by quoting the
+	// input: it may be some other secret.
+	lower := strings.ToLower(raw)
 	switch {
 	case err == nil:
 		info.Recognised, info.ChecksumOK = true, true
 		info.SessionID, info.SecretBits = p.id, secretBytes*8
 		info.Description = "a well-formed Tether session token; only the server can tell whether it is live"
+	case strings.ContainsFunc(raw, unicode.IsSpace):
+		info.Description = fmt.Sprintf("malformed: a space or line break at character %d; a token has none (copy it again, whole)",
+			utf8.RuneCountInString(raw[:strings.IndexFunc(raw, unicode.IsSpace)])+1)
+	case lower != raw && strings.HasPrefix(lower, TokenPrefix):
+		info.Description = "malformed: upper-case letters; a Tether token is all lower case (was it retyped or changed?)"
 	case info.Prefix == "":
 		info.Description = "not a Tether session token (no " + TokenPrefix + " prefix)"
 	case len(raw) != TokenLen:
 		info.Description = fmt.Sprintf("malformed: %d characters, want %d", len(raw), TokenLen)
+	case !allInAlphabet(raw[len(TokenPrefix):]):
+		i := strings.IndexFunc(raw[len(TokenPrefix):], func(r rune) bool { return r >= utf8.RuneSelf || !inAlphabet[r] })
+		info.Description = fmt.Sprintf("malformed: character %d is not one a token uses (0-9 and a-z without i, l, o, u)", len(TokenPrefix)+i+1)
 	default:
 		info.Description = "malformed: the checksum does not match (mistyped or altered)"
 	}

@@ -138,6 +138,11 @@ func TestInspectToken(t *testing.T) {
 		{"truncated", tok[:40], tether.TokenInfo{Prefix: "tts_", Length: 40}, "40"},
 		{"foreign", "eyJhbGciOiJIUzI1NiJ9.e30.sig", tether.TokenInfo{Length: 28}, "not a Tether"},
 		{"empty", "", tether.TokenInfo{}, "not a Tether"},
+		{"upper case", strings.ToUpper(tok), tether.TokenInfo{Length: 59}, "lower case"},
+		{"space inside", tok[:10] + " " + tok[10:], tether.TokenInfo{Prefix: "tts_", Length: 60}, "space or line break at character 11"},
+		{"leading space", " " + tok, tether.TokenInfo{Length: 60}, "at character 1"},
+		{"line break", tok[:58] + "\n", tether.TokenInfo{Prefix: "tts_", Length: 59}, "line break"},
+		{"look-alike letter", tok[:30] + "l" + tok[31:], tether.TokenInfo{Prefix: "tts_", Length: 59}, "character 31 is not one a token uses"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -73,7 +73,7 @@ func Example() {
 	// receive is B's handler: one undifferentiated 401 for every refusal,
 	// the reason only for B's logs and metrics.
 	receive := func(raw string) {
-		claims, err := verifier.Exchange(ctx, raw, m.Store())
+		claims, err := verifier.Exchange(ctx, raw, m)
 		if errors.Is(err, handshake.ErrInvalid) {
 			fmt.Println("401, logged as", handshake.Reason(err))
 			return

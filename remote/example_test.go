@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/remote"
 	"github.com/tetherhq/tether/store/memstore"
@@ -52,7 +53,11 @@ func startTetherServer() (adminURL, adminKey, token string, stop func()) {
 		log.Fatal(err)
 	}
 	adminKey = "example-admin-key-0123456789"
-	srv, err := api.New(api.Config{Manager: m, AdminKey: adminKey, Logger: slog.New(slog.DiscardHandler)})
+	auth, err := adminauth.New(adminKey)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Manager: m, Admin: auth, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/apitype"
 	"github.com/tetherhq/tether/internal/sse"
 )
 
@@ -148,13 +149,6 @@ func (c *Client) Validate(ctx context.Context, rawToken string) (*tether.Session
 	return c.cache.Validate(ctx, rawToken, c.introspect)
 }
 
-// introspection is the server's RFC 7662 answer; session is Tether's
-// extension member, the whole session object.
-type introspection struct {
-	Active  bool            `json:"active"`
-	Session *tether.Session `json:"session"`
-}
-
 func (c *Client) introspect(ctx context.Context, rawToken string) (*tether.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.IntrospectTimeout)
 	defer cancel()
@@ -178,7 +172,7 @@ func (c *Client) introspect(ctx context.Context, rawToken string) (*tether.Sessi
 		}
 		return nil, fmt.Errorf("remote: introspect: %w: the server answered %d%s", tether.ErrUnavailable, resp.StatusCode, hint)
 	}
-	var in introspection
+	var in apitype.Introspection // Session is Tether's extension member: the whole session
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&in); err != nil {
 		return nil, fmt.Errorf("remote: introspect: %w: malformed answer: %w", tether.ErrUnavailable, err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/adminclient"
 	"github.com/tetherhq/tether/internal/config"
 )
@@ -131,7 +132,12 @@ func isLoopback(host string) bool {
 func apiFailure(err error) error {
 	var ae *adminclient.APIError
 	var ue *url.Error
+	var pe *tether.PublicError
 	switch {
+	case errors.As(err, &pe):
+		// The client refused the input before sending it; its message is
+		// written for the user (main adds the one "tether: " prefix).
+		return errors.New(pe.Message)
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
 		return errors.New("the admin API refused the admin key (401): check TETHER_ADMIN_KEY or --admin-key-file")
 	case errors.As(err, &ae) && ae.RetryAfter > 0:

@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +27,7 @@ import (
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/internal/selfcontained"
 	"github.com/tetherhq/tether/store"
+	"github.com/tetherhq/tether/store/redisstore"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -98,16 +102,32 @@ func (o *benchOptions) defaults() {
 // revocation window is compared at.
 const jwtLifetime = 15 * time.Minute
 
-func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) error {
+func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) (err error) {
 	o.defaults()
 	if o.conc < 1 {
 		return usageError{fmt.Errorf("--concurrency must be at least 1"), "tether bench"}
+	}
+	// Everything that can fail for want of a file or a store fails now, not
+	// after a minute of measuring.
+	for _, f := range []struct{ flag, path string }{{"--json", o.jsonFile}, {"--chart", o.chartFile}} {
+		if err := checkWritable(f.path); err != nil {
+			return fmt.Errorf("%s %s: %w", f.flag, f.path, err)
+		}
 	}
 	dir, err := os.MkdirTemp("", "tether-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	bs, err := openBenchStore(ctx, o.storeURL, dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := bs.close(ctx, out); err == nil {
+			err = cerr
+		}
+	}()
 	mode := "full"
 	if o.quick {
 		mode = "quick"
@@ -116,7 +136,7 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) erro
 	fmt.Fprintf(out, "tether bench on %d CPUs, %s %s/%s (%s)\n\n", rep.Machine.CPUs, rep.Machine.GoVersion, rep.Machine.OS, rep.Machine.Arch, mode)
 
 	// 1. Validation cost and token bytes, in process.
-	rows, err := benchValidation(ctx, dir, o.opDur, progress)
+	rows, err := benchValidation(ctx, bs, o.opDur, progress)
 	if err != nil {
 		return err
 	}
@@ -129,37 +149,47 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) erro
 	}
 	w.Flush()
 
-	// 2. HTTP throughput against real nodes and a bare handler.
-	fmt.Fprintf(out, "\nHTTP GET /v1/session on loopback (%d keep-alive clients, %v each)\n", o.conc, o.loadDur)
-	for _, v := range []struct {
-		name      string
-		staleness time.Duration
-	}{{"tether, cache on", time.Second}, {"tether, cache off", 0}} {
-		cfg := localConfig(filepath.Join(dir, fmt.Sprint("http", len(rep.HTTP))), o.storeURL)
-		cfg.Sessions.MaxStaleness = v.staleness
-		l, err := benchNodeHTTP(ctx, cfg, o.conc, o.loadDur, progress)
+	// 2. HTTP throughput against real nodes and a bare handler, all up at
+	// once and loaded in turn, a slice at a time.
+	fmt.Fprintf(out, "\nHTTP GET /v1/session on loopback (%d keep-alive clients, %v each, in %d rounds)\n", o.conc, o.loadDur, httpRounds)
+	names := []string{"tether, cache on", "tether, cache off", "bare net/http + map lookup"}
+	var targets []bench.Target
+	for i, staleness := range []time.Duration{time.Second, 0} {
+		cfg := localConfig(filepath.Join(dir, fmt.Sprint("http", i)), bs.url)
+		cfg.Sessions.MaxStaleness = staleness
+		t, stop, err := benchNodeHTTP(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		rep.HTTP = append(rep.HTTP, bench.HTTPResult{Name: v.name, Concurrency: o.conc, Load: l})
+		defer stop()
+		targets = append(targets, t)
 	}
-	bare, err := benchBareHTTP(ctx, o.conc, o.loadDur, progress)
+	t, stop, err := benchBareHTTP()
 	if err != nil {
 		return err
 	}
-	rep.HTTP = append(rep.HTTP, bench.HTTPResult{Name: "bare net/http + map lookup", Concurrency: o.conc, Load: bare})
+	defer stop()
+	targets = append(targets, t)
+	loads := bench.HTTPLoads(ctx, targets, http.StatusOK, o.conc, o.loadDur, httpRounds, progress)
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: the loads stopped early and mean nothing
 	}
-	fmt.Fprintf(w, "server\treq/s\tp50\tp99\terrors\tx bare req/s\t\n")
+	for i, l := range loads {
+		rep.HTTP = append(rep.HTTP, bench.HTTPResult{Name: names[i], Concurrency: o.conc, Load: l})
+	}
+	floor := loads[len(loads)-1]
+	fmt.Fprintf(w, "server\treq/s\tp50\tp99\terrors\tCPU/req\treq/s ÷ floor\t\n")
 	for _, r := range rep.HTTP {
-		fmt.Fprintf(w, "%s\t%.0f\t%v\t%v\t%d\t%.2f\t\n", r.Name, r.RPS, r.P50.Round(time.Microsecond),
-			r.P99.Round(time.Microsecond), r.Errors, bare.RPS/r.RPS)
+		fmt.Fprintf(w, "%s\t%.0f\t%v\t%v\t%d\t%v\t%.2f\t\n", r.Name, r.RPS, r.P50.Round(time.Microsecond),
+			r.P99.Round(time.Microsecond), r.Errors, r.CPUPerRequest.Round(100*time.Nanosecond), r.RPS/floor.RPS)
 	}
 	w.Flush()
+	fmt.Fprintln(out, "(floor: the bare handler, which does only what any server must; CPU/req: this")
+	fmt.Fprintln(out, "process's CPU time per request, load generator included, which a busy machine")
+	fmt.Fprintln(out, "skews less than req/s)")
 
 	// 3. Revocation propagation.
-	prop, err := benchPropagation(ctx, dir, o.storeURL, o.trials, progress)
+	prop, err := benchPropagation(ctx, dir, bs, o.trials, progress)
 	if err != nil {
 		return err
 	}
@@ -193,12 +223,103 @@ func runBench(ctx context.Context, o benchOptions, out, progress io.Writer) erro
 	return nil
 }
 
-func benchValidation(ctx context.Context, dir string, d time.Duration, progress io.Writer) ([]bench.Validation, error) {
-	st, err := store.Open(ctx, "", dir, store.Options{})
-	if err != nil {
-		return nil, err
+// benchStore is the store a run measures: the embedded one, or --store. On
+// Redis the run keeps its keys under a prefix of its own, below the URL's, and
+// deletes every one of them when it ends.
+type benchStore struct {
+	url     string       // what the run's nodes open: "" for the embedded store, each in its own directory
+	display string       // the store as printed: --store without its password
+	kind    string       // "bolt", "redis", "postgres", …
+	st      tether.Store // for the in-process rows: the same store as the nodes', or bolt in the run's directory
+}
+
+// openBenchStore opens the run's store and checks that it answers.
+func openBenchStore(ctx context.Context, storeURL, dir string) (*benchStore, error) {
+	bs := &benchStore{url: storeURL, display: "embedded bolt", kind: "bolt"}
+	if storeURL != "" {
+		bs.display = store.Redact(storeURL)
+		bs.kind, _, _ = strings.Cut(storeURL, ":")
+		if bs.kind == "memory" || bs.kind == "bolt" {
+			// Two nodes cannot share either, and without --store the run measures bolt.
+			return nil, usageError{fmt.Errorf("--store %s: want a store that nodes share (redis://…, postgres://…); without --store the run measures the embedded store", bs.display), "tether bench"}
+		}
+		if strings.HasPrefix(bs.kind, "redis") {
+			u, err := url.Parse(storeURL)
+			if err != nil {
+				return nil, fmt.Errorf("--store %s: %w", bs.display, err)
+			}
+			q := u.Query()
+			prefix := cmp.Or(q.Get("prefix"), redisstore.DefaultPrefix)
+			q.Set("prefix", prefix+"bench-"+strings.ToLower(rand.Text()[:10])+":")
+			u.RawQuery = q.Encode()
+			bs.url = u.String()
+		}
 	}
-	defer st.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, bs.url, dir, store.Options{})
+	if err == nil {
+		if err = st.Ping(ctx); err != nil {
+			st.Close()
+		}
+	}
+	if errors.Is(err, tether.ErrUnavailable) {
+		return nil, fmt.Errorf("--store %s: not reachable: %w", bs.display, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--store %s: %w", bs.display, err)
+	}
+	bs.st = st
+	return bs, nil
+}
+
+// close deletes what the run wrote to a shared store that can say so, and
+// closes it. It runs even when the run was interrupted.
+func (bs *benchStore) close(ctx context.Context, out io.Writer) error {
+	defer bs.st.Close()
+	r, ok := bs.st.(*redisstore.Store)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	n, err := r.DeleteAll(ctx)
+	if err != nil {
+		return fmt.Errorf("delete the run's keys from %s: %w", bs.display, err)
+	}
+	fmt.Fprintf(out, "\nDeleted the %d keys this run wrote to %s\n", n, bs.display)
+	return nil
+}
+
+// checkWritable reports whether a file can be written at path, without
+// leaving one there; an empty path is no file, so fine.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil {
+		if fi.IsDir() {
+			return errors.New("is a directory")
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0) // no O_TRUNC: the old file stays until the run ends
+		if err != nil {
+			return fmt.Errorf("cannot write it: %w", err)
+		}
+		return f.Close()
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("no directory %s", dir)
+	}
+	f, err := os.CreateTemp(dir, ".tether-bench-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write there: %w", err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func benchValidation(ctx context.Context, bs *benchStore, d time.Duration, progress io.Writer) ([]bench.Validation, error) {
 	now := time.Now()
 	claims := selfcontained.Claims{Issuer: "https://a.example", Subject: "bench", SessionID: tether.NewID(),
 		Roles: []string{"admin"}, IssuedAt: now, Expiry: now.Add(jwtLifetime)}
@@ -208,18 +329,14 @@ func benchValidation(ctx context.Context, dir string, d time.Duration, progress 
 	for _, v := range []struct {
 		name      string
 		staleness time.Duration
-	}{{"opaque, cached", 0}, {"opaque, store read (bolt)", -1}} {
+	}{{"opaque, cached", 0}, {"opaque, store read (" + bs.kind + ")", -1}} {
 		bench.Progress(progress, "validation", float64(len(rows))/float64(total))
-		m, err := tether.NewManager(tether.Config{Store: st, MaxStaleness: v.staleness})
+		m, err := tether.NewManager(tether.Config{Store: bs.st, MaxStaleness: v.staleness})
 		if err != nil {
 			return nil, err
 		}
-		token, _, err := m.Create(ctx, tether.CreateParams{Subject: "bench", Roles: []string{"admin"}})
+		token, err := warmToken(ctx, m, v.staleness >= 0)
 		if err != nil {
-			m.Close()
-			return nil, err
-		}
-		if _, err := m.Validate(ctx, token); err != nil {
 			m.Close()
 			return nil, err
 		}
@@ -246,27 +363,54 @@ func benchValidation(ctx context.Context, dir string, d time.Duration, progress 
 	return rows, nil
 }
 
-// benchNodeHTTP starts a node, makes a session and loads GET /v1/session.
-func benchNodeHTTP(ctx context.Context, cfg config.Config, conc int, d time.Duration, progress io.Writer) (bench.Load, error) {
-	n, err := startLocalNode(ctx, cfg)
+// warmToken makes a session on m and validates it until the validation is
+// served as measured: from the cache when cached, which on a shared store
+// waits for its change channel to come up.
+func warmToken(ctx context.Context, m *tether.Manager, cached bool) (string, error) {
+	token, _, err := m.Create(ctx, tether.CreateParams{Subject: "bench", Roles: []string{"admin"}})
 	if err != nil {
-		return bench.Load{}, err
+		return "", err
 	}
-	defer n.stop()
-	token, err := n.createSession(ctx, "bench")
-	if err != nil {
-		return bench.Load{}, err
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		hits := m.Stats().CacheHits
+		if _, err := m.Validate(ctx, token); err != nil {
+			return "", err
+		}
+		if !cached || m.Stats().CacheHits > hits {
+			return token, nil
+		}
+		if time.Now().After(deadline) {
+			return "", errors.New("the cache never served the session: is the store's change channel up?")
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return bench.HTTPLoad(ctx, n.public+"/v1/session", token, http.StatusOK, conc, d, progress), nil
 }
 
-// benchBareHTTP loads a handler that does only what no session service can
+// httpRounds is how many slices each HTTP load is cut into.
+const httpRounds = 3
+
+// benchNodeHTTP starts a node and makes a session to load it with.
+func benchNodeHTTP(ctx context.Context, cfg config.Config) (bench.Target, func() error, error) {
+	n, err := startLocalNode(ctx, cfg)
+	if err != nil {
+		return bench.Target{}, nil, err
+	}
+	token, err := n.createSession(ctx, "bench")
+	if err != nil {
+		n.stop()
+		return bench.Target{}, nil, err
+	}
+	return bench.Target{URL: n.public + "/v1/session", Token: token}, n.stop, nil
+}
+
+// benchBareHTTP serves a handler that does only what no session service can
 // avoid: read the header, look it up in a map, write JSON.
-func benchBareHTTP(ctx context.Context, conc int, d time.Duration, progress io.Writer) (bench.Load, error) {
+func benchBareHTTP() (bench.Target, func() error, error) {
 	sessions := map[string]string{"bare-token": `{"subject":"bench","roles":["admin"]}`}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return bench.Load{}, err
+		return bench.Target{}, nil, err
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, ok := sessions[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
@@ -276,27 +420,26 @@ func benchBareHTTP(ctx context.Context, conc int, d time.Duration, progress io.W
 		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, s)
-	})}
+	}), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Close()
-	return bench.HTTPLoad(ctx, "http://"+ln.Addr().String()+"/", "bare-token", http.StatusOK, conc, d, progress), nil
+	return bench.Target{URL: "http://" + ln.Addr().String() + "/", Token: "bare-token"}, srv.Close, nil
 }
 
 // benchPropagation revokes sessions through node 1's admin API and times how
 // long until node 2 (node 1 itself on a one-node store) refuses them. Each
 // trial has its own subject, so the per-subject limit on creations never
 // throttles the run.
-func benchPropagation(ctx context.Context, dir, storeURL string, trials int, progress io.Writer) (bench.Propagation, error) {
-	row := bench.Propagation{Store: "embedded bolt", Nodes: 1, Trials: trials}
-	n1, err := startLocalNode(ctx, localConfig(filepath.Join(dir, "prop1"), storeURL))
+func benchPropagation(ctx context.Context, dir string, bs *benchStore, trials int, progress io.Writer) (bench.Propagation, error) {
+	row := bench.Propagation{Store: bs.display, Nodes: 1, Trials: trials}
+	n1, err := startLocalNode(ctx, localConfig(filepath.Join(dir, "prop1"), bs.url))
 	if err != nil {
 		return row, err
 	}
 	defer n1.stop()
 	n2 := n1
-	if storeURL != "" {
-		row.Store, row.Nodes = store.Redact(storeURL), 2
-		if n2, err = startLocalNode(ctx, localConfig(filepath.Join(dir, "prop2"), storeURL)); err != nil {
+	if bs.url != "" {
+		row.Nodes = 2
+		if n2, err = startLocalNode(ctx, localConfig(filepath.Join(dir, "prop2"), bs.url)); err != nil {
 			return row, err
 		}
 		defer n2.stop()

@@ -7,12 +7,17 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/tetherhq/tether/internal/bench"
 	"github.com/tetherhq/tether/internal/servicetest"
@@ -85,15 +90,16 @@ func TestBench(t *testing.T) {
 		t.Fatalf("got %d HTTP rows, want 3", len(rep.HTTP))
 	}
 	for _, h := range rep.HTTP {
-		if h.Requests == 0 || h.Errors != 0 || h.RPS <= 0 || h.P50 <= 0 || h.P99 < h.P50 || h.Elapsed <= 0 || h.Concurrency != 2 {
-			t.Errorf("HTTP %q: got %+v, want requests, no errors, 0 < p50 ≤ p99", h.Name, h)
+		if h.Requests == 0 || h.Errors != 0 || h.RPS <= 0 || h.P50 <= 0 || h.P99 < h.P50 || h.Elapsed <= 0 || h.Concurrency != 2 || (runtime.GOOS == "linux" && h.CPUPerRequest <= 0) {
+			t.Errorf("HTTP %q: got %+v, want requests, no errors, 0 < p50 ≤ p99, CPU per request", h.Name, h)
 		}
 	}
 	p := rep.Propagation
 	if p.Trials != 5 || p.Nodes != 1 || p.P50 <= 0 || p.P50 > p.P99 || p.P99 > p.Max {
 		t.Errorf("propagation: got %+v, want 5 trials on 1 node, 0 < p50 ≤ p99 ≤ max", p)
 	}
-	for _, want := range []string{"Validation of one session token", "HTTP GET /v1/session", "Revocation:", "Figures written to", "Chart written to"} {
+	for _, want := range []string{"Validation of one session token", "HTTP GET /v1/session", "CPU/req", "req/s ÷ floor",
+		"Revocation:", "Figures written to", "Chart written to"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -101,17 +107,94 @@ func TestBench(t *testing.T) {
 	checkChart(t, svg, "opaque, cached", "PASETO v4.local", "bare net/http + map lookup", "Tether p99", "JWT, 15 min lifetime")
 }
 
-// With a shared store, propagation is measured between two nodes.
+// With a shared store, propagation is measured between two nodes, the store
+// read row reads that store, and the run leaves no key behind.
 func TestBenchTwoNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts nodes and loads them")
 	}
 	addr := servicetest.SharedRedis(t)
-	rep, _, svg, _ := tinyBench(t, "redis://"+addr+"/0?prefix="+servicetest.RedisPrefix(t, addr))
+	prefix := servicetest.RedisPrefix(t, addr)
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A key the run must not touch, under the prefix the run is given.
+	if err := c.Do(t.Context(), c.B().Set().Key(prefix+"neighbour").Value("x").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	before := redisKeys(t, c, prefix)
+
+	rep, _, svg, out := tinyBench(t, "redis://"+addr+"/0?prefix="+prefix)
 	if p := rep.Propagation; p.Nodes != 2 || p.Trials != 5 || !strings.HasPrefix(p.Store, "redis://") || p.P50 <= 0 || p.Max < p.P99 {
 		t.Errorf("propagation: got %+v, want 5 trials between 2 nodes on redis", p)
 	}
+	if got := rep.Validation[1].Name; got != "opaque, store read (redis)" {
+		t.Errorf("store read row: got %q, want it to read redis", got)
+	}
 	checkChart(t, svg, "on the other of 2 nodes")
+	if after := redisKeys(t, c, prefix); !slices.Equal(after, before) {
+		t.Errorf("keys under %s: %d before the run, %d after: %q", prefix, len(before), len(after), after)
+	}
+	if !strings.Contains(out, "keys this run wrote to redis://") {
+		t.Errorf("output does not say the run's keys were deleted:\n%s", out)
+	}
+}
+
+// redisKeys lists the keys under prefix, sorted.
+func redisKeys(t *testing.T, c rueidis.Client, prefix string) []string {
+	t.Helper()
+	var keys []string
+	var cursor uint64
+	for {
+		e, err := c.Do(t.Context(), c.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, e.Elements...)
+		if cursor = e.Cursor; cursor == 0 {
+			slices.Sort(keys)
+			return keys
+		}
+	}
+}
+
+// A run that could not write its files, or reach its store, fails at once:
+// exit 1, a message that names the flag, and not a line of measurements.
+func TestBenchChecksBeforeRunning(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		wantErr  string
+		wantCode int
+	}{
+		{"chart in a missing directory", []string{"--chart", filepath.Join(dir, "nope", "b.svg")}, "no directory", 1},
+		{"chart is a directory", []string{"--chart", dir}, "is a directory", 1},
+		{"json in a missing directory", []string{"--json", filepath.Join(dir, "nope", "b.json")}, "--json", 1},
+		{"json under a file", []string{"--json", filepath.Join(notDir, "b.json")}, "no directory", 1},
+		{"unreachable redis", []string{"--store", "redis://127.0.0.1:1/0"}, "not reachable", 1},
+		{"unreachable postgres", []string{"--store", "postgres://nobody@127.0.0.1:1/x?connect_timeout=1"}, "not reachable", 1},
+		{"unknown store", []string{"--store", "mongodb://127.0.0.1"}, "unknown scheme", 1},
+		{"a store nodes cannot share", []string{"--store", "memory:"}, "want a store that nodes share", 2},
+		{"the embedded store named", []string{"--store", "bolt:///tmp/x.db"}, "want a store that nodes share", 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append([]string{"bench", "--quick"}, tt.args...), &stdout, &stderr)
+			if code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantErr) || stdout.Len() != 0 {
+				t.Errorf("exit %d, stderr %q, stdout %q: want exit %d, %q, nothing measured", code, stderr.String(), stdout.String(), tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the checks left files behind: %v", left)
+	}
 }
 
 // checkChart parses svg with encoding/xml: one root <svg> in the SVG
@@ -150,5 +233,52 @@ func checkChart(t *testing.T, svg []byte, want ...string) {
 		if !strings.Contains(text.String(), w) {
 			t.Errorf("chart text lacks %q", w)
 		}
+	}
+}
+
+// BenchmarkSessionHTTP is the HTTP row of tether bench as a Go benchmark, so
+// that -cpuprofile can show where a request's time goes with the cache on and
+// off (BENCHMARKS.md). Each sub-benchmark starts its own node on bolt.
+func BenchmarkSessionHTTP(b *testing.B) {
+	for _, v := range []struct {
+		name      string
+		staleness time.Duration
+	}{{"cache-on", time.Second}, {"cache-off", 0}} {
+		b.Run(v.name, func(b *testing.B) {
+			cfg := localConfig(b.TempDir(), "")
+			cfg.Sessions.MaxStaleness = v.staleness
+			target, stop, err := benchNodeHTTP(b.Context(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { stop() })
+			tr := &http.Transport{MaxIdleConnsPerHost: 64}
+			b.Cleanup(tr.CloseIdleConnections)
+			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+			var failed atomic.Int64
+			b.SetParallelism(8) // 16 clients on 2 cores, as tether bench
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodGet, target.URL, nil)
+					req.Header.Set("Authorization", "Bearer "+target.Token)
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						failed.Add(1)
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			if f := failed.Load(); f > 0 {
+				b.Errorf("%d of %d requests failed", f, b.N)
+			}
+		})
 	}
 }

@@ -286,6 +286,12 @@ func TestAdminCommands(t *testing.T) {
 			name: "the key is never a flag", args: []string{"keys", "list", "--admin-key=" + cliAdminKey},
 			wantCode: 2, wantErr: []string{"never taken as a flag value"},
 		},
+		{
+			// The client refuses it before any request, in the user's words:
+			// one "tether: " prefix, no "bad input" jargon.
+			name: "sessions revoke-all of a subject no URL can name", args: []string{"sessions", "revoke-all", "--subject", ".."},
+			wantCode: 1, wantErr: []string{`tether: the subject ".." cannot be addressed in a URL`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -308,7 +314,8 @@ func TestAdminCommands(t *testing.T) {
 			if tt.wantCode == 0 && stderr != "" {
 				t.Errorf("stderr %q, want it empty", stderr)
 			}
-			for _, never := range append(tt.never, cliAdminKey, "\x1b") {
+			// Every error has one "tether: " prefix and names no internal package.
+			for _, never := range append(tt.never, cliAdminKey, "\x1b", "tether: tether:", "adminclient", "bad input") {
 				if strings.Contains(stdout+stderr, never) {
 					t.Errorf("output holds %q:\nstdout:\n%s\nstderr:\n%s", never, stdout, stderr)
 				}
@@ -390,6 +397,14 @@ func TestTokenInspect(t *testing.T) {
 			wantCode: 1,
 			wantOut:  []string{"length:       40 (a Tether token has 59)", "malformed: 40 characters, want 59"},
 		},
+		{
+			name: "upper case", args: []string{"token", "inspect", strings.ToUpper(valid)},
+			wantCode: 1, wantOut: []string{"upper-case letters; a Tether token is all lower case"},
+		},
+		{
+			name: "a space inside", args: []string{"token", "inspect", valid[:20] + " " + valid[20:]},
+			wantCode: 1, wantOut: []string{"a space or line break at character 21"},
+		},
 		{name: "empty stdin", args: []string{"token", "inspect", "-"}, wantCode: 1, wantErr: []string{"no token"}},
 		{name: "huge stdin", args: []string{"token", "inspect", "-"}, stdin: strings.Repeat("a", 10000), wantCode: 1, wantErr: []string{"more than 4096 bytes"}},
 		{name: "no token", args: []string{"token", "inspect"}, wantCode: 2},
@@ -459,7 +474,7 @@ func TestAdminKeySources(t *testing.T) {
 			wantKey: fileKey, wantErr: []string{"warning: k is readable by other users"},
 		},
 		{name: "wrong key", envKey: "a-wrong-admin-key-0000", wantKey: "a-wrong-admin-key-0000", wantCode: 1, wantErr: []string{"refused the admin key (401)"}},
-		{name: "bad server URL", envKey: cliAdminKey, args: []string{"--server", "ftp://x"}, wantCode: 2, wantErr: []string{"scheme must be http or https"}},
+		{name: "bad server URL", envKey: cliAdminKey, args: []string{"--server", "ftp://x"}, wantCode: 2, wantErr: []string{`tether: server URL "ftp://x": scheme must be http or https`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

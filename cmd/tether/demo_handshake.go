@@ -6,57 +6,50 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/apitype"
 	"github.com/tetherhq/tether/store/memstore"
 )
 
 // demoScenarioBC hands alice from A to other services with single-use
 // handshake tokens, which each receiver exchanges once for its own session.
-func demoScenarioBC(ctx context.Context, d *demoNodes, out io.Writer, w *tabwriter.Writer) error {
+func demoScenarioBC(ctx context.Context, d *demoNodes, p *demoOut) error {
 	token, err := d.a.createSession(ctx, "alice")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nScenarios B and C: alice, signed in at A, is handed to other services with single-use handshake tokens.")
-	fmt.Fprintf(w, "\tstep\tTether\tif A forwarded a session JWT instead\n")
-	fmt.Fprintf(w, "\t----\t------\t------------------------------------\n")
-	n := 0
+	p.scenario("Scenarios B and C: alice, signed in at A, is handed to other services " +
+		"with single-use handshake tokens. Under each step, what Tether does, and " +
+		"what would happen if A forwarded a session JWT instead.")
 	step := func(what, tether, jwtSays string) {
-		n++
-		fmt.Fprintf(w, "%d.\t%s\t%s\t%s\n", n, what, tether, jwtSays)
+		p.step(what, [2]string{"Tether", tether}, [2]string{"JWT", jwtSays})
 	}
 	mint := func(audience string) (string, error) {
-		var h struct {
-			Token  string `json:"token"`
-			Format string `json:"format"`
-		}
-		code, err := callJSON(d.http, "POST", d.a.public+"/v1/handshakes", token, map[string]string{"audience": audience}, &h)
+		var h apitype.MintResponse
+		code, err := callJSON(d.http, "POST", d.a.public+"/v1/handshakes", token, apitype.MintRequest{Audience: audience}, &h)
 		if err != nil || code != http.StatusCreated {
 			return "", fmt.Errorf("mint for %s: status %d: %v", audience, code, err)
 		}
 		return h.Token, nil
 	}
 	exchange := func(n *localNode, raw string) string {
-		var got struct {
-			Token   string `json:"token"`
-			Session struct {
-				Subject string `json:"subject"`
-			} `json:"session"`
+		var got apitype.TokenResponse
+		code, err := callJSON(d.http, "POST", n.public+"/v1/handshakes/exchange", "", apitype.ExchangeRequest{Token: raw}, &got)
+		subject := ""
+		if got.Session != nil {
+			subject = got.Session.Subject
 		}
-		code, err := callJSON(d.http, "POST", n.public+"/v1/handshakes/exchange", "", map[string]string{"token": raw}, &got)
-		return verdict(code, err, fmt.Sprintf("own opaque session for %s (%d bytes)", got.Session.Subject, len(got.Token)))
+		return verdict(code, err, fmt.Sprintf("own opaque session for %s (%d bytes)", subject, len(got.Token)))
 	}
 
-	fmt.Fprintf(w, "B\tinternal service, shared HS256 key\t\t\n")
+	p.group("B: an internal service, with a shared HS256 key")
 	hs, err := mint(demoIssuerB)
 	if err != nil {
 		return err
@@ -65,7 +58,7 @@ func demoScenarioBC(ctx context.Context, d *demoNodes, out io.Writer, w *tabwrit
 	step("B exchanges it", exchange(d.b, hs), "B trusts the JWT as a session")
 	step("the same token is replayed at B", exchange(d.b, hs), "accepted until it expires")
 
-	fmt.Fprintf(w, "C\texternal services, public keys\t\t\n")
+	p.group("C: external services, with public keys or a PASETO key")
 	ed, err := mint(demoPartner)
 	if err != nil {
 		return err
@@ -99,7 +92,7 @@ func demoScenarioBC(ctx context.Context, d *demoNodes, out io.Writer, w *tabwrit
 		step("a Go service exchanges it with the library", first, "")
 		step("a replay there", again, "accepted until it expires")
 	}
-	return w.Flush()
+	return nil
 }
 
 // saveSigningKey writes A's public key for alg, as published in its JWKS, to a
@@ -136,18 +129,14 @@ func exchangeInProcess(ctx context.Context, audience string, trust handshake.Iss
 	}
 	defer m.Close()
 	try := func() string {
-		claims, err := v.Exchange(ctx, raw, m.Store())
+		token, sess, err := m.Exchange(ctx, v, raw, tether.ExchangeParams{})
 		if errors.Is(err, handshake.ErrInvalid) {
 			return "refused: " + handshake.Reason(err)
 		}
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		token, _, err := m.Create(ctx, tether.CreateParams{Subject: claims.LocalSubject, AuthMethod: "handshake"})
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", claims.LocalSubject, len(token))
+		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", sess.Subject, len(token))
 	}
 	return try(), try(), nil
 }

@@ -77,8 +77,16 @@ func runDemoWeb(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("set alice's roles: %w", err)
 	}
 
+	// A browser's previous session ends as a user's own sign-out does.
+	end := func(ctx context.Context, token string) error {
+		status, err := callJSON(http.DefaultClient, http.MethodDelete, node.public+"/v1/session", token, nil, nil)
+		if err == nil && status != http.StatusNoContent && status != http.StatusUnauthorized {
+			err = fmt.Errorf("ending the previous session: status %d", status)
+		}
+		return err
+	}
 	signIn, err := web.DemoSignIn(web.DemoConfig{
-		Subjects: []string{"alice", "bob"}, Next: node.public + "/account/sessions", Create: create,
+		Subjects: []string{"alice", "bob"}, Next: node.public + "/account/sessions", Create: create, End: end,
 	})
 	if err != nil {
 		return err
@@ -92,21 +100,26 @@ func runDemoWeb(ctx context.Context, out io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	fmt.Fprintf(out, `Tether demo in the browser: one node on loopback, its store in %s.
-
-  1. Sign a browser in:  http://%s/demo/sign-in   (demo only: one click, no password)
-  2. Your sessions:      %s/account/sessions
-  3. Admin console:      %s/admin/
-     admin key:          %s   (made for this demo; it dies with it)
-
-Sign in as alice in two browsers, or in a normal and a private window: each is a
-device. On one, sign the other out, then reload the other: it is refused at once.
-alice is also signed in on a phone and a work laptop, seeded through the admin API.
-In the admin console, search for alice, change her roles (GET %s/v1/session
-in her browser shows them at once), revoke her sessions and watch the counters.
-
-Press Ctrl-C to stop.
-`, dir, ln.Addr(), node.public, node.admin, node.adminKey, node.public)
+	p := &demoOut{w: out}
+	p.para("Tether demo in the browser: one node on loopback, its store in " + dir + ".")
+	fmt.Fprintln(out)
+	for _, item := range [][3]string{
+		{"1. Sign a browser in:", fmt.Sprintf("http://%s/demo/sign-in", ln.Addr()), "(demo only: one click, no password)"},
+		{"2. Your sessions:", node.public + "/account/sessions", ""},
+		{"3. Admin console:", node.admin + "/admin/", ""},
+		{"   admin key:", node.adminKey, "(made for this demo; it dies with it)"},
+	} {
+		fmt.Fprintf(out, "  %-21s  %s\n", item[0], item[1])
+		if item[2] != "" {
+			fmt.Fprintf(out, "  %-21s  %s\n", "", item[2])
+		}
+	}
+	p.para("Sign in as alice in two browsers, or in a normal and a private window: each is " +
+		"a device. On one, sign the other out, then reload the other: it is refused at once. " +
+		"alice is also signed in on a phone and a work laptop, seeded through the admin API. " +
+		"In the admin console, search for alice, change her roles (GET " + node.public +
+		"/v1/session in her browser shows them at once), revoke her sessions and watch the counters.")
+	p.para("Press Ctrl-C to stop.")
 
 	select {
 	case <-ctx.Done():

@@ -65,6 +65,7 @@ func newRootCmd() *cobra.Command {
 		newSessionsCmd,
 		newRolesCmd,
 		newKeysCmd,
+		newEventsCmd,
 		newTokenCmd,
 		newVersionCmd,
 	} {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/store"
@@ -110,7 +111,12 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{Manager: m, AdminKey: adminKey, Logger: log, Keys: keys, Minter: minter, Verifier: verifier})
+	admin, err := adminauth.New(adminKey) // one key check for the admin API and the console
+	if err != nil {
+		return err
+	}
+	admin.RecordFailures(m)
+	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier})
 	if err != nil {
 		return err
 	}

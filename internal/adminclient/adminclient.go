@@ -1,8 +1,10 @@
 // Package adminclient is a typed HTTP client of Tether's admin API (DESIGN §6).
 //
 // It is what the tether CLI uses: the CLI speaks HTTP to a running server and
-// never opens a store itself, because only the server may hold it (bbolt locks
-// its file, and a second writer would bypass the server's cache invalidation).
+// never opens a store itself, because only the server may hold it (the
+// embedded store locks its file, and a second writer would bypass the
+// server's cache invalidation). Request and response bodies are apitype's,
+// the same types the server uses.
 //
 // Secrets stay out of places they could leak from: the admin key travels only
 // in the Authorization header and a session token only in a request body, never
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/apitype"
 )
 
 const (
@@ -54,27 +57,27 @@ type Client struct {
 func New(baseURL, adminKey string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("adminclient: invalid server URL %q", baseURL)
+		return nil, fmt.Errorf("invalid server URL %q", baseURL)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("adminclient: server URL %q: scheme must be http or https", baseURL)
+		return nil, fmt.Errorf("server URL %q: scheme must be http or https", baseURL)
 	case u.Host == "":
-		return nil, fmt.Errorf("adminclient: server URL %q has no host", baseURL)
+		return nil, fmt.Errorf("server URL %q has no host", baseURL)
 	case u.User != nil:
 		// Credentials in a URL leak into logs and process lists; the admin key
 		// has its own channel.
-		return nil, errors.New("adminclient: the server URL must not hold credentials")
+		return nil, errors.New("the server URL must not hold credentials")
 	case u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("adminclient: server URL %q must not have a query or fragment", baseURL)
+		return nil, fmt.Errorf("server URL %q must not have a query or fragment", baseURL)
 	}
 	if adminKey == "" {
-		return nil, errors.New("adminclient: the admin key is empty")
+		return nil, errors.New("the admin key is empty")
 	}
 	if strings.ContainsFunc(adminKey, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
 		// Also catches a key file's stray newline, which would otherwise be a
 		// confusing 401 (or a header-injection attempt).
-		return nil, errors.New("adminclient: the admin key contains spaces or control characters")
+		return nil, errors.New("the admin key contains spaces or control characters")
 	}
 	c := http.Client{}
 	if hc != nil {
@@ -139,36 +142,19 @@ type CreateSessionRequest struct {
 }
 
 // Key is one of the server's signing keys, as GET /v1/keys lists it.
-type Key struct {
-	KID       string    `json:"kid"`
-	Alg       string    `json:"alg"`
-	CreatedAt time.Time `json:"created_at"`
-	State     string    `json:"state"` // such as "active", "next" or "retired"
-}
+type Key = apitype.Key
 
 // CreateSession creates a session and returns its token, which the server
 // never shows again, and the session.
 func (c *Client) CreateSession(ctx context.Context, req CreateSessionRequest) (string, *tether.Session, error) {
 	if req.Subject == "" {
-		return "", nil, fmt.Errorf("%w: the subject is empty", tether.ErrBadInput)
+		return "", nil, tether.BadInput("the subject is empty")
 	}
-	body := struct {
-		Subject  string            `json:"subject"`
-		Roles    []string          `json:"roles,omitzero"` // nil: omitted; empty: []
-		TTL      string            `json:"ttl,omitempty"`
-		IdleTTL  string            `json:"idle_ttl,omitempty"`
-		Metadata map[string]string `json:"metadata,omitempty"`
-	}{Subject: req.Subject, Roles: req.Roles, Metadata: req.Metadata}
-	if req.TTL != 0 {
-		body.TTL = req.TTL.String()
+	body := apitype.CreateSessionRequest{
+		Subject: req.Subject, Roles: req.Roles, Metadata: req.Metadata,
+		TTL: apitype.Duration(req.TTL), IdleTTL: apitype.Duration(req.IdleTTL),
 	}
-	if req.IdleTTL != 0 {
-		body.IdleTTL = req.IdleTTL.String()
-	}
-	var out struct {
-		Token   string          `json:"token"`
-		Session *tether.Session `json:"session"`
-	}
+	var out apitype.TokenResponse
 	if err := c.doJSON(ctx, http.MethodPost, "/v1/sessions", body, http.StatusCreated, &out); err != nil {
 		return "", nil, err
 	}
@@ -205,9 +191,7 @@ func (c *Client) ListSessions(ctx context.Context, subject string) ([]*tether.Se
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Sessions []*tether.Session `json:"sessions"`
-	}
+	var out apitype.SessionsResponse
 	if err := c.doJSON(ctx, http.MethodGet, "/v1/subjects/"+seg+"/sessions", nil, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
@@ -220,9 +204,7 @@ func (c *Client) RevokeSubject(ctx context.Context, subject string) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	var out struct {
-		Revoked *int `json:"revoked"`
-	}
+	var out apitype.RevokedResponse
 	if err := c.doJSON(ctx, http.MethodDelete, "/v1/subjects/"+seg+"/sessions", nil, http.StatusOK, &out); err != nil {
 		return 0, err
 	}
@@ -242,13 +224,8 @@ func (c *Client) SetRoles(ctx context.Context, subject string, roles []string) (
 	if roles == nil {
 		roles = []string{} // "clear" is [], never null
 	}
-	in := struct {
-		Roles []string `json:"roles"`
-	}{roles}
-	var out struct {
-		Subject string   `json:"subject"`
-		Roles   []string `json:"roles"`
-	}
+	in := apitype.SetRolesRequest{Roles: &roles}
+	var out apitype.RolesResponse
 	if err := c.doJSON(ctx, http.MethodPut, "/v1/subjects/"+seg+"/roles", in, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
@@ -263,7 +240,7 @@ func (c *Client) SetRoles(ctx context.Context, subject string, roles []string) (
 // times such as "exp" keep their exact value.
 func (c *Client) Introspect(ctx context.Context, token string) (map[string]any, error) {
 	if token == "" {
-		return nil, fmt.Errorf("%w: the token is empty", tether.ErrBadInput)
+		return nil, tether.BadInput("the token is empty")
 	}
 	// The token goes in a form body, as RFC 7662 says, never in the URL.
 	form := url.Values{"token": {token}}.Encode()
@@ -290,9 +267,7 @@ func (c *Client) RotateKeys(ctx context.Context) ([]Key, error) {
 }
 
 func (c *Client) keys(ctx context.Context, method, path string) ([]Key, error) {
-	var out struct {
-		Keys []Key `json:"keys"`
-	}
+	var out apitype.KeysResponse
 	if err := c.doJSON(ctx, method, path, nil, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
@@ -304,10 +279,10 @@ func (c *Client) keys(ctx context.Context, method, path string) ([]Key, error) {
 // belongs must not see it echoed into logs, nor sent in a URL.
 func checkID(id string) error {
 	if strings.HasPrefix(id, tether.TokenPrefix) {
-		return fmt.Errorf("%w: that is a session token, not a session ID", tether.ErrBadInput)
+		return tether.BadInput("that is a session token, not a session ID")
 	}
 	if !tether.ValidID(id) {
-		return fmt.Errorf("%w: not a session ID (want 16 lower-case base32 characters)", tether.ErrBadInput)
+		return tether.BadInput("not a session ID (want 16 lower-case base32 characters)")
 	}
 	return nil
 }
@@ -318,9 +293,9 @@ func checkID(id string) error {
 func subjectSegment(subject string) (string, error) {
 	switch subject {
 	case "":
-		return "", fmt.Errorf("%w: the subject is empty", tether.ErrBadInput)
+		return "", tether.BadInput("the subject is empty")
 	case ".", "..":
-		return "", fmt.Errorf("%w: the subject %q cannot be addressed in a URL", tether.ErrBadInput, subject)
+		return "", tether.BadInput("the subject %q cannot be addressed in a URL", subject)
 	}
 	return url.PathEscape(subject), nil
 }
@@ -331,7 +306,7 @@ func (c *Client) doJSON(ctx context.Context, method, path string, in any, want i
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("adminclient: encoding the request: %w", err)
+			return fmt.Errorf("encoding the request: %w", err)
 		}
 		body, ct = bytes.NewReader(b), "application/json"
 	}
@@ -345,7 +320,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	secrets = append(secrets, c.key)
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return redact(fmt.Errorf("adminclient: %w", err), secrets)
+		return redact(fmt.Errorf("building the request: %w", err), secrets)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	req.Header.Set("Accept", "application/json")
@@ -388,10 +363,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 // and could echo what was sent.
 func apiError(resp *http.Response, raw []byte) *APIError {
 	e := &APIError{Status: resp.StatusCode}
-	var body struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-	}
+	var body apitype.Error
 	if json.Unmarshal(raw, &body) == nil && body.Error != "" {
 		e.Code, e.Message = body.Error, body.Message
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/apitype"
+	"github.com/tetherhq/tether/internal/httperr"
 )
 
 // Admin returns the admin API. Every route needs the admin key as a Bearer
@@ -26,10 +28,11 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("GET /v1/changes", s.handle(s.changes))
 	mux.Handle("GET /v1/keys", s.handle(s.listKeys))
 	mux.Handle("POST /v1/keys/rotate", s.handle(s.rotateKeys))
+	mux.Handle("GET /v1/events", s.handle(s.listEvents))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	routes := s.jsonErrors(mux.ServeMux)
 	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.checkAdmin(r); err != nil {
+		if err := s.admin.CheckRequest(r); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -38,25 +41,18 @@ func (s *Server) Admin() http.Handler {
 	root := s.newMux("admin", false)
 	root.Handle("GET /openapi.json", s.openAPI("admin")) // without the key, like the console's pages
 	root.Handle("/admin/", s.web.Admin())                // the console: signed in with a cookie, not the Bearer key
+	root.Handle("GET /favicon.ico", s.web.Favicon())
 	root.Handle("/", admin)
 	return s.common("admin", root)
 }
 
-type createRequest struct {
-	Subject  string            `json:"subject"`
-	Roles    []string          `json:"roles"`
-	TTL      duration          `json:"ttl"`
-	IdleTTL  duration          `json:"idle_ttl"`
-	Metadata map[string]string `json:"metadata"`
-}
-
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
-	var req createRequest
+	var req apitype.CreateSessionRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	if ok, wait := s.limits.creates.allow(req.Subject); !ok {
-		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many sessions created for this subject", retry: wait}
+	if ok, wait := s.creates.Allow(req.Subject); !ok {
+		return httperr.RateLimited("too many sessions created for this subject", wait)
 	}
 	token, sess, err := s.m.Create(r.Context(), tether.CreateParams{
 		Subject: req.Subject, Roles: req.Roles, Metadata: req.Metadata,
@@ -65,7 +61,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, tokenResponse{Token: token, Session: sess})
+	return writeJSON(w, http.StatusCreated, apitype.TokenResponse{Token: token, Session: sess})
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
@@ -89,7 +85,7 @@ func (s *Server) subjectSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, sessionsResponse{list})
+	return writeJSON(w, http.StatusOK, apitype.SessionsResponse{Sessions: list})
 }
 
 func (s *Server) revokeSubject(w http.ResponseWriter, r *http.Request) error {
@@ -97,13 +93,11 @@ func (s *Server) revokeSubject(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, revokedResponse{n})
+	return writeJSON(w, http.StatusOK, apitype.RevokedResponse{Revoked: &n})
 }
 
 func (s *Server) setRoles(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Roles *[]string `json:"roles"`
-	}
+	var req apitype.SetRolesRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -114,7 +108,7 @@ func (s *Server) setRoles(w http.ResponseWriter, r *http.Request) error {
 	if err := s.m.SetRoles(r.Context(), subject, roles); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"subject": subject, "roles": roles})
+	return writeJSON(w, http.StatusOK, apitype.RolesResponse{Subject: subject, Roles: roles})
 }
 
 // introspect answers RFC 7662: active with the session's claims, or just
@@ -134,16 +128,20 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case err == nil:
 	case errors.Is(err, tether.ErrInvalidToken):
-		return writeJSON(w, http.StatusOK, map[string]bool{"active": false})
+		return writeJSON(w, http.StatusOK, apitype.Introspection{Active: false})
 	default:
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"active": true, "token_type": "tether_session",
-		"sub": sess.Subject, "sid": sess.ID, "roles": sess.Roles,
-		"scope": strings.Join(sess.Roles, " "),
-		"iat":   sess.CreatedAt.Unix(), "exp": sess.ExpiresAt.Unix(),
-		"idle_exp": sess.IdleExpiresAt.Unix(),
-		"session":  sess, // the whole session, so that package remote answers as Manager.Validate does
+	roles := sess.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return writeJSON(w, http.StatusOK, apitype.Introspection{
+		Active: true, TokenType: "tether_session",
+		Subject: sess.Subject, SessionID: sess.ID, Roles: roles,
+		Scope:    strings.Join(sess.Roles, " "),
+		IssuedAt: sess.CreatedAt.Unix(), ExpiresAt: sess.ExpiresAt.Unix(),
+		IdleExp: sess.IdleExpiresAt.Unix(),
+		Session: sess, // the whole session, so that package remote answers as Manager.Validate does
 	})
 }

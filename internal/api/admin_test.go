@@ -394,3 +394,70 @@ func TestAdminFailuresKeyedByIPv6Prefix(t *testing.T) {
 		t.Errorf("another /64: got %d, want 401", w.Code)
 	}
 }
+
+// adminAuthFailures reads tether_admin_auth_failures_total.
+func adminAuthFailures(t *testing.T, e *env) string {
+	t.Helper()
+	body := e.admin(http.MethodGet, "/metrics", "").Body.String()
+	for line := range strings.Lines(body) {
+		if v, ok := strings.CutPrefix(line, "tether_admin_auth_failures_total "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no tether_admin_auth_failures_total in\n%s", body)
+	return ""
+}
+
+// TestAdminNoCredentials: requests that carry no credentials at all (a
+// browser's /favicon.ico, a scraper, a page polling /metrics) are plain 401s:
+// they never count as failed logins, so they cannot lock the real key out.
+// Only a wrong key counts.
+func TestAdminNoCredentials(t *testing.T) {
+	e := newEnv(t)
+	const addr = "203.0.113.50:40000"
+	paths := []string{"/metrics", "/v1/subjects/alice/sessions", "/", "/v1/keys", "/robots.txt"}
+	for i := range 50 {
+		w := serve(e.adm, req(http.MethodGet, paths[i%len(paths)], nil, "RemoteAddr", addr))
+		wantError(t, w, http.StatusUnauthorized, "unauthenticated", "")
+	}
+	if w := serve(e.adm, req(http.MethodGet, "/favicon.ico", nil, "RemoteAddr", addr)); w.Code != http.StatusOK {
+		t.Errorf("/favicon.ico without credentials: got %d, want 200", w.Code)
+	}
+	right := req(http.MethodGet, "/v1/subjects/alice/sessions", nil, "RemoteAddr", addr, "Authorization", "Bearer "+testAdminKey)
+	if w := serve(e.adm, right); w.Code != http.StatusOK {
+		t.Fatalf("the right key after 50 credential-less requests: got %d %s, want 200", w.Code, w.Body)
+	}
+	if got := adminAuthFailures(t, e); got != "0" {
+		t.Errorf("tether_admin_auth_failures_total after credential-less requests: got %s, want 0", got)
+	}
+	serve(e.adm, req(http.MethodGet, "/metrics", nil, "RemoteAddr", addr, "Authorization", "Bearer wrong-key"))
+	serve(e.adm, req(http.MethodGet, "/metrics", nil, "RemoteAddr", addr, "Authorization", "Basic "+testAdminKey))
+	if got := adminAuthFailures(t, e); got != "2" {
+		t.Errorf("tether_admin_auth_failures_total after a wrong key and a wrong scheme: got %s, want 2", got)
+	}
+}
+
+// TestReservedSubjectsRefused: no admin API caller can create, list, revoke
+// or set roles for a session of the reserved namespace, where the console's
+// own sessions live.
+func TestReservedSubjectsRefused(t *testing.T) {
+	e := newEnv(t)
+	const console = "tether%3Aconsole"
+	tests := []struct {
+		method, target, body string
+	}{
+		{http.MethodPost, "/v1/sessions", `{"subject":"tether:console"}`},
+		{http.MethodPost, "/v1/sessions", `{"subject":"tether:anything"}`},
+		{http.MethodGet, "/v1/subjects/" + console + "/sessions", ""},
+		{http.MethodDelete, "/v1/subjects/" + console + "/sessions", ""},
+		{http.MethodPut, "/v1/subjects/" + console + "/roles", `{"roles":["admin"]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.target+" "+tt.body, func(t *testing.T) {
+			wantError(t, e.admin(tt.method, tt.target, tt.body), http.StatusBadRequest, "bad_request", "reserved")
+		})
+	}
+	if n := e.m.Stats().Created; n != 0 {
+		t.Errorf("refused requests created %d sessions", n)
+	}
+}

@@ -1,26 +1,28 @@
-// Package api serves Tether's public and admin HTTP APIs (DESIGN §6). Handlers
-// return errors; writeError is the one place that maps them to a status and a
-// safe message.
+// Package api serves Tether's public and admin HTTP APIs (DESIGN §6). It
+// only translates HTTP: the logic is the library's (tether.Manager), errors
+// become statuses in one place (httperr.Classify), and the JSON bodies are
+// apitype's, shared with the clients.
 package api
 
 import (
-	"context"
-	"crypto/sha256"
-	"crypto/subtle"
+	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"reflect"
 	"strings"
 	"sync"
-	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/adminauth"
+	"github.com/tetherhq/tether/internal/apitype"
+	"github.com/tetherhq/tether/internal/httperr"
+	"github.com/tetherhq/tether/internal/ratelimit"
 	"github.com/tetherhq/tether/internal/web"
 )
 
@@ -29,11 +31,14 @@ const MaxBodyBytes = 64 << 10
 
 // Server holds what the handlers need. Build one with New.
 type Server struct {
-	m        *tether.Manager
-	adminKey [sha256.Size]byte
-	log      *slog.Logger
-	metrics  *Metrics
-	limits   *limiters
+	m       *tether.Manager
+	admin   *adminauth.Authenticator
+	log     *slog.Logger
+	metrics *Metrics
+
+	creates          *ratelimit.Keyed // admin session creations per subject
+	exchangeFailures *ratelimit.Keyed // refused handshake exchanges per client IP
+	revokeMisses     *ratelimit.Keyed // RFC 7009 revocations of tokens that were not live, per client IP
 
 	keys     *handshake.KeyRing
 	minter   *handshake.Minter   // nil: this node mints no handshakes
@@ -47,13 +52,19 @@ type Server struct {
 
 // Config configures a Server.
 type Config struct {
-	Manager  *tether.Manager
-	AdminKey string // required; compared in constant time
-	Logger   *slog.Logger
+	Manager *tether.Manager
+	// Admin checks the admin key, for the admin API and the console alike.
+	// Required.
+	Admin  *adminauth.Authenticator
+	Logger *slog.Logger
 
 	Keys     *handshake.KeyRing  // the node's signing keys, published as JWKS; nil: none
 	Minter   *handshake.Minter   // optional
 	Verifier *handshake.Verifier // optional
+
+	// SignInURL is where the account pages send a browser that is not
+	// signed in; empty: they only say so. See web.Config.
+	SignInURL string
 }
 
 // New returns a Server. Its Public and Admin handlers are meant for two
@@ -62,48 +73,36 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Manager == nil {
 		return nil, errors.New("api: Config.Manager is required")
 	}
-	if len(cfg.AdminKey) < 16 {
-		return nil, errors.New("api: the admin key must be at least 16 characters")
+	if cfg.Admin == nil {
+		return nil, errors.New("api: Config.Admin is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		m:        cfg.Manager,
-		adminKey: sha256.Sum256([]byte(cfg.AdminKey)),
-		log:      cfg.Logger,
-		metrics:  newMetrics(cfg.Manager),
-		limits:   newLimiters(),
-		keys:     cfg.Keys,
-		minter:   cfg.Minter,
-		verifier: cfg.Verifier,
+		m:                cfg.Manager,
+		admin:            cfg.Admin,
+		log:              cfg.Logger,
+		metrics:          newMetrics(cfg.Manager, cfg.Admin),
+		creates:          ratelimit.New(rate.Limit(50), 100),
+		exchangeFailures: ratelimit.New(rate.Limit(20), 100),
+		revokeMisses:     ratelimit.New(rate.Limit(20), 100),
+		keys:             cfg.Keys,
+		minter:           cfg.Minter,
+		verifier:         cfg.Verifier,
 	}
-	if w, ok := cfg.Manager.Store().(tether.Watcher); ok {
+	if w, ok := cfg.Manager.Watcher(); ok {
 		s.feed = newChangeFeed(w, cfg.Logger)
 	}
 	var err error
-	s.web, err = web.New(web.Config{Manager: cfg.Manager, Keys: cfg.Keys, Logger: cfg.Logger, CheckAdminKey: s.checkAdminKey})
+	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL})
 	return s, err
 }
 
 // Metrics returns the server's Prometheus registry owner.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
-// apiError is an error with the status, code and message a client sees.
-type apiError struct {
-	status  int
-	code    string
-	message string
-	retry   time.Duration // Retry-After, for 429
-}
-
-func (e *apiError) Error() string { return e.code + ": " + e.message }
-
-func badRequest(format string, args ...any) error {
-	return &apiError{status: http.StatusBadRequest, code: "bad_request", message: fmt.Sprintf(format, args...)}
-}
-
-var errUnauthenticated = &apiError{status: http.StatusUnauthorized, code: "unauthenticated"}
+var badRequest = httperr.BadRequest
 
 // handler is an http.Handler that returns its error for writeError.
 type handler func(w http.ResponseWriter, r *http.Request) error
@@ -116,42 +115,12 @@ func (s *Server) handle(h handler) http.Handler {
 	})
 }
 
-// writeError maps an error to a status and a message that is safe to show:
-// internal detail goes to the log, never to the client.
+// writeError answers err as JSON {"error","message"}, as httperr.Classify
+// words it.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-	case errors.Is(err, tether.ErrInvalidToken):
-		ae = errUnauthenticated
-	case errors.Is(err, tether.ErrCrossOrigin):
-		ae = &apiError{status: http.StatusForbidden, code: "cross_origin", message: "cross-origin request refused"}
-	case errors.Is(err, tether.ErrBadInput):
-		ae = &apiError{status: http.StatusBadRequest, code: "bad_request", message: strings.TrimPrefix(err.Error(), "tether: bad input: ")}
-	case errors.Is(err, tether.ErrNotFound):
-		ae = &apiError{status: http.StatusNotFound, code: "not_found", message: "no such session"}
-	case r.Context().Err() != nil:
-		s.log.Debug("client went away", "path", r.URL.Path)
-		ae = &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "request cancelled"}
-	case errors.Is(err, tether.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		s.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
-		ae = &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "the session store is unavailable; try again"}
-	default:
-		s.log.Error("internal error", "path", r.URL.Path, "err", err)
-		ae = &apiError{status: http.StatusInternalServerError, code: "internal", message: "internal error"}
-	}
-	if ae.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tether"`)
-	}
-	if ae.retry > 0 {
-		// Rounded up: a wait under half a second must not read "Retry-After: 0".
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(ae.retry.Seconds()))))
-	}
-	body := map[string]string{"error": ae.code}
-	if ae.message != "" {
-		body["message"] = ae.message
-	}
-	writeJSON(w, ae.status, body)
+	e := httperr.Classify(r, err, s.log)
+	e.SetHeaders(w.Header())
+	writeJSON(w, e.Status, apitype.Error{Error: e.Code, Message: e.Message})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
@@ -164,23 +133,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // decodeJSON reads one JSON object into v, strictly: bounded size, no unknown
 // fields, nothing after it. Its errors are 400s that say what is wrong.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err == nil {
-		if _, e := dec.Token(); e != io.EOF {
-			err = badRequest("unexpected data after the JSON object")
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		if err == nil {
+			if _, e := dec.Token(); e != io.EOF {
+				err = badRequest("unexpected data after the JSON object")
+			}
 		}
 	}
-	var ae *apiError
+	var he *httperr.Error
 	var tooBig *http.MaxBytesError
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &ae):
-		return ae
+	case errors.As(err, &he):
+		return he
 	case errors.As(err, &tooBig):
 		return badRequest("request body larger than %d bytes", MaxBodyBytes)
 	case errors.Is(err, io.EOF):
@@ -191,8 +163,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return badRequest("the request body must be a JSON object, not a JSON %s", typ.Value)
 	case errors.As(err, &typ):
 		return badRequest("field %q: want a JSON %s, got a JSON %s", typ.Field, jsonKind(typ.Type), typ.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return badRequest("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case errors.Is(err, tether.ErrBadInput): // a field's own check, such as apitype.Duration's
+		return err
+	case unknownField(raw, v) != "":
+		return badRequest("unknown field %q", unknownField(raw, v))
 	default:
 		return badRequest("malformed JSON")
 	}
@@ -214,50 +188,43 @@ func jsonKind(t reflect.Type) string {
 	}
 }
 
-// duration is a JSON duration string such as "90m".
-type duration time.Duration
-
-func (d *duration) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil // as encoding/json treats null for other types: absent, so the default
+// unknownField names the first member of the JSON object raw that the
+// struct v points to has no field for, as encoding/json matches them (case
+// folded); "" when there is none. encoding/json's own error for it has no
+// type to read the name from.
+func unknownField(raw []byte, v any) string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return badRequest("durations are strings such as \"90m\" or \"24h\"")
+	if t.Kind() != reflect.Struct {
+		return ""
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v <= 0 {
-		return badRequest("invalid duration %q: want a positive duration such as \"90m\" or \"24h\"", s)
+	known := map[string]bool{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		known[strings.ToLower(name)] = true
 	}
-	*d = duration(v)
-	return nil
-}
-
-// checkAdmin authenticates an admin request by its Bearer key.
-func (s *Server) checkAdmin(r *http.Request) error {
-	client := clientKey(r)
-	if wait := s.limits.adminFailures.blocked(client); wait > 0 {
-		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many failed admin authentications", retry: wait}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
 	}
-	h := r.Header.Get("Authorization")
-	scheme, key, _ := strings.Cut(h, " ")
-	sum := sha256.Sum256([]byte(strings.TrimSpace(key)))
-	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], s.adminKey[:]) != 1 {
-		s.limits.adminFailures.take(client)
-		s.metrics.adminAuthFailures.Inc()
-		return errUnauthenticated
+	for dec.More() {
+		tok, err := dec.Token()
+		name, ok := tok.(string)
+		if err != nil || !ok {
+			return ""
+		}
+		if !known[strings.ToLower(name)] {
+			return name
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
 	}
-	return nil
-}
-
-// checkAdminKey is checkAdmin for a key typed into the console's sign-in
-// form: the same comparison, per-IP rate limit and metric.
-func (s *Server) checkAdminKey(r *http.Request, key string) (ok bool, retryAfter time.Duration) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+key)
-	var ae *apiError
-	if errors.As(s.checkAdmin(r), &ae) {
-		return false, ae.retry
-	}
-	return true, 0
+	return ""
 }

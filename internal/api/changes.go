@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/httperr"
 )
 
 // GET /v1/changes streams the node's change feed as Server-Sent Events, so
@@ -93,7 +94,7 @@ func (f *changeFeed) subscribe(ctx context.Context, lastID string) (sub *changeS
 		f.mu.Lock()
 		if f.closed {
 			f.mu.Unlock()
-			return nil, nil, false, "", &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "this node is shutting down"}
+			return nil, nil, false, "", httperr.New(http.StatusServiceUnavailable, httperr.CodeUnavailable, "this node is shutting down")
 		}
 		if f.cancel == nil {
 			f.startLocked()
@@ -114,14 +115,14 @@ func (f *changeFeed) subscribe(ctx context.Context, lastID string) (sub *changeS
 			return nil, nil, false, "", ctx.Err()
 		case <-deadline.C:
 			f.idle()
-			return nil, nil, false, "", &apiError{status: http.StatusServiceUnavailable, code: "unavailable",
-				message: "this node's change channel is down; try again", retry: time.Second}
+			return nil, nil, false, "", &httperr.Error{Status: http.StatusServiceUnavailable, Code: httperr.CodeUnavailable,
+				Message: "this node's change channel is down; try again", RetryAfter: time.Second}
 		}
 	}
 	defer f.mu.Unlock()
 	if len(f.subs) >= changesMaxClients {
-		return nil, nil, false, "", &apiError{status: http.StatusServiceUnavailable, code: "unavailable",
-			message: "too many change streams open on this node", retry: 5 * time.Second}
+		return nil, nil, false, "", &httperr.Error{Status: http.StatusServiceUnavailable, Code: httperr.CodeUnavailable,
+			Message: "too many change streams open on this node", RetryAfter: 5 * time.Second}
 	}
 	sub = &changeSub{ch: make(chan changeEvent, changesQueue), gone: make(chan struct{})}
 	f.subs[sub] = struct{}{}
@@ -288,7 +289,7 @@ func (s *Server) Close() {
 
 func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {
 	if s.feed == nil {
-		return &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "this node's store announces no changes"}
+		return httperr.New(http.StatusServiceUnavailable, httperr.CodeUnavailable, "this node's store announces no changes")
 	}
 	sub, replay, reset, cursor, err := s.feed.subscribe(r.Context(), r.Header.Get("Last-Event-ID"))
 	if err != nil {

@@ -286,7 +286,7 @@ func TestChangesWithoutWatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	srv, err := api.New(api.Config{Manager: m, AdminKey: testAdminKey})
+	srv, err := api.New(api.Config{Manager: m, Admin: newAdmin(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

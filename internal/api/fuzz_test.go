@@ -23,6 +23,9 @@ func FuzzAdminCreateSession(f *testing.F) {
 		``,
 		`null`,
 		`[]`,
+		`{"SUBJECT":"x","Colour":1}`,
+		`{"subject":"tether:console"}`,
+		`{"subject":"x","ttl":null,"roles":[]}`,
 	} {
 		f.Add([]byte(seed))
 	}

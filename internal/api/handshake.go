@@ -2,11 +2,15 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/apitype"
+	"github.com/tetherhq/tether/internal/httperr"
+	"github.com/tetherhq/tether/internal/ratelimit"
 )
 
 // Token-type URNs of RFC 8693. PASETO has none registered, so Tether names its
@@ -20,29 +24,21 @@ const (
 
 // mintHandshake: a session holder asks for a single-use token for another service.
 func (s *Server) mintHandshake(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {
-	var req struct {
-		Audience string `json:"audience"`
-	}
+	var req apitype.MintRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 	if s.minter == nil {
 		return badRequest("unknown audience: this node mints no handshake tokens")
 	}
-	// The login behind this session travels along, so that the receiver's
-	// session keeps it (ASVS 7.6.1) rather than starting a fresh clock.
-	authTime := sess.AuthTime
-	if authTime.IsZero() {
-		authTime = sess.CreatedAt
-	}
-	token, format, exp, err := s.minter.Mint(req.Audience, sess.Subject, handshake.WithAuthTime(authTime))
+	token, format, exp, err := s.minter.Mint(req.Audience, sess.Subject, handshake.WithAuthTime(sess.AuthenticatedAt()))
 	if errors.Is(err, handshake.ErrUnknownAudience) {
 		return badRequest("unknown audience %q", req.Audience)
 	}
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, map[string]any{"token": token, "format": format, "expires_at": exp})
+	return writeJSON(w, http.StatusCreated, apitype.MintResponse{Token: token, Format: format, ExpiresAt: exp})
 }
 
 // exchangeHandshake trades a handshake token for a local opaque session, once.
@@ -55,9 +51,7 @@ func (s *Server) exchangeHandshake(w http.ResponseWriter, r *http.Request) error
 		// itself needs a CORS preflight, which this server never grants.
 		return badRequest("Content-Type must be application/json")
 	}
-	var req struct {
-		Token string `json:"token"`
-	}
+	var req apitype.ExchangeRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -65,20 +59,8 @@ func (s *Server) exchangeHandshake(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.endCookieSession(r)
 	tether.SetCookie(w, r, token, sess.ExpiresAt)
-	return writeJSON(w, http.StatusCreated, tokenResponse{Token: token, Session: sess})
-}
-
-// endCookieSession ends the session whose cookie a browser brought to an
-// exchange: a new login replaces it rather than living beside it, so a
-// session planted in the browser beforehand is worth nothing (fixation).
-func (s *Server) endCookieSession(r *http.Request) {
-	if token, fromCookie := tether.TokenFromRequest(r); fromCookie {
-		if old, err := s.m.Validate(r.Context(), token); err == nil {
-			s.m.Revoke(r.Context(), old.ID)
-		}
-	}
+	return writeJSON(w, http.StatusCreated, apitype.TokenResponse{Token: token, Session: sess})
 }
 
 // tokenExchange is the RFC 8693 token-exchange grant. Its refusals are RFC
@@ -120,21 +102,20 @@ func (s *Server) tokenExchangeGrant(w http.ResponseWriter, r *http.Request) erro
 		return oauthError("invalid_grant", "")
 	}
 	token, sess, err := s.exchange(r, raw)
-	var ae *apiError
-	if errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
+	if errors.Is(err, tether.ErrInvalidToken) {
 		return oauthError("invalid_grant", "")
 	}
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Pragma", "no-cache")
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"access_token":      token,
-		"issued_token_type": tokenTypeAccessToken,
-		"token_type":        "Bearer",
+	return writeJSON(w, http.StatusOK, apitype.OAuthToken{
+		AccessToken:     token,
+		IssuedTokenType: tokenTypeAccessToken,
+		TokenType:       "Bearer",
 		// The session was created just now: its lifetime, without reading a
 		// second clock (the Manager's may be injected).
-		"expires_in": int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
+		ExpiresIn: int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
 	})
 }
 
@@ -156,8 +137,8 @@ func (s *Server) checkExchangeRequest(r *http.Request) error {
 	if err := tether.CheckCrossOrigin(r); err != nil {
 		return err
 	}
-	if wait := s.limits.exchangeFailures.blocked(clientKey(r)); wait > 0 {
-		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many refused exchanges", retry: wait}
+	if wait := s.exchangeFailures.Blocked(ratelimit.ClientKey(r)); wait > 0 {
+		return httperr.RateLimited("too many refused exchanges", wait)
 	}
 	return nil
 }
@@ -166,40 +147,32 @@ func (s *Server) checkExchangeRequest(r *http.Request) error {
 // client's failure bucket) and returns the one answer every refusal gets.
 func (s *Server) refuseExchange(r *http.Request, reason string) error {
 	s.metrics.exchangeFailures.WithLabelValues(reason).Inc()
-	s.limits.exchangeFailures.take(clientKey(r))
+	s.exchangeFailures.Take(ratelimit.ClientKey(r))
 	s.log.Info("handshake refused", "reason", reason, "remote", tether.ClientIP(r))
-	return errUnauthenticated
+	return fmt.Errorf("%w: handshake refused", tether.ErrInvalidToken)
 }
 
-// exchange verifies raw, consumes its (issuer, jti) in the shared store and
-// starts a local session. Every refusal is the same 401: which check failed
-// goes to the log and a metric, never to the client.
+// exchange has the library trade raw for a local session: the client's
+// metadata go on it, and the session a browser's cookie stood for ends.
+// Every refusal is the same 401: which check failed goes to the log and a
+// metric, never to the client.
 func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session, error) {
 	if s.verifier == nil {
 		return "", nil, s.refuseExchange(r, "issuer")
 	}
-	claims, err := s.verifier.Exchange(r.Context(), raw, s.m.Store())
-	if errors.Is(err, handshake.ErrInvalid) {
-		return "", nil, s.refuseExchange(r, handshake.Reason(err))
+	p := tether.ExchangeParams{Metadata: tether.ClientMetadata(r)}
+	if token, fromCookie := tether.TokenFromRequest(r); fromCookie {
+		p.Replaces = token
 	}
-	if err != nil {
-		return "", nil, err
+	token, sess, err := s.m.Exchange(r.Context(), s.verifier, raw, p)
+	if errors.Is(err, tether.ErrInvalidToken) {
+		reason := handshake.Reason(err)
+		if !errors.Is(err, handshake.ErrInvalid) {
+			reason = "subject" // verified, but names a subject this node cannot hold
+		}
+		return "", nil, s.refuseExchange(r, reason)
 	}
-	authTime := claims.AuthTime // the login at the issuer, or else the handshake's own time
-	if authTime.IsZero() {
-		authTime = claims.IssuedAt
-	}
-	return s.m.Create(r.Context(), tether.CreateParams{
-		Subject: claims.LocalSubject, AuthTime: authTime, AuthMethod: "handshake",
-		Metadata: handshakeMetadata(r, claims.Issuer),
-	})
-}
-
-// handshakeMetadata is the client's metadata plus the issuer that vouched for it.
-func handshakeMetadata(r *http.Request, issuer string) map[string]string {
-	md := tether.ClientMetadata(r)
-	md["handshake_issuer"] = issuer
-	return md
+	return token, sess, err
 }
 
 func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) error {
@@ -214,11 +187,13 @@ func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) error {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, _ *http.Request) error {
-	keys := []handshake.KeyInfo{}
+	keys := []apitype.Key{}
 	if s.keys != nil {
-		keys = s.keys.List()
+		for _, k := range s.keys.List() {
+			keys = append(keys, apitype.Key{KID: k.KID, Alg: k.Alg, CreatedAt: k.Created, State: k.State, RetiresAt: k.RetiresAt})
+		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+	return writeJSON(w, http.StatusOK, apitype.KeysResponse{Keys: keys})
 }
 
 func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {

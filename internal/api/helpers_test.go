@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/store/memstore"
 )
@@ -38,7 +39,9 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Manager: m, AdminKey: testAdminKey, Logger: log})
+	admin := newAdmin(t)
+	admin.RecordFailures(m) // as serve does
+	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +60,16 @@ func newEnv(t testing.TB) *env {
 		}
 	})
 	return e
+}
+
+// newAdmin is the admin authenticator for testAdminKey, fresh per test.
+func newAdmin(t testing.TB) *adminauth.Authenticator {
+	t.Helper()
+	a, err := adminauth.New(testAdminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 // lockedBuffer is a bytes.Buffer that the server's goroutines and the test

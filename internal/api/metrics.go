@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/adminauth"
 )
 
 // Metrics is the server's Prometheus registry, served at the admin /metrics.
@@ -17,11 +18,10 @@ type Metrics struct {
 	registry          *prometheus.Registry
 	validationSeconds *prometheus.HistogramVec
 	requests          *prometheus.CounterVec
-	adminAuthFailures prometheus.Counter
 	exchangeFailures  *prometheus.CounterVec
 }
 
-func newMetrics(m *tether.Manager) *Metrics {
+func newMetrics(m *tether.Manager, admin *adminauth.Authenticator) *Metrics {
 	reg := prometheus.NewRegistry()
 	x := &Metrics{
 		registry: reg,
@@ -34,16 +34,12 @@ func newMetrics(m *tether.Manager) *Metrics {
 			Name: "tether_http_requests_total",
 			Help: "HTTP requests by listener, route and status code.",
 		}, []string{"listener", "route", "code"}),
-		adminAuthFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tether_admin_auth_failures_total",
-			Help: "Admin API requests refused for a missing or wrong admin key.",
-		}),
 		exchangeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_handshake_exchange_failures_total",
 			Help: "Refused handshake exchanges, by reason (the client is told only 401).",
 		}, []string{"reason"}),
 	}
-	reg.MustRegister(x.validationSeconds, x.requests, x.adminAuthFailures, x.exchangeFailures,
+	reg.MustRegister(x.validationSeconds, x.requests, admin.Collector(), x.exchangeFailures,
 		managerCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return x
 }
@@ -111,6 +107,16 @@ func (s *Server) common(listener string, next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Changes are attributed in the event log: to the admin on the admin
+			// listener, to the session's holder on the public one. Reads skip
+			// this, so validation pays nothing for it.
+			kind := tether.ActorSelf
+			if listener == "admin" {
+				kind = tether.ActorAdmin
+			}
+			r = r.WithContext(tether.WithActor(r.Context(), tether.Actor{Kind: kind, IP: tether.ClientIP(r)}))
+		}
 		next.ServeHTTP(rec, r)
 		route := r.Pattern
 		if route == "" {

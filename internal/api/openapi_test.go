@@ -42,8 +42,9 @@ var (
 
 func loadSpecs() (map[string]*spec, error) {
 	specsOnce.Do(func() {
-		// The change stream's body is text, read as such.
+		// The change stream's body and the favicon are text, read as such.
 		openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("image/svg+xml", openapi3filter.PlainBodyDecoder)
 		specs = make(map[string]*spec)
 		for _, l := range listeners {
 			raw, err := api.OpenAPI(l)
@@ -108,7 +109,7 @@ func TestOpenAPIServed(t *testing.T) {
 // of its document, and every operation of the document is routed. Routes are
 // read from the real muxes, so a route added without documenting it fails here.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	srv, err := api.New(api.Config{Manager: newEnv(t).m, AdminKey: testAdminKey})
+	srv, err := api.New(api.Config{Manager: newEnv(t).m, Admin: newAdmin(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

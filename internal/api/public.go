@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/apitype"
+	"github.com/tetherhq/tether/internal/httperr"
 )
 
 // Public returns the public API: what a session holder may do with its own
@@ -25,10 +27,11 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("POST /oauth2/revoke", s.handle(s.revokeToken))
 	mux.Handle("GET /.well-known/jwks.json", s.handle(s.jwks))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, apitype.Status{Status: "ok"})
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
+	mux.Handle("GET /favicon.ico", s.web.Favicon())
 	return s.common("public", s.jsonErrors(mux.ServeMux))
 }
 
@@ -43,12 +46,12 @@ func (s *Server) jsonErrors(mux *http.ServeMux) http.Handler {
 		}
 		probe := &statusProbe{header: http.Header{}}
 		h.ServeHTTP(probe, r)
-		ae := &apiError{status: http.StatusNotFound, code: "not_found", message: "no such route"}
+		e := httperr.New(http.StatusNotFound, httperr.CodeNotFound, "no such route")
 		if probe.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", probe.header.Get("Allow"))
-			ae = &apiError{status: probe.status, code: "method_not_allowed", message: "allowed: " + probe.header.Get("Allow")}
+			e = httperr.New(probe.status, "method_not_allowed", "allowed: "+probe.header.Get("Allow"))
 		}
-		s.writeError(w, r, ae)
+		s.writeError(w, r, e)
 	})
 }
 
@@ -96,20 +99,7 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, _ *tether.Sessio
 	if _, fromCookie := tether.TokenFromRequest(r); fromCookie {
 		tether.SetCookie(w, r, fresh, sess.ExpiresAt)
 	}
-	return writeJSON(w, http.StatusOK, tokenResponse{Token: fresh, Session: sess})
-}
-
-type tokenResponse struct {
-	Token   string          `json:"token"`
-	Session *tether.Session `json:"session"`
-}
-
-type sessionsResponse struct {
-	Sessions []*tether.Session `json:"sessions"`
-}
-
-type revokedResponse struct {
-	Revoked int `json:"revoked"`
+	return writeJSON(w, http.StatusOK, apitype.TokenResponse{Token: fresh, Session: sess})
 }
 
 func (s *Server) mySessions(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {
@@ -117,7 +107,7 @@ func (s *Server) mySessions(w http.ResponseWriter, r *http.Request, sess *tether
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, sessionsResponse{list})
+	return writeJSON(w, http.StatusOK, apitype.SessionsResponse{Sessions: list})
 }
 
 func (s *Server) signOutEverywhere(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {
@@ -136,7 +126,7 @@ func (s *Server) signOutEverywhere(w http.ResponseWriter, r *http.Request, sess 
 	if keep == "" {
 		tether.ClearCookie(w, r)
 	}
-	return writeJSON(w, http.StatusOK, revokedResponse{n})
+	return writeJSON(w, http.StatusOK, apitype.RevokedResponse{Revoked: &n})
 }
 
 // revokeMine ends one of the caller's own sessions.
@@ -151,8 +141,8 @@ func (s *Server) revokeMine(w http.ResponseWriter, r *http.Request, sess *tether
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.m.Store().Ping(ctx); err != nil {
+	if err := s.m.Ping(ctx); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return writeJSON(w, http.StatusOK, apitype.Status{Status: "ready"})
 }

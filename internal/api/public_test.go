@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/api"
+	"github.com/tetherhq/tether/store/memstore"
 )
 
 func TestWhoami(t *testing.T) {
@@ -437,4 +440,22 @@ func TestTokenInURLIgnored(t *testing.T) {
 		w := serve(e.pub, req(http.MethodGet, "/v1/session?"+name+"="+live.Token, nil))
 		wantError(t, w, http.StatusUnauthorized, "unauthenticated", "")
 	}
+}
+
+// deadlineStore answers every List with context.DeadlineExceeded, as a store
+// does that cannot answer in time.
+type deadlineStore struct{ tether.Store }
+
+func (deadlineStore) List(context.Context, string) ([]*tether.Record, error) {
+	return nil, context.DeadlineExceeded
+}
+
+// TestDeadlineIsUnavailable: a store that cannot answer in time is a 503,
+// like one that cannot answer at all (the pages say the same: see
+// internal/web).
+func TestDeadlineIsUnavailable(t *testing.T) {
+	e := newHSEnv(t, deadlineStore{memstore.New()}, api.Config{})
+	c := e.create(t, `{"subject":"alice"}`)
+	wantError(t, e.bearer(http.MethodGet, "/v1/sessions", c.Token), http.StatusServiceUnavailable, "unavailable", "try again")
+	wantError(t, e.admin(http.MethodGet, "/v1/subjects/alice/sessions", ""), http.StatusServiceUnavailable, "unavailable", "")
 }

@@ -7,6 +7,9 @@ import (
 	"net/url"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/apitype"
+	"github.com/tetherhq/tether/internal/httperr"
+	"github.com/tetherhq/tether/internal/ratelimit"
 )
 
 // revokeToken is RFC 7009 token revocation. Whoever holds a token may end its
@@ -24,14 +27,14 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) error {
 	if err := tether.CheckCrossOrigin(r); err != nil {
 		return err
 	}
-	client := clientKey(r)
-	if wait := s.limits.revokeMisses.blocked(client); wait > 0 {
-		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited", message: "too many revocations of unknown tokens", retry: wait}
+	client := ratelimit.ClientKey(r)
+	if wait := s.revokeMisses.Blocked(client); wait > 0 {
+		return httperr.RateLimited("too many revocations of unknown tokens", wait)
 	}
 	form, err := readForm(w, r)
-	var ae *apiError
-	if errors.As(err, &ae) && ae.status == http.StatusBadRequest {
-		return oauthError("invalid_request", ae.message)
+	var he *httperr.Error
+	if errors.As(err, &he) && he.Status == http.StatusBadRequest {
+		return oauthError("invalid_request", he.Message)
 	}
 	if err != nil {
 		return err
@@ -44,7 +47,7 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, tether.ErrInvalidToken):
 		// Charged like a refused exchange: guessing at tokens costs the guesser.
-		s.limits.revokeMisses.take(client)
+		s.revokeMisses.Take(client)
 	case err != nil:
 		return err
 	default:
@@ -64,12 +67,8 @@ func (s *Server) oauthErrors(w http.ResponseWriter, err error) error {
 	if !errors.As(err, &oe) {
 		return err
 	}
-	body := map[string]string{"error": oe.code}
-	if oe.description != "" {
-		body["error_description"] = oe.description
-	}
 	w.Header().Set("Pragma", "no-cache")
-	return writeJSON(w, http.StatusBadRequest, body)
+	return writeJSON(w, http.StatusBadRequest, apitype.OAuthError{Error: oe.code, ErrorDescription: oe.description})
 }
 
 // readForm reads a bounded application/x-www-form-urlencoded body, as the

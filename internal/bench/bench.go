@@ -38,12 +38,77 @@ type Load struct {
 	RPS      float64       `json:"requests_per_s"`
 	P50      time.Duration `json:"p50_ns"`
 	P99      time.Duration `json:"p99_ns"`
+	// CPUPerRequest is the CPU time this process (load generator and server
+	// alike) spent per request. Unlike RPS, it does not move with how much
+	// of a busy machine the process happened to get. Zero where unmeasured.
+	CPUPerRequest time.Duration `json:"cpu_per_request_ns"`
+}
+
+// Target is a server to load with GET and a Bearer token.
+type Target struct {
+	URL, Token string
 }
 
 // HTTPLoad sends GET url with the Bearer token from conc keep-alive clients for
 // d and reports throughput and latency. Statuses other than want count as
 // errors. Progress, if not nil, receives a progress bar.
 func HTTPLoad(ctx context.Context, url, token string, want, conc int, d time.Duration, progress io.Writer) Load {
+	return loadOnce(ctx, Target{url, token}, want, conc, d, progress).load()
+}
+
+// HTTPLoads loads each target for d in all, in rounds: each round gives every
+// target d/rounds in turn. Interleaved, the targets share the machine's
+// drifts (another process busy, the CPU's clock) instead of one target
+// getting all of a quiet spell and the next all of a busy one.
+func HTTPLoads(ctx context.Context, targets []Target, want, conc int, d time.Duration, rounds int, progress io.Writer) []Load {
+	rounds = max(rounds, 1)
+	all := make([]sample, len(targets))
+	for range rounds {
+		for i, t := range targets {
+			if ctx.Err() != nil {
+				break
+			}
+			all[i].add(loadOnce(ctx, t, want, conc, d/time.Duration(rounds), progress))
+		}
+	}
+	loads := make([]Load, len(targets))
+	for i := range all {
+		loads[i] = all[i].load()
+	}
+	return loads
+}
+
+// sample is the raw outcome of one or more load runs of one target.
+type sample struct {
+	lat      []time.Duration
+	errs     int
+	elapsed  time.Duration
+	cpu      time.Duration
+	cpuKnown bool
+}
+
+func (s *sample) add(o sample) {
+	s.lat = append(s.lat, o.lat...)
+	s.errs += o.errs
+	s.elapsed += o.elapsed
+	s.cpu += o.cpu
+	s.cpuKnown = o.cpuKnown
+}
+
+func (s sample) load() Load {
+	slices.Sort(s.lat)
+	l := Load{Requests: len(s.lat), Errors: s.errs, Elapsed: s.elapsed}
+	if s.elapsed > 0 {
+		l.RPS = math.Round(float64(len(s.lat))/s.elapsed.Seconds()*10) / 10
+	}
+	if s.cpuKnown && len(s.lat) > 0 {
+		l.CPUPerRequest = s.cpu / time.Duration(len(s.lat))
+	}
+	l.P50, l.P99 = Percentile(s.lat, 50), Percentile(s.lat, 99)
+	return l
+}
+
+func loadOnce(ctx context.Context, t Target, want, conc int, d time.Duration, progress io.Writer) sample {
 	transport := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: 5 * time.Second}
@@ -53,12 +118,13 @@ func HTTPLoad(ctx context.Context, url, token string, want, conc int, d time.Dur
 	var errs atomic.Int64
 	lat := make([][]time.Duration, conc)
 	var wg sync.WaitGroup
+	cpu0, cpuKnown := processCPU()
 	start := time.Now()
 	for i := range conc {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-				req.Header.Set("Authorization", "Bearer "+token)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
+				req.Header.Set("Authorization", "Bearer "+t.Token)
 				t0 := time.Now()
 				resp, err := client.Do(req)
 				if err != nil {
@@ -82,14 +148,12 @@ func HTTPLoad(ctx context.Context, url, token string, want, conc int, d time.Dur
 	}
 	wg.Wait() // the workers stop only when ctx has ended, which stops the bar too
 	drawing.Wait()
-	elapsed := time.Since(start)
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	l := Load{Requests: len(all), Errors: int(errs.Load()), Elapsed: elapsed}
-	l.RPS = math.Round(float64(len(all))/elapsed.Seconds()*10) / 10
-	l.P50, l.P99 = Percentile(all, 50), Percentile(all, 99)
+	s := sample{lat: slices.Concat(lat...), errs: int(errs.Load()), elapsed: time.Since(start)}
+	if cpu1, ok := processCPU(); ok && cpuKnown {
+		s.cpu, s.cpuKnown = cpu1-cpu0, true
+	}
 	ClearProgress(progress)
-	return l
+	return s
 }
 
 func bar(ctx context.Context, w io.Writer, start time.Time, d time.Duration) {

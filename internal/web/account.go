@@ -9,7 +9,10 @@ import (
 	"github.com/tetherhq/tether"
 )
 
-const accountHome = "/account/"
+const (
+	accountHome     = "/account/"
+	accountSessions = "/account/sessions"
+)
 
 // Account returns the handler for /account/ on the public listener: a
 // subject's own sessions, with buttons to end one, all others, or all.
@@ -17,19 +20,18 @@ func (p *Pages) Account() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /account/static/", p.serveStatic("/account/static/"))
 	mux.HandleFunc("GET /account/{$}", func(w http.ResponseWriter, r *http.Request) {
-		redirect(w, r, "/account/sessions")
+		redirect(w, r, accountSessions)
 	})
-	mux.Handle("GET /account/sessions", p.accountPage(p.sessionsPage))
+	mux.Handle("GET "+accountSessions, p.accountPage(p.sessionsPage))
 	mux.Handle("POST /account/sessions/sign-out", p.accountForm(p.signOutOne))
 	mux.Handle("POST /account/sessions/sign-out-others", p.accountForm(p.signOutOthers))
 	mux.Handle("POST /account/sessions/sign-out-everywhere", p.accountForm(p.signOutEverywhere))
 	mux.Handle("GET /account/signed-out", p.handleAccount(func(w http.ResponseWriter, r *http.Request) error {
-		p.render(w, http.StatusOK, "signed_out.html", view{Title: "Signed out", Static: staticPrefix(accountHome), Home: accountHome})
+		p.render(w, http.StatusOK, "signed_out.html", view{Title: "Signed out", Static: staticPrefix(accountHome), Home: accountHome,
+			Data: message{SignIn: p.signInURL, SignInText: "Sign in again", Sessions: accountSessions}})
 		return nil
 	}))
-	mux.Handle("/account/", p.handleAccount(func(http.ResponseWriter, *http.Request) error {
-		return &pageError{http.StatusNotFound, "Not found", "There is no such page.", 0}
-	}))
+	mux.Handle("/account/", p.handleAccount(func(http.ResponseWriter, *http.Request) error { return errNoPage }))
 	return secure(policy, mux)
 }
 

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,14 +12,21 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/httperr"
 )
 
 const (
 	adminHome = "/admin/"
 
-	// ConsoleSubject is the subject of every console session. Console
-	// sessions live in their own store, so no user can be this subject there.
-	ConsoleSubject = "admin:console"
+	// ConsoleSubject is the subject of every console session: a Tether
+	// session in the node's store, in the reserved namespace
+	// (tether.ReservedSubjectPrefix), which no API caller, user or trusted
+	// issuer can create, list or use on the public API.
+	ConsoleSubject = tether.ReservedSubjectPrefix + "console"
+
+	// consoleKeyID is the metadata key of a console session that names the
+	// admin key it was opened with.
+	consoleKeyID = "admin_key_id"
 
 	// Console cookie names. It is scoped to Path=/admin/, which the __Host-
 	// prefix does not allow, so under TLS it carries the __Secure- prefix.
@@ -40,9 +48,7 @@ func (p *Pages) Admin() http.Handler {
 	mux.Handle("POST /admin/subjects/revoke-all", p.adminForm(p.adminRevokeAll))
 	mux.Handle("POST /admin/subjects/roles", p.adminForm(p.adminSetRoles))
 	mux.Handle("POST /admin/keys/rotate", p.adminForm(p.adminRotateKeys))
-	mux.Handle("/admin/", p.handleAdmin(func(http.ResponseWriter, *http.Request) error {
-		return &pageError{http.StatusNotFound, "Not found", "There is no such page.", 0}
-	}))
+	mux.Handle("/admin/", p.handleAdmin(func(http.ResponseWriter, *http.Request) error { return errNoPage }))
 	return secure(consolePolicy, mux)
 }
 
@@ -70,18 +76,20 @@ func (p *Pages) consoleSession(r *http.Request) (*tether.Session, string, error)
 	if err != nil || c.Value == "" {
 		return nil, "", tether.ErrInvalidToken
 	}
-	sess, err := p.console.Validate(r.Context(), c.Value)
+	sess, err := p.m.ValidateReserved(r.Context(), ConsoleSubject, c.Value)
 	if err != nil {
 		return nil, "", err
 	}
-	if sess.Subject != ConsoleSubject {
-		return nil, "", tether.ErrInvalidToken
+	// A console session lives as long as the key that opened it: replacing
+	// a leaked admin key ends every console session on every node.
+	if sess.Metadata[consoleKeyID] != p.admin.KeyID() {
+		return nil, "", fmt.Errorf("%w: opened with another admin key", tether.ErrInvalidToken)
 	}
 	return sess, c.Value, nil
 }
 
-var errConsoleSignedOut = &pageError{http.StatusUnauthorized, "Signed out",
-	"Your console session has ended. Sign in again with the admin key.", 0}
+var errConsoleSignedOut = httperr.New(http.StatusUnauthorized, codeSignedOut,
+	"Your console session has ended. Sign in again with the admin key.")
 
 type adminHandler func(w http.ResponseWriter, r *http.Request, console *tether.Session) error
 
@@ -129,22 +137,24 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) error {
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
-	ok, wait := p.checkKey(r, strings.TrimSpace(r.PostForm.Get("key")))
-	if wait > 0 {
-		return &pageError{http.StatusTooManyRequests, "Too many attempts",
-			"Too many failed sign-ins from this address. Wait a little and try again.", wait}
-	}
-	if !ok {
+	err := p.admin.CheckKey(r, strings.TrimSpace(r.PostForm.Get("key")))
+	var e *httperr.Error
+	switch {
+	case errors.As(err, &e) && e.Code == httperr.CodeRateLimited:
+		return httperr.RateLimited("Too many failed sign-ins from this address. Wait a little and try again.", e.RetryAfter)
+	case err != nil:
 		p.renderSignIn(w, http.StatusUnauthorized, "That is not the admin key.")
 		return nil
 	}
 	// A new session for every sign-in; one this browser held before ends.
 	if prev, _, err := p.consoleSession(r); err == nil {
-		p.console.Revoke(r.Context(), prev.ID)
+		p.m.Revoke(r.Context(), prev.ID)
 	}
-	p.consoleStore.Sweep() // console sign-ins are rare: drop the expired ones now
-	token, sess, err := p.console.Create(r.Context(), tether.CreateParams{
-		Subject: ConsoleSubject, Metadata: tether.ClientMetadata(r), AuthTime: p.now(), AuthMethod: "admin_key",
+	md := tether.ClientMetadata(r)
+	md[consoleKeyID] = p.admin.KeyID()
+	token, sess, err := p.m.CreateReserved(r.Context(), tether.CreateParams{
+		Subject: ConsoleSubject, Lifetime: p.consoleLifetime, IdleTimeout: p.consoleIdle,
+		Metadata: md, AuthTime: p.now(), AuthMethod: "admin_key",
 	})
 	if err != nil {
 		return err
@@ -158,7 +168,7 @@ func (p *Pages) signIn(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Pages) signOutConsole(w http.ResponseWriter, r *http.Request, console *tether.Session) error {
-	if err := p.console.Revoke(r.Context(), console.ID); err != nil && !errors.Is(err, tether.ErrNotFound) {
+	if err := p.m.Revoke(r.Context(), console.ID); err != nil && !errors.Is(err, tether.ErrNotFound) {
 		return err
 	}
 	c := consoleCookie(r)
@@ -170,20 +180,20 @@ func (p *Pages) signOutConsole(w http.ResponseWriter, r *http.Request, console *
 
 // counters are the console's live numbers, also served as JSON to its script.
 type counters struct {
-	CachedSessions int     `json:"cached_sessions"`
-	Validations    uint64  `json:"validations"`
-	Revoked        uint64  `json:"revoked"`
-	Created        uint64  `json:"created"`
-	CacheHitRate   float64 `json:"cache_hit_rate"` // 0..1; -1 before the first lookup
-	AtMillis       int64   `json:"at_ms"`          // when they were read, for rates
+	CacheEntries int     `json:"cache_entries"` // sessions this node may answer from memory; not the live ones
+	Validations  uint64  `json:"validations"`
+	Revoked      uint64  `json:"revoked"`
+	Created      uint64  `json:"created"`
+	CacheHitRate float64 `json:"cache_hit_rate"` // 0..1; -1 before the first lookup
+	AtMillis     int64   `json:"at_ms"`          // when they were read, for rates
 }
 
 func (p *Pages) counters() counters {
 	s := p.m.Stats()
 	c := counters{
-		CachedSessions: s.CachedSessions,
-		Validations:    s.ValidationsOK + s.ValidationsInvalid + s.ValidationsUnavailable,
-		Revoked:        s.Revoked, Created: s.Created, CacheHitRate: -1,
+		CacheEntries: s.CachedSessions,
+		Validations:  s.ValidationsOK + s.ValidationsInvalid + s.ValidationsUnavailable,
+		Revoked:      s.Revoked, Created: s.Created, CacheHitRate: -1,
 		AtMillis: p.now().UnixMilli(),
 	}
 	if n := s.CacheHits + s.CacheMisses; n > 0 {
@@ -246,7 +256,7 @@ func (p *Pages) consolePage(w http.ResponseWriter, r *http.Request) error {
 		sub, err := p.loadSubject(r, data.Query)
 		switch {
 		case errors.Is(err, tether.ErrBadInput):
-			status, data.Error = http.StatusBadRequest, strings.TrimPrefix(err.Error(), "tether: bad input: ")
+			status, data.Error = http.StatusBadRequest, httperr.Classify(r, err, p.log).Message
 		case err != nil:
 			return err
 		default:
@@ -343,7 +353,7 @@ func (p *Pages) adminSetRoles(w http.ResponseWriter, r *http.Request, _ *tether.
 
 func (p *Pages) adminRotateKeys(w http.ResponseWriter, r *http.Request, _ *tether.Session) error {
 	if p.keys == nil {
-		return &pageError{http.StatusBadRequest, "No keys", "This node has no key ring.", 0}
+		return httperr.BadRequest("This node has no key ring.")
 	}
 	if err := p.keys.Rotate(); err != nil {
 		return err

@@ -207,6 +207,7 @@ func TestBrowser(t *testing.T) {
 			}
 			return token, sess.ExpiresAt, nil
 		},
+		End: demoEnd(e),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -265,6 +266,34 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("header background %q: the stylesheet did not load", bg)
 	}
 	laptop.screenshot("account-sessions.png")
+
+	// On a phone (390 px wide) the header row is hidden, so each stacked
+	// cell says what it is.
+	{
+		ctx, cancel := phone.timed()
+		_, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride,
+			emulation.SetDeviceMetricsOverrideParams{Width: 390, Height: 844, DeviceScaleFactor: 3, Mobile: true})
+		cancel()
+		if err != nil {
+			t.Fatalf("phone viewport: %v", err)
+		}
+	}
+	if status := phone.open(pub.URL + "/account/sessions"); status != 200 {
+		t.Fatalf("sessions page on the phone: %d", status)
+	}
+	if w := eval[int](phone, `document.documentElement.clientWidth`); w != 390 {
+		t.Fatalf("phone viewport is %d px wide, want 390", w)
+	}
+	if d := eval[string](phone, `getComputedStyle(document.querySelector("table.sessions thead")).display`); d != "none" {
+		t.Errorf("at 390 px the header row is %q, want hidden", d)
+	}
+	labels := eval[[]string](phone, `[...document.querySelectorAll("table.sessions tbody tr:first-child [data-label]")].map(c => getComputedStyle(c, "::before").content)`)
+	if want := []string{`"Device: "`, `"IP address: "`, `"Signed in: "`, `"Last seen: "`}; !slices.Equal(labels, want) {
+		t.Errorf("at 390 px the cells are labelled %q, want %q", labels, want)
+	}
+	if wide := eval[string](laptop, `getComputedStyle(document.querySelector("table.sessions td[data-label]"), "::before").content`); wide != "none" {
+		t.Errorf("on a wide screen a cell shows the label %s, want none (the header row says it)", wide)
+	}
 
 	// Device 1 signs device 2 out; device 2's next request is refused.
 	if status := laptop.submit(`tr:not(.current) button[type="submit"]`); status != 200 {

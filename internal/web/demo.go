@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,6 +20,10 @@ type DemoConfig struct {
 	// Create starts a session for subject with the browser's metadata and
 	// returns its token and expiry. Required.
 	Create func(ctx context.Context, subject string, metadata map[string]string) (token string, expires time.Time, err error)
+	// End ends the session of a token, once the browser that brought it in
+	// its cookie is signed in anew: a new sign-in replaces the old one, as
+	// an exchange does, rather than leaving it alive. Required.
+	End func(ctx context.Context, token string) error
 	// Next is where the browser goes once signed in; an absolute URL when it
 	// is on another listener. Default /account/sessions.
 	Next string
@@ -33,8 +38,8 @@ type DemoConfig struct {
 // its own loopback port beside a node's public listener, the session cookie
 // it sets is sent to that listener too.
 func DemoSignIn(cfg DemoConfig) (http.Handler, error) {
-	if len(cfg.Subjects) == 0 || cfg.Create == nil {
-		return nil, fmt.Errorf("web: DemoConfig needs Subjects and Create")
+	if len(cfg.Subjects) == 0 || cfg.Create == nil || cfg.End == nil {
+		return nil, fmt.Errorf("web: DemoConfig needs Subjects, Create and End")
 	}
 	if cfg.Next == "" {
 		cfg.Next = "/account/sessions"
@@ -49,7 +54,7 @@ func DemoSignIn(cfg DemoConfig) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pages{tmpl: tmpl}
+	p := &Pages{tmpl: tmpl, log: slog.Default()}
 	static := http.StripPrefix("/demo/static/", http.FileServerFS(mustSub(staticFS, "static")))
 	mux := http.NewServeMux()
 	mux.Handle("GET /demo/static/", static)
@@ -76,6 +81,11 @@ func DemoSignIn(cfg DemoConfig) (http.Handler, error) {
 		if err != nil {
 			http.Error(w, "could not sign in: the session store failed", http.StatusServiceUnavailable)
 			return
+		}
+		if old, fromCookie := tether.TokenFromRequest(r); fromCookie {
+			if err := cfg.End(r.Context(), old); err != nil {
+				p.log.Warn("web: demo sign-in could not end the previous session", "err", err)
+			}
 		}
 		tether.SetCookie(w, r, token, expires)
 		redirect(w, r, cfg.Next)

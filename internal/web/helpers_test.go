@@ -13,6 +13,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/web"
 	"github.com/tetherhq/tether/store/memstore"
@@ -40,6 +41,14 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	return newEnvOn(t, st)
+}
+
+// newEnvOn is newEnv on a given store: several nodes can share one, as
+// nodes behind a load balancer share a database, or a node can restart on it.
+func newEnvOn(t testing.TB, st tether.Store) *env {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m, err := tether.NewManager(tether.Config{Store: st, Logger: log})
 	if err != nil {
@@ -49,11 +58,11 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Manager: m, AdminKey: testAdminKey, Logger: log, Keys: keys})
+	srv, err := api.New(api.Config{Manager: m, Admin: newAdmin(t), Logger: log, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close(); st.Close() })
+	t.Cleanup(func() { m.Close() })
 	return &env{m: m, keys: keys, pub: srv.Public(), adm: srv.Admin()}
 }
 
@@ -154,4 +163,26 @@ func (e *env) consoleSignIn(t testing.TB) (cookie []string, csrf string) {
 		t.Fatalf("console after sign-in: got %d:\n%s", page.Code, page.Body)
 	}
 	return cookie, hiddenField(t, page.Body.String(), "csrf")
+}
+
+// demoEnd ends a token's session, as tether demo --web does through the
+// public API's sign-out.
+func demoEnd(e *env) func(context.Context, string) error {
+	return func(ctx context.Context, token string) error {
+		sess, err := e.m.Validate(ctx, token)
+		if err != nil {
+			return err
+		}
+		return e.m.Revoke(ctx, sess.ID)
+	}
+}
+
+// newAdmin is an admin authenticator for testAdminKey, fresh per node.
+func newAdmin(t testing.TB) *adminauth.Authenticator {
+	t.Helper()
+	a, err := adminauth.New(testAdminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -11,6 +11,7 @@
 package web
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"embed"
@@ -20,14 +21,14 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"math"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
-	"github.com/tetherhq/tether/store/memstore"
+	"github.com/tetherhq/tether/internal/adminauth"
+	"github.com/tetherhq/tether/internal/httperr"
 )
 
 //go:embed templates/*.html
@@ -46,21 +47,22 @@ const (
 // maxFormBytes bounds every form body; the largest form is a role list.
 const maxFormBytes = 64 << 10
 
-// AdminKeyChecker checks an admin key typed into the console's sign-in form,
-// with the same comparison, rate limit and metric as the admin API's Bearer
-// key. It reports whether the key is right and, when the client is rate
-// limited, how long it must wait (ok is then false).
-type AdminKeyChecker func(r *http.Request, key string) (ok bool, retryAfter time.Duration)
-
 // Config configures Pages. Zero fields take the documented defaults.
 type Config struct {
-	// Manager holds the sessions the pages show and revoke. Required.
+	// Manager holds the sessions the pages show and revoke, and the
+	// console's own sessions. Required.
 	Manager *tether.Manager
-	// CheckAdminKey checks the console's sign-in. Required.
-	CheckAdminKey AdminKeyChecker
+	// Admin checks the key typed into the console's sign-in form: the same
+	// value the admin API checks its Bearer key with, so both share one
+	// limiter and one failure metric. Required.
+	Admin *adminauth.Authenticator
 	// Keys is the node's handshake key ring, listed and rotated by the
 	// console; nil: the console shows no keys.
 	Keys *handshake.KeyRing
+	// SignInURL is where the account pages send a browser that is not
+	// signed in (an application's login page, say); empty: they tell the
+	// person to sign in through their application.
+	SignInURL string
 	// ConsoleLifetime and ConsoleIdleTimeout bound a console sign-in.
 	// Defaults 8h and 30m.
 	ConsoleLifetime, ConsoleIdleTimeout time.Duration
@@ -72,17 +74,17 @@ type Config struct {
 
 // Pages serves the account pages and the admin console. Build it with New.
 type Pages struct {
-	m        *tether.Manager
-	checkKey AdminKeyChecker
-	keys     *handshake.KeyRing
-	now      func() time.Time
-	log      *slog.Logger
+	m         *tether.Manager
+	admin     *adminauth.Authenticator
+	keys      *handshake.KeyRing
+	signInURL string
+	now       func() time.Time
+	log       *slog.Logger
 
-	// console holds the console's own sessions, in memory, apart from the
-	// users' store: no subject a user or a trusted issuer can name is ever
-	// an admin, and a console session is useless on the public API.
-	console      *tether.Manager
-	consoleStore *memstore.Store
+	// Console sessions are Tether sessions of ConsoleSubject, in the node's
+	// store: they hold across nodes and restarts, and the reserved
+	// namespace keeps every user and trusted issuer out of them.
+	consoleLifetime, consoleIdle time.Duration
 
 	tmpl   map[string]*template.Template
 	static http.Handler
@@ -93,8 +95,8 @@ func New(cfg Config) (*Pages, error) {
 	if cfg.Manager == nil {
 		return nil, errors.New("web: Config.Manager is required")
 	}
-	if cfg.CheckAdminKey == nil {
-		return nil, errors.New("web: Config.CheckAdminKey is required")
+	if cfg.Admin == nil {
+		return nil, errors.New("web: Config.Admin is required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -108,22 +110,13 @@ func New(cfg Config) (*Pages, error) {
 	if cfg.ConsoleIdleTimeout == 0 {
 		cfg.ConsoleIdleTimeout = 30 * time.Minute
 	}
-	st := memstore.NewWithOptions(memstore.Options{Now: cfg.Now})
-	console, err := tether.NewManager(tether.Config{
-		Store: st, Lifetime: cfg.ConsoleLifetime, IdleTimeout: cfg.ConsoleIdleTimeout,
-		MaxStaleness: -1, // a handful of reads a minute: no cache, so no watcher goroutine to stop
-		Now:          cfg.Now, Logger: cfg.Logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("web: console sessions: %w", err)
-	}
 	tmpl, err := parseTemplates()
 	if err != nil {
 		return nil, err
 	}
 	return &Pages{
-		m: cfg.Manager, checkKey: cfg.CheckAdminKey, keys: cfg.Keys, now: cfg.Now, log: cfg.Logger,
-		console: console, consoleStore: st, tmpl: tmpl,
+		m: cfg.Manager, admin: cfg.Admin, keys: cfg.Keys, signInURL: cfg.SignInURL, now: cfg.Now, log: cfg.Logger,
+		consoleLifetime: cfg.ConsoleLifetime, consoleIdle: cfg.ConsoleIdleTimeout, tmpl: tmpl,
 		static: http.FileServerFS(mustSub(staticFS, "static")),
 	}, nil
 }
@@ -208,6 +201,15 @@ func secure(csp string, next http.Handler) http.Handler {
 	})
 }
 
+// Favicon serves the icon at /favicon.ico, which browsers fetch for any
+// page, the JSON ones included, so that none of them logs a 404.
+func (p *Pages) Favicon() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		http.ServeFileFS(w, r, staticFS, "static/favicon.svg")
+	})
+}
+
 // serveStatic serves the embedded assets under prefix.
 func (p *Pages) serveStatic(prefix string) http.Handler {
 	h := http.StripPrefix(prefix, p.static)
@@ -221,60 +223,70 @@ func (p *Pages) serveStatic(prefix string) http.Handler {
 	})
 }
 
-// pageError is an error with what the person sees: a status, a heading and a
-// sentence. Every other error is mapped to one by fail.
-type pageError struct {
-	status  int
-	title   string
-	message string
-	retry   time.Duration
-}
-
-func (e *pageError) Error() string { return e.title + ": " + e.message }
+// Codes of the pages' own errors; their messages are written for a person.
+const (
+	codeBadForm   = "bad_form"
+	codeFormCSRF  = "form_csrf"
+	codeNoPage    = "no_page"
+	codeSignedOut = "signed_out"
+)
 
 var (
-	errBadForm  = &pageError{http.StatusBadRequest, "Bad request", "The form could not be read.", 0}
-	errFormCSRF = &pageError{http.StatusForbidden, "Request refused",
-		"This form has expired or did not come from this page. Reload the page and try again.", 0}
+	errBadForm  = httperr.New(http.StatusBadRequest, codeBadForm, "The form could not be read.")
+	errFormCSRF = httperr.New(http.StatusForbidden, codeFormCSRF,
+		"This form has expired or did not come from this page. Reload the page and try again.")
+	errNoPage = httperr.New(http.StatusNotFound, codeNoPage, "There is no such page.")
 )
+
+// pageWords are the heading of the page each error code becomes and, for the
+// library's errors (whose messages are written for API clients), the
+// sentence a person reads instead; "" keeps the error's own message.
+var pageWords = map[string]struct{ title, sentence string }{
+	httperr.CodeBadRequest:      {"Bad request", ""},
+	httperr.CodeUnauthenticated: {"You are not signed in", "Your session has ended or was signed out."},
+	httperr.CodeCrossOrigin:     {"Request refused", "This form was sent from another site, so nothing was changed."},
+	httperr.CodeNotFound:        {"Not found", "There is no such session: it may have ended already."},
+	httperr.CodeRateLimited:     {"Too many attempts", ""},
+	httperr.CodeUnavailable:     {"Unavailable", "The session store cannot be reached. Try again shortly."},
+	httperr.CodeInternal:        {"Something went wrong", "The request failed. Try again."},
+	codeBadForm:                 {"Bad request", ""},
+	codeFormCSRF:                {"Request refused", ""},
+	codeNoPage:                  {"Not found", ""},
+	codeSignedOut:               {"Signed out", ""},
+}
 
 // handler is an http.Handler that returns its error for fail.
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// fail maps err to a status and a page that is safe to show: internal detail
-// goes to the log only.
+// fail answers err with a page, classified as the API classifies it: the
+// same status for the same error, internal detail to the log only.
 func (p *Pages) fail(w http.ResponseWriter, r *http.Request, err error, home string) {
-	var pe *pageError
+	e := httperr.Classify(r, err, p.log)
+	e.SetHeaders(w.Header())
+	words, ok := pageWords[e.Code]
+	if !ok {
+		words.title = http.StatusText(e.Status)
+	}
+	msg := message{Title: words.title, Message: cmp.Or(words.sentence, e.Message)}
 	switch {
-	case errors.As(err, &pe):
-	case errors.Is(err, tether.ErrCrossOrigin):
-		pe = &pageError{http.StatusForbidden, "Request refused",
-			"This form was sent from another site, so nothing was changed.", 0}
-	case errors.Is(err, tether.ErrInvalidToken):
-		pe = &pageError{http.StatusUnauthorized, "You are not signed in",
-			"Your session has ended or was signed out. Sign in again to see your sessions.", 0}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tether"`)
-	case errors.Is(err, tether.ErrBadInput):
-		pe = &pageError{http.StatusBadRequest, "Bad request", strings.TrimPrefix(err.Error(), "tether: bad input: "), 0}
-	case errors.Is(err, tether.ErrNotFound):
-		pe = &pageError{http.StatusNotFound, "Not found", "There is no such session: it may have ended already.", 0}
-	case errors.Is(err, tether.ErrUnavailable):
-		p.log.Warn("web: store unavailable", "path", r.URL.Path, "err", err)
-		pe = &pageError{http.StatusServiceUnavailable, "Unavailable", "The session store cannot be reached. Try again shortly.", 0}
+	case e.Status != http.StatusUnauthorized:
+		msg.Back = true
+	case home == adminHome:
+		msg.SignIn, msg.SignInText = adminHome, "Sign in to the console"
 	default:
-		p.log.Error("web: internal error", "path", r.URL.Path, "err", err)
-		pe = &pageError{http.StatusInternalServerError, "Something went wrong", "The request failed. Try again.", 0}
+		msg.SignIn, msg.SignInText = p.signInURL, "Sign in"
+		msg.Sessions = accountSessions
 	}
-	if pe.retry > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(pe.retry.Seconds()))))
-	}
-	p.render(w, pe.status, "message.html", view{Title: pe.title, Static: staticPrefix(home), Home: home,
-		Data: message{pe.title, pe.message, pe.status != http.StatusUnauthorized || home == adminHome}})
+	p.render(w, e.Status, "message.html", view{Title: msg.Title, Static: staticPrefix(home), Home: home, Data: msg})
 }
 
+// message is a page that says one thing and links onward: never a dead end.
 type message struct {
 	Title, Message string
-	Back           bool // a link home helps; on "not signed in" it would lead back here
+	Back           bool   // a link home; on "not signed in" it would lead back here
+	SignIn         string // where to sign in, when known
+	SignInText     string
+	Sessions       string // where "Your sessions" is, once signed in elsewhere
 }
 
 func staticPrefix(home string) string { return home + "static/" }

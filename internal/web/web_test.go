@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -512,15 +513,15 @@ func TestConsoleStats(t *testing.T) {
 		t.Fatalf("stats: got %d, Cache-Control %q", w.Code, w.Header().Get("Cache-Control"))
 	}
 	var got struct {
-		CachedSessions int     `json:"cached_sessions"`
-		Validations    uint64  `json:"validations"`
-		CacheHitRate   float64 `json:"cache_hit_rate"`
-		AtMillis       int64   `json:"at_ms"`
+		CacheEntries int     `json:"cache_entries"`
+		Validations  uint64  `json:"validations"`
+		CacheHitRate float64 `json:"cache_hit_rate"`
+		AtMillis     int64   `json:"at_ms"`
 	}
 	if err := json.NewDecoder(w.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Validations != 3 || got.CachedSessions != 1 || got.CacheHitRate <= 0 || got.AtMillis < time.Now().Add(-time.Minute).UnixMilli() {
+	if got.Validations != 3 || got.CacheEntries != 1 || got.CacheHitRate <= 0 || got.AtMillis < time.Now().Add(-time.Minute).UnixMilli() {
 		t.Errorf("stats: got %+v, want 3 validations, 1 cached session, a hit rate and the time", got)
 	}
 }
@@ -537,6 +538,7 @@ func TestDemoSignIn(t *testing.T) {
 			}
 			return token, sess.ExpiresAt, nil
 		},
+		End: demoEnd(e),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -561,6 +563,21 @@ func TestDemoSignIn(t *testing.T) {
 	page := call(e.pub, "GET", "/account/sessions", nil, userCookie(c[0].Value)...)
 	if !strings.Contains(page.Body.String(), "Firefox on Windows") || !strings.Contains(page.Body.String(), "192.0.2.7") {
 		t.Errorf("the demo session lacks the browser's metadata:\n%s", page.Body)
+	}
+
+	// Each click replaces the browser's previous session, as an exchange does.
+	for range 3 {
+		w := call(h, "POST", "/demo/sign-in", url.Values{"subject": {"alice"}}, with(sameOrigin, userCookie(c[0].Value))...)
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("sign in again: got %d", w.Code)
+		}
+		if _, err := e.m.Validate(t.Context(), c[0].Value); !errors.Is(err, tether.ErrInvalidToken) {
+			t.Errorf("the previous session after signing in again: got %v, want it ended", err)
+		}
+		c = w.Result().Cookies()
+	}
+	if n := e.count(t, "alice"); n != 1 {
+		t.Errorf("after four sign-ins in one browser alice has %d sessions, want 1", n)
 	}
 }
 

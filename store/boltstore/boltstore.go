@@ -27,6 +27,8 @@
 //	consumed   replay-guard key → until
 //	expiry     when(8) kind(1) name → empty, ordered by time, so the sweeper
 //	           reads only what has expired
+//	events     sequence(8) → event JSON, in commit order (events.go)
+//	state      key → value: the service's own small state (GetState)
 //
 // A session's expiry entry is at its effective expiry, the earlier of its
 // absolute and idle expiries; Touch moves it (Touch is throttled, so this costs
@@ -79,6 +81,8 @@ var (
 	bucketRoles    = []byte("roles")
 	bucketConsumed = []byte("consumed")
 	bucketExpiry   = []byte("expiry")
+	bucketEvents   = []byte("events")
+	bucketState    = []byte("state")
 )
 
 // Kinds of expiry index entries.
@@ -165,7 +169,7 @@ func open(path string, o Options, bo bolt.Options) (*Store, error) {
 // createBuckets makes the buckets of a new file. An existing file is only
 // read, so opening it commits nothing.
 func createBuckets(db *bolt.DB) error {
-	names := [][]byte{bucketSessions, bucketSubjects, bucketRoles, bucketConsumed, bucketExpiry}
+	names := [][]byte{bucketSessions, bucketSubjects, bucketRoles, bucketConsumed, bucketExpiry, bucketEvents, bucketState}
 	missing := false
 	err := db.View(func(tx *bolt.Tx) error {
 		for _, name := range names {
@@ -223,6 +227,8 @@ func (b buckets) subjects() *bolt.Bucket { return b.tx.Bucket(bucketSubjects) }
 func (b buckets) roles() *bolt.Bucket    { return b.tx.Bucket(bucketRoles) }
 func (b buckets) consumed() *bolt.Bucket { return b.tx.Bucket(bucketConsumed) }
 func (b buckets) expiry() *bolt.Bucket   { return b.tx.Bucket(bucketExpiry) }
+func (b buckets) events() *bolt.Bucket   { return b.tx.Bucket(bucketEvents) }
+func (b buckets) state() *bolt.Bucket    { return b.tx.Bucket(bucketState) }
 
 func subjectPrefix(subject string) []byte {
 	return appendString(make([]byte, 0, binary.MaxVarintLen64+len(subject)+32), subject)
@@ -295,7 +301,7 @@ func (s *Store) view(op string, fn func(buckets) error) error {
 }
 
 // Create implements tether.Store.
-func (s *Store) Create(ctx context.Context, r *tether.Record) error {
+func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
@@ -320,7 +326,10 @@ func (s *Store) Create(ctx context.Context, r *tether.Record) error {
 		if !r.Live(now) {
 			return nil // born dead: nothing to keep
 		}
-		return b.putSession(r, val)
+		if err := b.putSession(r, val); err != nil {
+			return err
+		}
+		return b.putEvents(evs, "")
 	})
 	if err == nil && exists {
 		err = tether.ErrExists
@@ -349,7 +358,7 @@ func (s *Store) Get(ctx context.Context, id string) (*tether.Record, error) {
 
 // modify applies change to the live record with id and reports whether there
 // was one. change must not alter the subject.
-func (s *Store) modify(ctx context.Context, op, id string, change func(*tether.Record) bool) (bool, error) {
+func (s *Store) modify(ctx context.Context, op, id string, change func(*tether.Record) bool, evs ...tether.Event) (bool, error) {
 	if err := s.check(ctx); err != nil {
 		return false, err
 	}
@@ -370,7 +379,10 @@ func (s *Store) modify(ctx context.Context, op, id string, change func(*tether.R
 				return err
 			}
 		}
-		return b.putSession(r, encodeRecord(r))
+		if err := b.putSession(r, encodeRecord(r)); err != nil {
+			return err
+		}
+		return b.putEvents(evs, r.Subject)
 	})
 	return found, err
 }
@@ -388,14 +400,14 @@ func (s *Store) Touch(ctx context.Context, id string, lastSeen, idleExpires time
 }
 
 // Rotate implements tether.Store.
-func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte) error {
+func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	found, err := s.modify(ctx, "rotate", id, func(r *tether.Record) bool {
 		if subtle.ConstantTimeCompare(r.SecretHash[:], old[:]) != 1 {
 			return false
 		}
 		r.SecretHash = new
 		return true
-	})
+	}, evs...)
 	if err != nil {
 		return err
 	}
@@ -407,7 +419,7 @@ func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte) error 
 }
 
 // Delete implements tether.Store.
-func (s *Store) Delete(ctx context.Context, id string) error {
+func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
@@ -419,7 +431,10 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 			return err // an expired one is left to the sweeper
 		}
 		found = true
-		return b.deleteSession(r)
+		if err := b.deleteSession(r); err != nil {
+			return err
+		}
+		return b.putEvents(evs, r.Subject)
 	})
 	if err != nil {
 		return err
@@ -444,7 +459,7 @@ func (b buckets) subjectIDs(subject string) []string {
 
 // DeleteSubject implements tether.Store. It is one transaction, so no reader
 // ever sees some of the subject's sessions gone and others not.
-func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int, error) {
+func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs ...tether.Event) (int, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, err
 	}
@@ -474,7 +489,7 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int,
 				return err
 			}
 		}
-		return nil
+		return b.putEvents(evs, subject)
 	})
 	if err != nil {
 		return 0, err
@@ -533,16 +548,22 @@ func (s *Store) Roles(ctx context.Context, subject string) ([]string, error) {
 }
 
 // SetRoles implements tether.Store.
-func (s *Store) SetRoles(ctx context.Context, subject string, roles []string) error {
+func (s *Store) SetRoles(ctx context.Context, subject string, roles []string, evs ...tether.Event) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
 	val := encodeRoles(roles)
 	err := s.update("set roles", func(b buckets) error {
+		var err error
 		if len(roles) == 0 {
-			return b.roles().Delete([]byte(subject))
+			err = b.roles().Delete([]byte(subject))
+		} else {
+			err = b.roles().Put([]byte(subject), val)
 		}
-		return b.roles().Put([]byte(subject), val)
+		if err != nil {
+			return err
+		}
+		return b.putEvents(evs, subject)
 	})
 	if err != nil {
 		return err

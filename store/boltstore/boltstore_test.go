@@ -38,10 +38,12 @@ func openTemp(t testing.TB, o Options) (*Store, string) {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) tether.Store {
+	newStore := func(t *testing.T) tether.Store {
 		s, _ := openTemp(t, Options{})
 		return s
-	})
+	}
+	storetest.Run(t, newStore)
+	storetest.RunEvents(t, newStore)
 }
 
 // clock is a settable Options.Now.
@@ -138,7 +140,7 @@ func TestSweep(t *testing.T) {
 	if got, err := s.Sweep(ctx); err != nil || got != n/2+1 {
 		t.Fatalf("Sweep after 2h = %d, %v; want %d (the rest of alice's, and bob's idle one)", got, err, n/2+1)
 	}
-	want := map[string]int{"sessions": 1, "subjects": 1, "expiry": 1, "consumed": 0, "roles": 0}
+	want := map[string]int{"sessions": 1, "subjects": 1, "expiry": 1, "consumed": 0, "roles": 0, "events": 0, "state": 0}
 	if d := cmp.Diff(want, keys(t, s)); d != "" {
 		t.Fatalf("keys left after the sweep (-want +got):\n%s", d)
 	}
@@ -546,4 +548,10 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkEventCost: what an event adds to a revocation and to creates.
+func BenchmarkEventCost(b *testing.B) {
+	s, _ := openTemp(b, Options{})
+	storetest.BenchmarkEventCost(b, s)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ type Store struct {
 	bySubject map[string]map[string]struct{}
 	roles     map[string][]string
 	consumed  map[string]time.Time
+	events    []tether.Event // oldest first; the cursor is the index after the last one read, plus trimmed
+	trimmed   int            // how many events TrimEvents dropped from the front
+	state     map[string][]byte
 	closed    bool
 }
 
@@ -50,6 +54,7 @@ func NewWithOptions(o Options) *Store {
 		bySubject: make(map[string]map[string]struct{}),
 		roles:     make(map[string][]string),
 		consumed:  make(map[string]time.Time),
+		state:     make(map[string][]byte),
 	}
 }
 
@@ -81,7 +86,7 @@ func (s *Store) deleteLocked(r *tether.Record) {
 	}
 }
 
-func (s *Store) Create(_ context.Context, r *tether.Record) error {
+func (s *Store) Create(_ context.Context, r *tether.Record, evs ...tether.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.check(); err != nil {
@@ -100,6 +105,7 @@ func (s *Store) Create(_ context.Context, r *tether.Record) error {
 		s.bySubject[r.Subject] = ids
 	}
 	ids[r.ID] = struct{}{}
+	s.events = append(s.events, evs...)
 	return nil
 }
 
@@ -132,7 +138,7 @@ func (s *Store) Touch(_ context.Context, id string, lastSeen, idleExpires time.T
 	return nil
 }
 
-func (s *Store) Rotate(_ context.Context, id string, old, new [32]byte) error {
+func (s *Store) Rotate(_ context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	s.mu.Lock()
 	err := s.check()
 	if err == nil {
@@ -143,6 +149,7 @@ func (s *Store) Rotate(_ context.Context, id string, old, new [32]byte) error {
 			c := r.Clone()
 			c.SecretHash = new
 			s.sessions[id] = c
+			s.events = append(s.events, evs...)
 		}
 	}
 	s.mu.Unlock()
@@ -152,12 +159,16 @@ func (s *Store) Rotate(_ context.Context, id string, old, new [32]byte) error {
 	return err
 }
 
-func (s *Store) Delete(_ context.Context, id string) error {
+func (s *Store) Delete(_ context.Context, id string, evs ...tether.Event) error {
 	s.mu.Lock()
 	err := s.check()
 	if err == nil {
 		if r := s.liveLocked(id); r != nil {
 			s.deleteLocked(r)
+			for _, e := range evs {
+				e.Subject = cmp.Or(e.Subject, r.Subject)
+				s.events = append(s.events, e)
+			}
 		} else {
 			err = tether.ErrNotFound
 		}
@@ -169,7 +180,7 @@ func (s *Store) Delete(_ context.Context, id string) error {
 	return err
 }
 
-func (s *Store) DeleteSubject(_ context.Context, subject, keepID string) (int, error) {
+func (s *Store) DeleteSubject(_ context.Context, subject, keepID string, evs ...tether.Event) (int, error) {
 	s.mu.Lock()
 	if err := s.check(); err != nil {
 		s.mu.Unlock()
@@ -187,6 +198,7 @@ func (s *Store) DeleteSubject(_ context.Context, subject, keepID string) (int, e
 			s.deleteLocked(r)
 		}
 	}
+	s.events = append(s.events, evs...)
 	s.mu.Unlock()
 	s.Publish(tether.Change{Kind: tether.SubjectChanged, Subject: subject})
 	return n, nil
@@ -222,10 +234,11 @@ func (s *Store) Roles(_ context.Context, subject string) ([]string, error) {
 	return slices.Clone(s.roles[subject]), nil
 }
 
-func (s *Store) SetRoles(_ context.Context, subject string, roles []string) error {
+func (s *Store) SetRoles(_ context.Context, subject string, roles []string, evs ...tether.Event) error {
 	s.mu.Lock()
 	err := s.check()
 	if err == nil {
+		s.events = append(s.events, evs...)
 		if len(roles) == 0 {
 			delete(s.roles, subject)
 		} else {
@@ -268,6 +281,78 @@ func (s *Store) Sweep() {
 			delete(s.consumed, k)
 		}
 	}
+}
+
+func (s *Store) AppendEvents(_ context.Context, evs ...tether.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	s.events = append(s.events, evs...)
+	return nil
+}
+
+// Events pages through the log; the cursor counts events since the store
+// began, so trimming never shifts it.
+func (s *Store) Events(_ context.Context, q tether.EventQuery) (tether.EventPage, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(); err != nil {
+		return tether.EventPage{}, err
+	}
+	pos := 0
+	if q.After != "" {
+		n, err := strconv.Atoi(q.After)
+		if err != nil || n < 0 {
+			return tether.EventPage{}, tether.BadInput("malformed cursor")
+		}
+		pos = n
+	}
+	p := tether.EventPage{Next: q.After}
+	for i := max(pos-s.trimmed, 0); i < len(s.events) && len(p.Events) < q.Limit; i++ {
+		p.Next = strconv.Itoa(s.trimmed + i + 1)
+		if q.Match(&s.events[i]) {
+			e := s.events[i]
+			e.Cursor = p.Next
+			p.Events = append(p.Events, e)
+		}
+	}
+	return p, nil
+}
+
+func (s *Store) TrimEvents(_ context.Context, before time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	n := 0
+	for n < len(s.events) && s.events[n].Time.Before(before) {
+		n++
+	}
+	s.events = slices.Delete(s.events, 0, n)
+	s.trimmed += n
+	return nil
+}
+
+func (s *Store) GetState(_ context.Context, key string) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return slices.Clone(s.state[key]), nil
+}
+
+func (s *Store) PutState(_ context.Context, key string, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	s.state[key] = slices.Clone(value)
+	return nil
 }
 
 func (s *Store) Ping(context.Context) error {

@@ -9,5 +9,12 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) tether.Store { return memstore.New() })
+	newStore := func(t *testing.T) tether.Store { return memstore.New() }
+	storetest.Run(t, newStore)
+	storetest.RunEvents(t, newStore)
+}
+
+// BenchmarkEventCost: what an event adds to a revocation and to creates.
+func BenchmarkEventCost(b *testing.B) {
+	storetest.BenchmarkEventCost(b, memstore.New())
 }

@@ -263,7 +263,7 @@ const recordColumns = `id, secret_hash, subject, created_at, last_seen_at, expir
 
 // Create inserts r. An expired row with the same ID counts as absent and is
 // replaced; a live one is ErrExists.
-func (s *Store) Create(ctx context.Context, r *tether.Record) error {
+func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	var authTime pgtype.Timestamptz
@@ -275,6 +275,7 @@ func (s *Store) Create(ctx context.Context, r *tether.Record) error {
 		md = r.Metadata
 	}
 	err := s.pool.QueryRow(ctx, `
+WITH c AS (
 INSERT INTO tether_sessions (`+recordColumns+`)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (id) DO UPDATE SET
@@ -284,9 +285,11 @@ ON CONFLICT (id) DO UPDATE SET
 	idle_timeout = EXCLUDED.idle_timeout, metadata = EXCLUDED.metadata,
 	auth_time = EXCLUDED.auth_time, auth_method = EXCLUDED.auth_method
 WHERE NOT (tether_sessions.expires_at > now() AND tether_sessions.idle_expires_at > now())
-RETURNING true`,
+RETURNING subject, `+live+` AS live
+), `+insertEvents("c", "c.live", 12)+`
+SELECT true FROM c`,
 		r.ID, r.SecretHash[:], r.Subject, r.CreatedAt, r.LastSeenAt, r.ExpiresAt,
-		r.IdleExpiresAt, interval(r.IdleTimeout), md, authTime, r.AuthMethod,
+		r.IdleExpiresAt, interval(r.IdleTimeout), md, authTime, r.AuthMethod, eventsParam(evs),
 	).Scan(new(bool))
 	var pgErr *pgconn.PgError
 	switch {
@@ -334,17 +337,17 @@ WHERE id = $1 AND `+live, id, lastSeen, idleExpires)
 // Rotate swaps the secret hash if the live record still has old; the
 // comparison and the write are one statement, so two rotations of one token
 // cannot both win.
-func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte) error {
+func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	err := s.pool.QueryRow(ctx, `
 WITH u AS (
 	UPDATE tether_sessions SET secret_hash = $3
 	WHERE id = $1 AND secret_hash = $2 AND `+live+`
-	RETURNING id
-)
+	RETURNING subject
+), `+insertEvents("u", "true", 5)+`
 SELECT pg_notify('`+notifyChannel+`', $4) FROM u`,
-		id, old[:], new[:], sessionPayload(id)).Scan(nil)
+		id, old[:], new[:], sessionPayload(id), eventsParam(evs)).Scan(nil)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return tether.ErrNotFound
@@ -356,16 +359,16 @@ SELECT pg_notify('`+notifyChannel+`', $4) FROM u`,
 
 // Delete removes the record; ErrNotFound unless it was live. An expired row is
 // removed too, but announces nothing: no cache serves it anyway.
-func (s *Store) Delete(ctx context.Context, id string) error {
+func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	err := s.pool.QueryRow(ctx, `
 WITH d AS (
 	DELETE FROM tether_sessions WHERE id = $1
-	RETURNING `+live+` AS live
-)
+	RETURNING subject, `+live+` AS live
+), `+insertEvents("d", "d.live", 3)+`
 SELECT pg_notify('`+notifyChannel+`', $2) FROM d WHERE live`,
-		id, sessionPayload(id)).Scan(nil)
+		id, sessionPayload(id), eventsParam(evs)).Scan(nil)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return tether.ErrNotFound
@@ -377,7 +380,7 @@ SELECT pg_notify('`+notifyChannel+`', $2) FROM d WHERE live`,
 
 // DeleteSubject removes every record of subject but keepID in one DELETE, so
 // readers see all of them or none, and counts the live ones.
-func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int, error) {
+func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs ...tether.Event) (int, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	var n int
@@ -385,9 +388,9 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int,
 WITH d AS (
 	DELETE FROM tether_sessions WHERE subject = $1 AND id <> $2
 	RETURNING `+live+` AS live
-)
+), s AS (SELECT $1::text AS subject), `+insertEvents("s", "true", 4)+`
 SELECT count(*) FILTER (WHERE live), pg_notify('`+notifyChannel+`', $3) FROM d`,
-		subject, keepID, subjectPayload(subject)).Scan(&n, nil)
+		subject, keepID, subjectPayload(subject), eventsParam(evs)).Scan(&n, nil)
 	if err != nil {
 		return 0, s.fail("delete subject", err)
 	}
@@ -432,7 +435,7 @@ func (s *Store) Roles(ctx context.Context, subject string) ([]string, error) {
 }
 
 // SetRoles replaces the subject's roles and announces it in the same statement.
-func (s *Store) SetRoles(ctx context.Context, subject string, roles []string) error {
+func (s *Store) SetRoles(ctx context.Context, subject string, roles []string, evs ...tether.Event) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	if roles == nil {
@@ -442,9 +445,9 @@ func (s *Store) SetRoles(ctx context.Context, subject string, roles []string) er
 WITH u AS (
 	INSERT INTO tether_subjects (subject, roles) VALUES ($1, $2)
 	ON CONFLICT (subject) DO UPDATE SET roles = EXCLUDED.roles
-)
+), s AS (SELECT $1::text AS subject), `+insertEvents("s", "true", 4)+`
 SELECT pg_notify('`+notifyChannel+`', $3)`,
-		subject, roles, subjectPayload(subject)).Scan(nil)
+		subject, roles, subjectPayload(subject), eventsParam(evs)).Scan(nil)
 	if err != nil {
 		return s.fail("set roles", err)
 	}

@@ -23,17 +23,19 @@ var ctx = context.Background()
 func TestConformance(t *testing.T) {
 	dbURL, _ := freshDB(t)
 	openStore(t, dbURL, Options{}) // migrate once, outside the cases
-	storetest.Run(t, func(t *testing.T) tether.Store {
+	newStore := func(t *testing.T) tether.Store {
 		s := openStore(t, dbURL, Options{})
 		err := s.pool.AcquireFunc(ctx, func(c *pgxConn) error {
-			_, err := c.Exec(ctx, `TRUNCATE tether_sessions, tether_subjects, tether_consumed`)
+			_, err := c.Exec(ctx, `TRUNCATE tether_sessions, tether_subjects, tether_consumed, tether_events, tether_state`)
 			return err
 		})
 		if err != nil {
 			t.Fatalf("truncate: %v", err)
 		}
 		return s
-	})
+	}
+	storetest.Run(t, newStore)
+	storetest.RunEvents(t, newStore)
 }
 
 func TestRoundTrip(t *testing.T) {

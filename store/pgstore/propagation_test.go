@@ -65,3 +65,8 @@ func BenchmarkCreate(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkEventCost: what an event adds to a revocation and to creates.
+func BenchmarkEventCost(b *testing.B) {
+	storetest.BenchmarkEventCost(b, nodes(b)(b))
+}

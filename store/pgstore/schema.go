@@ -41,6 +41,29 @@ CREATE TABLE tether_consumed (
 );
 CREATE INDEX tether_consumed_until_idx ON tether_consumed (until);
 `,
+	2: `
+-- The audit log (events.go). xid is the writing transaction's ID: readers
+-- return only events of transactions older than every one still running, in
+-- (xid, seq) order, so a cursor never skips an event that commits late.
+CREATE TABLE tether_events (
+	xid        xid8        NOT NULL DEFAULT pg_current_xact_id(),
+	seq        bigserial   NOT NULL,
+	time       timestamptz NOT NULL,
+	type       text        NOT NULL,
+	subject    text        NOT NULL,
+	session_id text        NOT NULL,
+	body       jsonb       NOT NULL,
+	PRIMARY KEY (xid, seq)
+);
+CREATE INDEX tether_events_subject_idx ON tether_events (subject, xid, seq);
+CREATE INDEX tether_events_time_idx ON tether_events (time);
+
+-- The service's own small state (GetState), such as webhook cursors.
+CREATE TABLE tether_state (
+	key   text  PRIMARY KEY,
+	value bytea NOT NULL
+);
+`,
 }
 
 // migrationLock is the pg_advisory_xact_lock key that serialises migrations

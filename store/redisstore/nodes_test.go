@@ -39,7 +39,13 @@ func TestNoGoroutineLeak(t *testing.T) {
 	servicetest.SharedRedis(t) // skip early without Redis
 	before := runtime.NumGoroutine()
 	func() {
-		m1, m2 := storetest.TwoNodes(t, nodes(t))
+		var stores []tether.Store
+		open := nodes(t)
+		m1, m2 := storetest.TwoNodes(t, func(tb testing.TB) tether.Store {
+			s := open(tb)
+			stores = append(stores, s)
+			return s
+		})
 		token, _, err := m1.Create(context.Background(), tether.CreateParams{Subject: "leak"})
 		if err != nil {
 			t.Fatal(err)
@@ -48,8 +54,9 @@ func TestNoGoroutineLeak(t *testing.T) {
 		// Close now rather than at the end of the test.
 		m1.Close()
 		m2.Close()
-		m1.Store().Close()
-		m2.Store().Close()
+		for _, s := range stores {
+			s.Close()
+		}
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before {
@@ -143,4 +150,9 @@ func TestMemoryPerSession(t *testing.T) {
 	if n > 512 {
 		t.Fatalf("a session record takes %d bytes of Redis memory; budget 512", n)
 	}
+}
+
+// BenchmarkEventCost: what an event adds to a revocation and to creates.
+func BenchmarkEventCost(b *testing.B) {
+	storetest.BenchmarkEventCost(b, benchStore(b))
 }

@@ -30,6 +30,8 @@
 //	                for List and DeleteSubject's count; same TTL as the state
 //	p{u:S}:roles    the subject's roles (JSON); no TTL: roles belong to S
 //	p{c:K}          replay guard: SET NX PXAT until
+//	p{e}:events     the event log, a stream (events.go); not on a Cluster
+//	p{st:K}         the service's own state under K (GetState)
 //	p + "changes"   the pub/sub channel announcing changes
 //
 // The hash tags put a subject's keys on one Cluster slot and each session on
@@ -168,6 +170,7 @@ type Store struct {
 	opt     rueidis.ClientOption // for Watch's own connections
 	prefix  string
 	channel string
+	stream  string // the event stream; empty on a Cluster (see events.go)
 	timeout time.Duration
 	now     func() time.Time
 	log     *slog.Logger
@@ -234,7 +237,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: connect: %w: %w", tether.ErrUnavailable, err)
 	}
 	return &Store{
-		c: c, opt: opt, prefix: cfg.prefix, channel: cfg.prefix + "changes",
+		c: c, opt: opt, prefix: cfg.prefix, channel: cfg.prefix + "changes", stream: streamKey(cfg),
 		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
 		done: make(chan struct{}),
 	}, nil
@@ -449,7 +452,7 @@ func (s *Store) decodeLive(ctx context.Context, id string, b []byte) (*tether.Re
 // state), writes the record if its ID is free, then indexes it. In this order,
 // every record carries a generation read before it existed, and every indexed
 // ID whose record is missing is gone for good (List may prune it).
-func (s *Store) Create(ctx context.Context, r *tether.Record) error {
+func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
 	if !r.Live(s.now()) {
 		return nil // born dead: nothing to keep, like memstore
 	}
@@ -465,7 +468,8 @@ func (s *Store) Create(ctx context.Context, r *tether.Record) error {
 	}
 	ttl := ceilMillis(minTime(r.ExpiresAt, r.IdleExpiresAt))
 	val := encode(r, g)
-	err = s.c.Do(ctx, s.c.B().Set().Key(s.recKey(r.ID)).Value(rueidis.BinaryString(val)).Nx().Pxat(time.UnixMilli(ttl)).Build()).Error()
+	err = createScript.Exec(ctx, s.c, s.keys(s.recKey(r.ID)),
+		s.eventArgs(evs, rueidis.BinaryString(val), itoa(ttl), r.Subject)).Error()
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrExists
 	}
@@ -519,11 +523,11 @@ func (s *Store) Touch(ctx context.Context, id string, lastSeen, idleExpires time
 }
 
 // Rotate swaps the secret hash of a live record if it still equals old.
-func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte) error {
+func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	b, err := rotateScript.Exec(ctx, s.c, []string{s.recKey(id)},
-		[]string{string(old[:]), string(new[:]), s.nowMicros(), s.channel, sessionMsg(id)}).AsBytes()
+	b, err := rotateScript.Exec(ctx, s.c, s.keys(s.recKey(id)),
+		s.eventArgs(evs, string(old[:]), string(new[:]), s.nowMicros(), s.channel, sessionMsg(id))).AsBytes()
 	return s.afterWrite("rotate", ctx, id, b, err)
 }
 
@@ -549,10 +553,11 @@ func (s *Store) afterWrite(op string, ctx context.Context, id string, b []byte, 
 }
 
 // Delete removes one record; ErrNotFound unless it was live.
-func (s *Store) Delete(ctx context.Context, id string) error {
+func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	b, err := deleteScript.Exec(ctx, s.c, []string{s.recKey(id)}, []string{s.channel, sessionMsg(id)}).AsBytes()
+	b, err := deleteScript.Exec(ctx, s.c, s.keys(s.recKey(id)),
+		s.eventArgs(evs, s.channel, sessionMsg(id), s.nowMicros())).AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrNotFound
 	}
@@ -575,7 +580,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // revokeScript), then deletes the revoked records and counts the live ones.
 // If that clean-up fails the revocation has still happened, but the count is
 // unknown, and the error says so.
-func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int, error) {
+func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs ...tether.Event) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	keepGen := int64(-1)
@@ -595,8 +600,8 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string) (int,
 			}
 		}
 	}
-	res, err := revokeScript.Exec(ctx, s.c, []string{s.stateKey(subject), s.indexKey(subject)},
-		[]string{keepID, itoa(keepGen), s.channel, subjectMsg(subject)}).ToArray()
+	res, err := revokeScript.Exec(ctx, s.c, s.keys(s.stateKey(subject), s.indexKey(subject)),
+		s.eventArgs(evs, keepID, itoa(keepGen), s.channel, subjectMsg(subject), subject)).ToArray()
 	if err != nil {
 		return 0, unavailable("delete subject", err)
 	}
@@ -713,7 +718,7 @@ func (s *Store) Roles(ctx context.Context, subject string) ([]string, error) {
 }
 
 // SetRoles replaces the subject's roles and announces the change.
-func (s *Store) SetRoles(ctx context.Context, subject string, roles []string) error {
+func (s *Store) SetRoles(ctx context.Context, subject string, roles []string, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	enc := ""
@@ -724,7 +729,8 @@ func (s *Store) SetRoles(ctx context.Context, subject string, roles []string) er
 		}
 		enc = string(b)
 	}
-	err := rolesScript.Exec(ctx, s.c, []string{s.rolesKey(subject)}, []string{enc, s.channel, subjectMsg(subject)}).Error()
+	err := rolesScript.Exec(ctx, s.c, s.keys(s.rolesKey(subject)),
+		s.eventArgs(evs, enc, s.channel, subjectMsg(subject), subject)).Error()
 	if err != nil {
 		return unavailable("set roles", err)
 	}

@@ -37,9 +37,11 @@ func openTest(t testing.TB, url, cleanAddr string) *Store {
 
 func TestConformance(t *testing.T) {
 	addr := servicetest.SharedRedis(t)
-	storetest.Run(t, func(t *testing.T) tether.Store {
+	newStore := func(t *testing.T) tether.Store {
 		return openTest(t, "redis://"+addr+"/0", addr)
-	})
+	}
+	storetest.Run(t, newStore)
+	storetest.RunEvents(t, newStore)
 }
 
 func TestConformanceCluster(t *testing.T) {

@@ -2,6 +2,55 @@ package redisstore
 
 import "github.com/redis/rueidis"
 
+// eventsLua is prepended to every script that writes events (DESIGN §10): the
+// events come last in ARGV, as JSON, and go to the stream passed as the key
+// after the script's own keys, in the same atomic step as the change. On a
+// Cluster no stream key is passed (it would be on another slot), so no event
+// is written there; see the package doc.
+//
+// recSubject reads the subject out of a stored record (codec.go): after the
+// 82-byte head and the optional 8-byte AuthTime, a uvarint length and the bytes.
+const eventsLua = `
+local function addEvents(nkeys, first, subject)
+  if #KEYS <= nkeys then return end
+  for i = first, #ARGV do
+    redis.call('XADD', KEYS[nkeys + 1], '*', 'e', ARGV[i], 's', subject)
+  end
+end
+local function recSubject(v)
+  local off = 83
+  if string.byte(v, 82) % 2 == 1 then off = off + 8 end
+  local n, mul = 0, 1
+  while true do
+    local b = string.byte(v, off)
+    off = off + 1
+    n = n + (b % 128) * mul
+    if b < 128 then break end
+    mul = mul * 128
+  end
+  return string.sub(v, off, off + n - 1)
+end
+`
+
+// createScript is Create's atomic moment: the record is written if its ID is
+// free, with its events.
+//
+// KEYS[1] record, [KEYS[2] event stream]; ARGV[1] encoded record, ARGV[2]
+// expiry (Unix ms), ARGV[3] subject, ARGV[4…] events.
+var createScript = rueidis.NewLuaScript(eventsLua + `
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return false end
+addEvents(1, 4, ARGV[3])
+return 1
+`)
+
+// appendScript writes events that accompany no change.
+//
+// [KEYS[1] event stream]; ARGV events.
+var appendScript = rueidis.NewLuaScript(eventsLua + `
+addEvents(0, 1, '')
+return 1
+`)
+
 // Every script touches keys of one hash slot only, so each runs atomically on
 // one node of a Cluster. Lua cannot print a Unix-microsecond time as a plain
 // integer with tostring, so numbers go back to Redis through string.format.
@@ -70,8 +119,8 @@ return v
 // record as it was, or nil.
 //
 // KEYS[1] record; ARGV[1] old hash, ARGV[2] new hash, ARGV[3] now (Unix µs),
-// ARGV[4] change channel, ARGV[5] message.
-var rotateScript = rueidis.NewLuaScript(`
+// ARGV[4] change channel, ARGV[5] message, ARGV[6…] events; [KEYS[2] event stream].
+var rotateScript = rueidis.NewLuaScript(eventsLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = tonumber(ARGV[3])
@@ -79,18 +128,25 @@ if struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then
 if string.sub(v, 34, 65) ~= ARGV[1] then return false end
 redis.call('SET', KEYS[1], string.sub(v, 1, 33) .. ARGV[2] .. string.sub(v, 66), 'KEEPTTL')
 redis.call('PUBLISH', ARGV[4], ARGV[5])
+addEvents(1, 6, recSubject(v))
 return v
 `)
 
 // deleteScript deletes a record, announces it, and returns what was deleted
-// (nil if nothing was), so the caller can tell whether it was live.
+// (nil if nothing was), so the caller can tell whether it was live. Its
+// events are written only if the record was live by the caller's clock.
 //
-// KEYS[1] record; ARGV[1] change channel, ARGV[2] message.
-var deleteScript = rueidis.NewLuaScript(`
+// KEYS[1] record, [KEYS[2] event stream]; ARGV[1] change channel, ARGV[2]
+// message, ARGV[3] now (Unix µs), ARGV[4…] events.
+var deleteScript = rueidis.NewLuaScript(eventsLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
+local now = tonumber(ARGV[3])
+if struct.unpack('>i8', v, 10) > now and struct.unpack('>i8', v, 18) > now then
+  addEvents(1, 4, recSubject(v))
+end
 return v
 `)
 
@@ -106,8 +162,9 @@ return v
 //
 // KEYS[1] subject state, KEYS[2] subject index; ARGV[1] id to keep (may be empty),
 // ARGV[2] its record's generation, or -1 if it is not a live record of this
-// subject; ARGV[3] change channel, ARGV[4] message.
-var revokeScript = rueidis.NewLuaScript(`
+// subject; ARGV[3] change channel, ARGV[4] message, ARGV[5] subject, ARGV[6…]
+// events; [KEYS[3] event stream].
+var revokeScript = rueidis.NewLuaScript(eventsLua + `
 local st = redis.call('HMGET', KEYS[1], 'g', 'k')
 local removed = {}
 if st[1] then
@@ -129,19 +186,21 @@ if st[1] then
   end
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
+addEvents(2, 6, ARGV[5])
 return {st[1], st[2], removed}
 `)
 
 // rolesScript replaces a subject's roles (none deletes the key) and announces it.
 //
-// KEYS[1] roles; ARGV[1] encoded roles (empty for none), ARGV[2] change channel,
-// ARGV[3] message.
-var rolesScript = rueidis.NewLuaScript(`
+// KEYS[1] roles, [KEYS[2] event stream]; ARGV[1] encoded roles (empty for
+// none), ARGV[2] change channel, ARGV[3] message, ARGV[4] subject, ARGV[5…] events.
+var rolesScript = rueidis.NewLuaScript(eventsLua + `
 if ARGV[1] == '' then
   redis.call('DEL', KEYS[1])
 else
   redis.call('SET', KEYS[1], ARGV[1])
 end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
+addEvents(1, 5, ARGV[4])
 return 1
 `)

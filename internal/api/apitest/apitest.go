@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/servicetest"
 	"github.com/tetherhq/tether/store"
@@ -95,7 +96,12 @@ func Start(t testing.TB, storeURL string, opt Options) *Node {
 		st.Close()
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Manager: m, AdminKey: AdminKey, Logger: log})
+	admin, err := adminauth.New(AdminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin.RecordFailures(m) // as serve does
+	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log})
 	if err != nil {
 		m.Close()
 		st.Close()

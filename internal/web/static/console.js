@@ -29,7 +29,7 @@
     }
     if (!res.ok) return;
     const s = await res.json();
-    show("cached_sessions", String(s.cached_sessions));
+    show("cache_entries", String(s.cache_entries));
     show("revoked", String(s.revoked));
     show("hit_rate", s.cache_hit_rate < 0 ? "\u2013" : (s.cache_hit_rate * 100).toFixed(1) + " %");
     if (last && s.at_ms > last.at_ms) {

@@ -1,0 +1,151 @@
+package tether_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tetherhq/tether"
+)
+
+// TestManagerEvents checks that each Manager change writes its event, with the
+// actor from the context and the system for what the Manager does itself.
+func TestManagerEvents(t *testing.T) {
+	e := newEnv(t, tether.Config{MaxSessionsPerSubject: 1}, false)
+	admin := tether.WithActor(context.Background(), tether.Actor{Kind: tether.ActorAdmin, IP: "192.0.2.9"})
+	self := tether.WithActor(context.Background(), tether.Actor{Kind: tether.ActorSelf, IP: "198.51.100.4"})
+
+	tok, s1, err := e.m.Create(admin, tether.CreateParams{Subject: "alice", Roles: []string{"viewer"}, AuthMethod: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Second)
+	_, s2, err := e.m.Create(self, tether.CreateParams{Subject: "alice"}) // over the cap: s1 goes
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.m.Rotate(self, tok); err == nil {
+		t.Fatal("Rotate of a session the cap revoked succeeded")
+	}
+	if err := e.m.Revoke(self, s2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.RevokeSubject(admin, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Record(context.Background(), tether.EventAdminAuthFailed, "", map[string]any{"reason": "wrong key"}); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := e.m.Events(context.Background(), tether.EventQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ Type, Subject, Session, Actor, IP string }
+	var got []row
+	for _, ev := range p.Events {
+		got = append(got, row{ev.Type, ev.Subject, ev.SessionID, ev.Actor.Kind, ev.Actor.IP})
+		if ev.ID == "" || ev.Time.IsZero() || ev.Detail == nil {
+			t.Errorf("event %+v lacks an ID, a time or a detail", ev)
+		}
+	}
+	want := []row{
+		{tether.EventSessionCreated, "alice", s1.ID, tether.ActorAdmin, "192.0.2.9"},
+		{tether.EventRolesChanged, "alice", "", tether.ActorAdmin, "192.0.2.9"},
+		{tether.EventSessionCreated, "alice", s2.ID, tether.ActorSelf, "198.51.100.4"},
+		{tether.EventSessionRevoked, "alice", s1.ID, tether.ActorSystem, ""}, // the cap
+		{tether.EventSessionRevoked, "alice", s2.ID, tether.ActorSelf, "198.51.100.4"},
+		{tether.EventSubjectRevoked, "alice", "", tether.ActorAdmin, "192.0.2.9"},
+		{tether.EventAdminAuthFailed, "", "", tether.ActorSystem, ""},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	if r := p.Events[1].Detail["roles"]; !cmp.Equal(r, []any{"viewer"}) && !cmp.Equal(r, []string{"viewer"}) {
+		t.Errorf("roles.changed detail = %v; want the new roles", r)
+	}
+	if p.Events[3].Detail["reason"] != "max_per_subject" {
+		t.Errorf("the cap's revocation says %v; want reason max_per_subject", p.Events[3].Detail)
+	}
+}
+
+func TestEventQueryNormalize(t *testing.T) {
+	for _, c := range []struct {
+		q  tether.EventQuery
+		ok bool
+	}{
+		{tether.EventQuery{}, true},
+		{tether.EventQuery{Type: tether.EventSessionRevoked, Limit: 1000}, true},
+		{tether.EventQuery{Type: "session.exploded"}, false},
+		{tether.EventQuery{Limit: 1001}, false},
+		{tether.EventQuery{Limit: -1}, false},
+	} {
+		q, err := c.q.Normalize()
+		if (err == nil) != c.ok {
+			t.Errorf("Normalize(%+v) = %v; want ok %v", c.q, err, c.ok)
+		}
+		if err == nil && (q.Limit < 1 || q.Limit > tether.MaxEventLimit) {
+			t.Errorf("Normalize(%+v).Limit = %d", c.q, q.Limit)
+		}
+	}
+}
+
+func TestLease(t *testing.T) {
+	e := newEnv(t, tether.Config{}, false)
+	ctx := context.Background()
+	until, ok, err := e.m.Lease(ctx, "webhook/x", 10*time.Second)
+	if err != nil || !ok {
+		t.Fatalf("first Lease = %v, %v; want it granted", ok, err)
+	}
+	if _, ok, err := e.m.Lease(ctx, "webhook/x", 10*time.Second); err != nil || ok {
+		t.Fatalf("second Lease in the same window = %v, %v; want refused", ok, err)
+	}
+	if _, ok, _ := e.m.Lease(ctx, "webhook/y", 10*time.Second); !ok {
+		t.Fatal("another name's lease was refused")
+	}
+	e.clock.Advance(until.Sub(e.clock.Now()))
+	if _, ok, err := e.m.Lease(ctx, "webhook/x", 10*time.Second); err != nil || !ok {
+		t.Fatalf("Lease in the next window = %v, %v; want it granted", ok, err)
+	}
+	if _, _, err := e.m.Lease(ctx, "webhook/x", 0); err == nil {
+		t.Fatal("Lease of length 0 succeeded")
+	}
+}
+
+func TestExchangeEvents(t *testing.T) {
+	e := newEnv(t, tether.Config{}, false)
+	ctx := tether.WithActor(context.Background(), tether.Actor{Kind: tether.ActorSelf, IP: "203.0.113.5"})
+	v := &fakeVerifier{handshakes: map[string]tether.Handshake{
+		"good": {Issuer: "https://a.example", Subject: "alice", ID: "j1", IssuedAt: e.clock.Now()},
+	}}
+	_, s, err := e.m.Exchange(ctx, v, "good", tether.ExchangeParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{"good", "forged"} { // a replay, then a forgery
+		if _, _, err := e.m.Exchange(ctx, v, raw, tether.ExchangeParams{}); !errors.Is(err, tether.ErrInvalidToken) {
+			t.Fatalf("Exchange(%s) = %v; want ErrInvalidToken", raw, err)
+		}
+	}
+	p, err := e.m.Events(context.Background(), tether.EventQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range p.Events {
+		got = append(got, fmt.Sprintf("%s %s %s %v", ev.Type, ev.SessionID, ev.Actor.IP, ev.Detail))
+	}
+	want := []string{
+		fmt.Sprintf("session.created %s 203.0.113.5 map[auth_method:handshake]", s.ID),
+		fmt.Sprintf("handshake.exchanged %s 203.0.113.5 map[issuer:https://a.example jti:j1]", s.ID),
+		"handshake.refused  203.0.113.5 map[reason:replayed]",
+		"handshake.refused  203.0.113.5 map[reason:invalid]",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,151 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tetherhq/tether"
+)
+
+// insertEvents is a data-modifying CTE that writes the events passed as a JSON
+// array in parameter $param, once per row of the CTE src (which has a subject
+// column) where cond holds, so they commit or roll back with the change in the
+// same statement. An event's empty subject is taken from src.
+func insertEvents(src, cond string, param int) string {
+	return fmt.Sprintf(`ev AS (
+	INSERT INTO tether_events (time, type, subject, session_id, body)
+	SELECT (e->>'time')::timestamptz, e->>'type', coalesce(nullif(e->>'subject', ''), %[1]s.subject),
+		coalesce(e->>'session_id', ''), e
+	FROM %[1]s, jsonb_array_elements($%[3]d::jsonb) e WHERE %[2]s
+)`, src, cond, param)
+}
+
+// eventsParam encodes evs for insertEvents.
+func eventsParam(evs []tether.Event) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := range evs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(tether.MarshalEvent(&evs[i]))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// AppendEvents implements tether.Store.
+func (s *Store) AppendEvents(ctx context.Context, evs ...tether.Event) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `WITH s AS (SELECT ''::text AS subject), `+insertEvents("s", "true", 1)+` SELECT 1`, eventsParam(evs))
+	if err != nil {
+		return s.fail("append events", err)
+	}
+	return nil
+}
+
+// eventsQuery reads events after the cursor ($1, $2) up to the horizon: the
+// oldest transaction of this database still running as of the statement's
+// snapshot (or the snapshot's xmax if none is). Every event below the horizon
+// has committed or never will, so the page is final and the cursor never
+// skips an event that commits late. Transactions of other databases on the
+// server cannot write here and do not hold the horizon back; one that ended
+// after the snapshot cannot be placed, so it does, until the next read.
+// Transaction IDs in pg_stat_activity are 32-bit, hence the modulo.
+const eventsQuery = `
+WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+	SELECT backend_xid::text AS x FROM pg_stat_activity
+	WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+),
+horizon AS (
+	SELECT coalesce(
+		(SELECT x FROM snap, pg_snapshot_xip(snap.s) AS x
+		 WHERE (x::text::numeric % 4294967296)::text NOT IN (SELECT x FROM elsewhere)
+		 ORDER BY x LIMIT 1),
+		(SELECT pg_snapshot_xmax(s) FROM snap)) AS h
+)
+SELECT e.xid::text, e.seq, e.subject, e.body FROM tether_events e, horizon
+WHERE (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < horizon.h
+	AND ($3 = '' OR e.subject = $3) AND ($4 = '' OR e.session_id = $4) AND ($5 = '' OR e.type = $5)
+ORDER BY e.xid, e.seq LIMIT $6`
+
+// Events implements tether.Store. The cursor is "xid.seq" (see eventsQuery).
+func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPage, error) {
+	xid, seq := "0", int64(0)
+	if q.After != "" {
+		x, sq, ok := strings.Cut(q.After, ".")
+		n, err := strconv.ParseInt(sq, 10, 64)
+		if _, xerr := strconv.ParseUint(x, 10, 64); !ok || err != nil || xerr != nil {
+			return tether.EventPage{}, tether.BadInput("malformed cursor")
+		}
+		xid, seq = x, n
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, eventsQuery, xid, seq, q.Subject, q.SessionID, q.Type, q.Limit)
+	p := tether.EventPage{Next: q.After}
+	var subject string
+	var body []byte
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&xid, &seq, &subject, &body}, func() error {
+			e, err := tether.UnmarshalEvent(body)
+			if err != nil {
+				return err
+			}
+			e.Subject = subject // filled in from the record where the caller did not know it
+			p.Next = xid + "." + strconv.FormatInt(seq, 10)
+			e.Cursor = p.Next
+			p.Events = append(p.Events, e)
+			return nil
+		})
+	}
+	if err != nil {
+		return tether.EventPage{}, s.fail("events", err)
+	}
+	return p, nil
+}
+
+// TrimEvents implements tether.Store.
+func (s *Store) TrimEvents(ctx context.Context, before time.Time) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, `DELETE FROM tether_events WHERE time < $1`, before); err != nil {
+		return s.fail("trim events", err)
+	}
+	return nil
+}
+
+// GetState implements tether.Store.
+func (s *Store) GetState(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var v []byte
+	err := s.pool.QueryRow(ctx, `SELECT value FROM tether_state WHERE key = $1`, key).Scan(&v)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, s.fail("get state", err)
+	}
+	return v, nil
+}
+
+// PutState implements tether.Store.
+func (s *Store) PutState(ctx context.Context, key string, value []byte) error {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, `INSERT INTO tether_state (key, value) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, key, value)
+	if err != nil {
+		return s.fail("put state", err)
+	}
+	return nil
+}

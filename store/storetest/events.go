@@ -1,0 +1,367 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/tetherhq/tether"
+)
+
+// RunEvents runs the event-log cases (DESIGN §10) against stores made by
+// newStore: every change that returns nil has its events, in commit order;
+// a change that fails or does not happen has none; cursors page without loss
+// or repetition under concurrent writes. Every store that keeps an event log
+// calls it next to Run.
+func RunEvents(t *testing.T, newStore NewStore) {
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, s tether.Store)
+	}{
+		{"WithChanges", testEventsWithChanges},
+		{"NoChangeNoEvent", testEventsNoChange},
+		{"Cursor", testEventsCursor},
+		{"Filters", testEventsFilters},
+		{"BadCursor", testEventsBadCursor},
+		{"Concurrent", testEventsConcurrent},
+		{"Trim", testEventsTrim},
+		{"State", testState},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.fn(t, newStore(t))
+		})
+	}
+}
+
+func event(typ, subject, sessionID string) tether.Event {
+	return tether.Event{
+		ID: "evt_" + tether.NewID(), Time: now(), Type: typ, Subject: subject, SessionID: sessionID,
+		Actor:  tether.Actor{Kind: tether.ActorAdmin, IP: "192.0.2.7"},
+		Detail: map[string]any{"n": 1.0, "roles": []any{"a", "b"}},
+	}
+}
+
+// allEvents follows the cursor to the end and returns every event matching q.
+func allEvents(t *testing.T, s tether.Store, q tether.EventQuery) []tether.Event {
+	t.Helper()
+	q.Limit = 7 // small pages, so the cursor is exercised
+	var out []tether.Event
+	for range 1000 {
+		p, err := s.Events(ctx, q)
+		if err != nil {
+			t.Fatalf("Events(%+v): %v", q, err)
+		}
+		out = append(out, p.Events...)
+		if len(p.Events) == 0 && p.Next == q.After {
+			return out
+		}
+		q.After = p.Next
+	}
+	t.Fatal("Events: the cursor never reached the end")
+	return nil
+}
+
+func eventTypes(evs []tether.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type + "/" + e.Subject
+	}
+	return out
+}
+
+func testEventsWithChanges(t *testing.T, s tether.Store) {
+	sub := subject(t)
+	r := record(sub, time.Hour)
+	created := event(tether.EventSessionCreated, sub, r.ID)
+	if err := s.Create(ctx, r, created); err != nil {
+		t.Fatal(err)
+	}
+	var newHash [32]byte
+	newHash[0] = 1
+	if err := s.Rotate(ctx, r.ID, r.SecretHash, newHash, event(tether.EventSessionRotated, sub, r.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRoles(ctx, sub, []string{"admin"}, event(tether.EventRolesChanged, sub, "")); err != nil {
+		t.Fatal(err)
+	}
+	// Delete fills in the subject the caller did not know.
+	if err := s.Delete(ctx, r.ID, event(tether.EventSessionRevoked, "", r.ID)); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, record(sub, time.Hour))
+	if _, err := s.DeleteSubject(ctx, sub, "", event(tether.EventSubjectRevoked, sub, "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvents(ctx, event(tether.EventHandshakeRefused, sub, "")); err != nil {
+		t.Fatal(err)
+	}
+	got := allEvents(t, s, tether.EventQuery{})
+	want := []string{
+		tether.EventSessionCreated + "/" + sub, tether.EventSessionRotated + "/" + sub,
+		tether.EventRolesChanged + "/" + sub, tether.EventSessionRevoked + "/" + sub,
+		tether.EventSubjectRevoked + "/" + sub, tether.EventHandshakeRefused + "/" + sub,
+	}
+	if diff := cmp.Diff(want, eventTypes(got)); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	// The event comes back as it was written.
+	if diff := cmp.Diff(created, got[0], cmpRecord, cmpopts.IgnoreFields(tether.Event{}, "Cursor")); diff != "" {
+		t.Errorf("created event (-want +got):\n%s", diff)
+	}
+}
+
+func testEventsNoChange(t *testing.T, s tether.Store) {
+	sub := subject(t)
+	r := record(sub, time.Hour)
+	mustCreate(t, s, r)
+	if err := s.Create(ctx, r, event(tether.EventSessionCreated, sub, r.ID)); !errors.Is(err, tether.ErrExists) {
+		t.Fatalf("Create(existing) = %v; want ErrExists", err)
+	}
+	var wrong [32]byte
+	if err := s.Rotate(ctx, r.ID, wrong, wrong, event(tether.EventSessionRotated, sub, r.ID)); !errors.Is(err, tether.ErrNotFound) {
+		t.Fatalf("Rotate(wrong hash) = %v; want ErrNotFound", err)
+	}
+	if err := s.Delete(ctx, tether.NewID(), event(tether.EventSessionRevoked, "", "missing")); !errors.Is(err, tether.ErrNotFound) {
+		t.Fatalf("Delete(missing) = %v; want ErrNotFound", err)
+	}
+	dead := record(sub, time.Hour)
+	dead.ExpiresAt = now().Add(-time.Second)
+	if err := s.Create(ctx, dead, event(tether.EventSessionCreated, sub, dead.ID)); err != nil {
+		t.Fatalf("Create(born dead) = %v", err)
+	}
+	if got := allEvents(t, s, tether.EventQuery{}); len(got) != 0 {
+		t.Fatalf("events after changes that did not happen: %v", eventTypes(got))
+	}
+}
+
+func testEventsCursor(t *testing.T, s tether.Store) {
+	sub := subject(t)
+	for i := range 25 {
+		if err := s.AppendEvents(ctx, event(tether.EventAdminAuthFailed, fmt.Sprint(sub, i), "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pages [][]tether.Event
+	q := tether.EventQuery{Limit: 10}
+	for {
+		p, err := s.Events(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Events) == 0 {
+			if p.Next != q.After {
+				t.Fatalf("an empty page moved the cursor from %q to %q", q.After, p.Next)
+			}
+			break
+		}
+		pages = append(pages, p.Events)
+		q.After = p.Next
+	}
+	if len(pages) != 3 || len(pages[0]) != 10 || len(pages[1]) != 10 || len(pages[2]) != 5 {
+		t.Fatalf("pages of %d: want 10, 10, 5", len(pages))
+	}
+	for i, e := range append(append(pages[0], pages[1]...), pages[2]...) {
+		if want := fmt.Sprint(sub, i); e.Subject != want {
+			t.Fatalf("event %d is of %q; want %q (oldest first)", i, e.Subject, want)
+		}
+	}
+	// Each event's own cursor resumes right after it.
+	mid := pages[1][3]
+	p, err := s.Events(ctx, tether.EventQuery{After: mid.Cursor, Limit: 1})
+	if err != nil || len(p.Events) != 1 || p.Events[0].ID != pages[1][4].ID {
+		t.Fatalf("Events(After the 14th event's cursor) = %v, %v; want the 15th", p.Events, err)
+	}
+	// A later event appears after the cursor that reached the end.
+	if err := s.AppendEvents(ctx, event(tether.EventAdminAuthFailed, sub, "")); err != nil {
+		t.Fatal(err)
+	}
+	p, err = s.Events(ctx, q)
+	if err != nil || len(p.Events) != 1 || p.Events[0].Subject != sub {
+		t.Fatalf("Events after the end = %v, %v; want the one new event", p.Events, err)
+	}
+}
+
+func testEventsFilters(t *testing.T, s tether.Store) {
+	a, b := subject(t), subject(t)
+	ra := record(a, time.Hour)
+	if err := s.Create(ctx, ra, event(tether.EventSessionCreated, a, ra.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{a, b} {
+		if err := s.SetRoles(ctx, sub, []string{"x"}, event(tether.EventRolesChanged, sub, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		q    tether.EventQuery
+		want []string
+	}{
+		{tether.EventQuery{Subject: a}, []string{tether.EventSessionCreated + "/" + a, tether.EventRolesChanged + "/" + a}},
+		{tether.EventQuery{Subject: b}, []string{tether.EventRolesChanged + "/" + b}},
+		{tether.EventQuery{Type: tether.EventRolesChanged}, []string{tether.EventRolesChanged + "/" + a, tether.EventRolesChanged + "/" + b}},
+		{tether.EventQuery{SessionID: ra.ID}, []string{tether.EventSessionCreated + "/" + a}},
+		{tether.EventQuery{Subject: b, Type: tether.EventSessionCreated}, []string{}},
+	} {
+		if diff := cmp.Diff(c.want, eventTypes(allEvents(t, s, c.q))); diff != "" {
+			t.Errorf("Events(%+v) (-want +got):\n%s", c.q, diff)
+		}
+	}
+}
+
+func testEventsBadCursor(t *testing.T, s tether.Store) {
+	for _, c := range []string{"x", "-1", "1.2.3", "18446744073709551616.1", "1-", "\x00"} {
+		if _, err := s.Events(ctx, tether.EventQuery{After: c, Limit: 10}); !errors.Is(err, tether.ErrBadInput) {
+			t.Errorf("Events(After %q) = %v; want ErrBadInput", c, err)
+		}
+	}
+}
+
+// testEventsConcurrent writes from many goroutines while a reader follows the
+// cursor: the reader must see every event exactly once.
+func testEventsConcurrent(t *testing.T, s tether.Store) {
+	sub := subject(t)
+	const writers, each = 8, 15
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				r := record(sub, time.Hour)
+				ev := event(tether.EventSessionCreated, sub, r.ID)
+				ev.Detail = map[string]any{"writer": float64(w), "i": float64(i)}
+				if err := s.Create(ctx, r, ev); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	seen := map[string]int{}
+	q := tether.EventQuery{Subject: sub, Limit: 5}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	done := (<-chan struct{})(finished)
+	// A store may hold an event back while an older transaction is still
+	// running (PostgreSQL does), so the reader stops only once it has them
+	// all, or after a generous bound.
+	var deadline <-chan time.Time
+	for total := 0; total < writers*each; {
+		select {
+		case <-done:
+			done, deadline = nil, time.After(10*time.Second)
+		case <-deadline:
+			t.Fatalf("saw %d events; want %d", total, writers*each)
+		default:
+		}
+		p, err := s.Events(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Events {
+			seen[e.ID]++
+			total++
+		}
+		q.After = p.Next
+	}
+	wg.Wait()
+	if p, err := s.Events(ctx, q); err != nil || len(p.Events) != 0 {
+		t.Errorf("Events after the last = %d events, %v; want none", len(p.Events), err)
+	}
+	if len(seen) != writers*each {
+		t.Errorf("saw %d distinct events; want %d", len(seen), writers*each)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s seen %d times", id, n)
+		}
+	}
+}
+
+func testEventsTrim(t *testing.T, s tether.Store) {
+	sub := subject(t)
+	for range 3 {
+		if err := s.AppendEvents(ctx, event(tether.EventAdminAuthFailed, sub, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.TrimEvents(ctx, time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := allEvents(t, s, tether.EventQuery{}); len(got) != 3 {
+		t.Fatalf("after trimming older than an hour ago: %d events; want 3", len(got))
+	}
+	if err := s.TrimEvents(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := allEvents(t, s, tether.EventQuery{}); len(got) != 0 {
+		t.Fatalf("after trimming everything: %d events; want 0", len(got))
+	}
+}
+
+func testState(t *testing.T, s tether.Store) {
+	key := subject(t)
+	if v, err := s.GetState(ctx, key); err != nil || v != nil {
+		t.Fatalf("GetState(missing) = %q, %v; want nil, nil", v, err)
+	}
+	for _, want := range [][]byte{[]byte(`{"cursor":"1"}`), {0, 1, 2, 255}, []byte(`{"cursor":"2"}`)} {
+		if err := s.PutState(ctx, key, want); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetState(ctx, key); err != nil || string(got) != string(want) {
+			t.Fatalf("GetState = %q, %v; want %q", got, err, want)
+		}
+	}
+}
+
+// BenchmarkEventCost measures what the event log adds to a store's writes:
+// Delete (a revocation) serially and Create in parallel, each without and
+// with its event, side by side. DESIGN's budget: the event costs a revocation
+// at most 20 %.
+func BenchmarkEventCost(b *testing.B, s tether.Store) {
+	for _, withEvent := range []bool{false, true} {
+		name := map[bool]string{false: "events=0", true: "events=1"}[withEvent]
+		evs := func(typ, sub, id string) []tether.Event {
+			if !withEvent {
+				return nil
+			}
+			return []tether.Event{event(typ, sub, id)}
+		}
+		b.Run("revoke/"+name, func(b *testing.B) {
+			sub := fmt.Sprintf("bench-revoke-%d", time.Now().UnixNano())
+			recs := make([]*tether.Record, b.N)
+			for i := range recs {
+				recs[i] = record(sub, time.Hour)
+				if err := s.Create(ctx, recs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for _, r := range recs {
+				if err := s.Delete(ctx, r.ID, evs(tether.EventSessionRevoked, "", r.ID)...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("create-parallel/"+name, func(b *testing.B) {
+			sub := fmt.Sprintf("bench-create-%d", time.Now().UnixNano())
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := record(sub, time.Hour)
+					if err := s.Create(ctx, r, evs(tether.EventSessionCreated, sub, r.ID)...); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
+		})
+	}
+}
