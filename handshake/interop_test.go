@@ -67,7 +67,7 @@ func TestInteropNode(t *testing.T) {
 		IssuerSpec{Issuer: nodeIssuer, Format: FormatPASETO, Alg: AlgV4Public, PublicKeyFile: "node-v4.paserk"},
 		IssuerSpec{Issuer: nodeIssuer, Format: FormatPASETO, Alg: AlgV4Local, KeyFile: "local.key"},
 	)
-	verifier, err := NewVerifier(audB, cfg, e.dir)
+	verifier, err := NewVerifier(audB, cfg, e.dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	// The verifier needs nothing from the data dir, so its key files are
 	// loaded (and refused) before the data dir is touched too. The config
 	// made the file's key paths absolute already.
-	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".")
+	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".", handshake.Options{})
 	if err != nil {
 		return err
 	}
@@ -101,13 +101,13 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	defer m.Close()
-	keys, err := handshake.LoadKeyRing(filepath.Join(cfg.DataDir, "keys"), nil)
+	keys, err := handshake.LoadKeyRing(filepath.Join(cfg.DataDir, "keys"), handshake.Options{})
 	if err != nil {
 		return err
 	}
 	// Both are built even when nothing is configured, so that every mistake in
 	// the handshake section stops the start with a clear error.
-	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, ".", nil)
+	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, ".", handshake.Options{})
 	if err != nil {
 		return err
 	}
