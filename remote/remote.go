@@ -44,7 +44,8 @@ type Config struct {
 	AdminKey string
 	// HTTPClient makes the calls. Its Timeout must be zero, since the change
 	// stream is one long response; introspection is bounded by
-	// IntrospectTimeout instead. Default: a client of its own.
+	// IntrospectTimeout instead. Default: a client of its own that keeps up
+	// to 64 idle connections to the server.
 	HTTPClient *http.Client
 	// IntrospectTimeout bounds one introspection call. Default 5s.
 	IntrospectTimeout time.Duration
@@ -100,7 +101,11 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("remote: Config.AdminKey is required")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{}
+		// Keep-alive connections for as many concurrent introspections as
+		// a busy service makes, not net/http's default of two per host.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		cfg.HTTPClient = &http.Client{Transport: tr}
 	}
 	if cfg.HTTPClient.Timeout != 0 {
 		return nil, errors.New("remote: Config.HTTPClient must have no Timeout (the change stream is one long response); set IntrospectTimeout")
