@@ -3,22 +3,15 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
-
 	"github.com/tetherhq/tether/internal/api"
+	"github.com/tetherhq/tether/internal/api/apitest"
 )
-
-var listeners = []string{"public", "admin"}
 
 // notAPI are the patterns that route to something other than JSON API
 // operations, and why. Any other pattern must be documented.
@@ -26,58 +19,6 @@ var notAPI = map[string]string{
 	"/account/": "the account pages (HTML)",
 	"/admin/":   "the admin console (HTML)",
 	"/":         "the admin listener's key check, in front of its API mux",
-}
-
-// spec is a listener's document, loaded and checked once.
-type spec struct {
-	doc    *openapi3.T
-	router routers.Router
-}
-
-var (
-	specsOnce sync.Once
-	specs     map[string]*spec
-	specsErr  error
-)
-
-func loadSpecs() (map[string]*spec, error) {
-	specsOnce.Do(func() {
-		// The change stream's body and the favicon are text, read as such.
-		openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
-		openapi3filter.RegisterBodyDecoder("image/svg+xml", openapi3filter.PlainBodyDecoder)
-		specs = make(map[string]*spec)
-		for _, l := range listeners {
-			raw, err := api.OpenAPI(l)
-			if err != nil {
-				specsErr = err
-				return
-			}
-			doc, err := openapi3.NewLoader().LoadFromData(raw)
-			if err == nil {
-				err = doc.Validate(context.Background())
-			}
-			if err != nil {
-				specsErr = err
-				return
-			}
-			router, err := gorillamux.NewRouter(doc)
-			if err != nil {
-				specsErr = err
-				return
-			}
-			specs[l] = &spec{doc: doc, router: router}
-		}
-	})
-	return specs, specsErr
-}
-
-func mustSpec(t testing.TB, listener string) *spec {
-	t.Helper()
-	s, err := loadSpecs()
-	if err != nil {
-		t.Fatalf("OpenAPI documents: %v", err)
-	}
-	return s[listener]
 }
 
 // TestOpenAPIServed: each listener serves its own document, without
@@ -97,7 +38,7 @@ func TestOpenAPIServed(t *testing.T) {
 			if !bytes.Equal(w.Body.Bytes(), want) {
 				t.Error("the served document is not the embedded one")
 			}
-			doc := mustSpec(t, tt.listener).doc
+			doc := apitest.OpenAPISpec(t, tt.listener).Doc
 			if doc.OpenAPI != "3.1.0" {
 				t.Errorf("openapi: got %q, want 3.1.0", doc.OpenAPI)
 			}
@@ -115,9 +56,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	srv.Public()
 	srv.Admin()
-	for _, l := range listeners {
+	for _, l := range apitest.Listeners {
 		t.Run(l, func(t *testing.T) {
-			doc := mustSpec(t, l).doc
+			doc := apitest.OpenAPISpec(t, l).Doc
 			documented := map[string]bool{} // "METHOD /path"
 			for path, item := range doc.Paths.Map() {
 				for method := range item.Operations() {
@@ -171,7 +112,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // count requests against rate limits). A fuzz target cannot report through
 // its F, so its answers go unchecked here; they are the handler tests' shapes.
 func validated(t testing.TB, listener string, h http.Handler) http.Handler {
-	mustSpec(t, listener)
+	apitest.OpenAPISpec(t, listener)
 	if _, fuzz := t.(*testing.F); fuzz {
 		return h
 	}
@@ -202,47 +143,13 @@ func validated(t testing.TB, listener string, h http.Handler) http.Handler {
 	})
 }
 
-// checkResponse validates one response to r against the listener's
-// document, if r is a documented operation.
-func checkResponse(t testing.TB, listener string, r *http.Request, status int, header http.Header, body []byte) {
-	sp := mustSpec(t, listener)
-	u := *r.URL
-	u.Scheme, u.Host = "http", "tether.test"
-	probe := r.Clone(context.Background())
-	probe.URL = &u
-	route, params, err := sp.router.FindRoute(probe)
-	if err != nil {
-		return // no such operation: the 404 and 405 answers, checked by their own tests
-	}
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: probe, PathParams: params, Route: route},
-		Status:                 status,
-		Header:                 header,
-		Body:                   io.NopCloser(bytes.NewReader(body)),
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
-	}
-	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		t.Errorf("%s %s answered %d, which its OpenAPI document does not allow: %v\nbody: %s",
-			r.Method, r.URL.Path, status, err, truncate(string(body)))
-	}
-}
-
-func truncate(s string) string {
-	if len(s) > 500 {
-		return s[:500] + "…"
-	}
-	return s
-}
+// checkResponse is apitest.CheckResponse, for the handler tests.
+var checkResponse = apitest.CheckResponse
 
 // TestOpenAPIValidatesResponses: the validator does reject what the document
 // does not allow, so that a silent pass above means something.
 func TestOpenAPIValidatesResponses(t *testing.T) {
-	sp := mustSpec(t, "public")
-	r := httptest.NewRequest(http.MethodGet, "http://tether.test/v1/session", nil)
-	route, params, err := sp.router.FindRoute(r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := httptest.NewRequest(http.MethodGet, "/v1/session", nil)
 	tests := []struct {
 		name   string
 		status int
@@ -258,11 +165,7 @@ func TestOpenAPIValidatesResponses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := http.Header{"Content-Type": {"application/json"}}
-			err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
-				RequestValidationInput: &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route},
-				Status:                 tt.status, Header: h, Body: io.NopCloser(strings.NewReader(tt.body)),
-				Options: &openapi3filter.Options{IncludeResponseStatus: true},
-			})
+			err := apitest.ResponseError(t, "public", r, tt.status, h, []byte(tt.body))
 			if (err == nil) != tt.ok {
 				t.Errorf("got %v, want ok=%v", err, tt.ok)
 			}
