@@ -92,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 		verifier:         cfg.Verifier,
 	}
 	if w, ok := cfg.Manager.Watcher(); ok {
-		s.feed = newChangeFeed(w, cfg.Logger)
+		s.feed = newChangeFeed(w, cfg.Manager.Invalidate, cfg.Logger)
 	}
 	var err error
 	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL})

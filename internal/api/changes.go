@@ -56,8 +56,9 @@ type changeEvent struct {
 // out. The watch goroutine is owned by the feed: it is cancelled when the feed
 // idles out, and ends by itself when the store's Watch returns.
 type changeFeed struct {
-	w   tether.Watcher
-	log *slog.Logger
+	w          tether.Watcher
+	invalidate func(tether.Change) // the node's own cache, dropped before a change is forwarded
+	log        *slog.Logger
 
 	mu     sync.Mutex
 	closed bool               // Server.Close: no more streams
@@ -80,8 +81,8 @@ type changeSub struct {
 	reason string
 }
 
-func newChangeFeed(w tether.Watcher, log *slog.Logger) *changeFeed {
-	return &changeFeed{w: w, log: log, subs: make(map[*changeSub]struct{})}
+func newChangeFeed(w tether.Watcher, invalidate func(tether.Change), log *slog.Logger) *changeFeed {
+	return &changeFeed{w: w, invalidate: invalidate, log: log, subs: make(map[*changeSub]struct{})}
 }
 
 // subscribe registers a client once the channel is up and returns the events
@@ -247,6 +248,9 @@ func (f *changeFeed) apply(gen uint64, c tether.Change) {
 	if !f.up {
 		return
 	}
+	// The node's own cache hears of the change on its own subscription, maybe
+	// later: a client told of it must not read the old answer back from it.
+	f.invalidate(c)
 	ev.seq = f.next
 	f.next++
 	f.ring[ev.seq%changesRing] = ev

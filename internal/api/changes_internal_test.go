@@ -13,7 +13,7 @@ import (
 // is full, never buffered for; Last-Event-ID resumes only within the ring.
 func TestChangeFeedBounds(t *testing.T) {
 	hub := &tether.Hub{}
-	f := newChangeFeed(hub, slog.New(slog.DiscardHandler))
+	f := newChangeFeed(hub, func(tether.Change) {}, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	slow, _, _, _, err := f.subscribe(ctx, "")
 	if err != nil {
@@ -80,7 +80,7 @@ func TestChangeFeedBounds(t *testing.T) {
 // replays only events it holds, in order, after the one named.
 func FuzzLastEventID(f *testing.F) {
 	hub := &tether.Hub{}
-	feed := newChangeFeed(hub, slog.New(slog.DiscardHandler))
+	feed := newChangeFeed(hub, func(tether.Change) {}, slog.New(slog.DiscardHandler))
 	keep, _, _, _, err := feed.subscribe(context.Background(), "")
 	if err != nil {
 		f.Fatal(err)
@@ -117,7 +117,7 @@ func FuzzLastEventID(f *testing.F) {
 // up may have missed changes: its streams end, and a new epoch begins.
 func TestChangeFeedRestoredTwice(t *testing.T) {
 	hub := &tether.Hub{}
-	f := newChangeFeed(hub, slog.New(slog.DiscardHandler))
+	f := newChangeFeed(hub, func(tether.Change) {}, slog.New(slog.DiscardHandler))
 	sub, _, _, first, err := f.subscribe(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
@@ -137,5 +137,40 @@ func TestChangeFeedRestoredTwice(t *testing.T) {
 	}
 	if !reset {
 		t.Error("an ID from before the second ChannelRestored resumed instead of resetting")
+	}
+}
+
+// TestChangeFeedInvalidatesFirst: the node's own cache drops a change before
+// any client is told of it, and hears only session and subject changes.
+func TestChangeFeedInvalidatesFirst(t *testing.T) {
+	hub := &tether.Hub{}
+	var sub *changeSub
+	var got []tether.Change
+	var queued []int // events queued for the client when the hook ran
+	f := newChangeFeed(hub, func(c tether.Change) {
+		got = append(got, c)
+		queued = append(queued, len(sub.ch))
+	}, slog.New(slog.DiscardHandler))
+	var err error
+	if sub, _, _, _, err = f.subscribe(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	changes := []tether.Change{
+		{Kind: tether.SessionChanged, SessionID: "s1"},
+		{Kind: tether.SubjectChanged, Subject: "alice"},
+	}
+	for _, c := range changes {
+		hub.Publish(c)
+	}
+	if len(got) != len(changes) || got[0] != changes[0] || got[1] != changes[1] {
+		t.Fatalf("the hook heard %v, want %v", got, changes)
+	}
+	for i, n := range queued {
+		if n != i {
+			t.Errorf("change %d: %d events already queued for the client when the node's cache dropped it, want %d", i, n, i)
+		}
+	}
+	if len(sub.ch) != len(changes) {
+		t.Errorf("the client got %d events, want %d", len(sub.ch), len(changes))
 	}
 }
