@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tetherhq/tether/dpop"
 )
 
 // Config configures a Manager. Zero fields take the documented defaults.
@@ -41,6 +43,14 @@ type Config struct {
 	// revokes the oldest (OWASP ASVS 7.1.2). Zero means no cap; each create
 	// then costs no extra store read.
 	MaxSessionsPerSubject int
+
+	// DPoP checks the proofs of sessions bound to a client key (RFC 9449).
+	// By default each proof's jti is held in memory and consumed in Store, so
+	// a replay is refused on every node at the cost of a store write per
+	// request; with DPoP.RequireNonce, nonces bind each proof to one node,
+	// and with DPoP.SingleNode (an embedded store) there is no other node:
+	// memory suffices for both. DPoP.Now defaults to Now.
+	DPoP dpop.Config
 
 	// EventRetention is how long the event log keeps events; older ones are
 	// trimmed in the background, hourly. Default 30 days; negative keeps
@@ -73,6 +83,7 @@ type Manager struct {
 	now   func() time.Time
 	log   *slog.Logger
 	cache *cache // nil when disabled
+	dpop  *dpop.Verifier
 
 	stats counters
 
@@ -120,8 +131,12 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("tether: CacheSize and MaxSessionsPerSubject must not be negative")
 	}
 
+	dv, err := newDPoP(cfg)
+	if err != nil {
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.Background())
-	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: stop}
+	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: stop, dpop: dv}
 	if cfg.EventRetention > 0 {
 		m.wg.Add(1)
 		go m.trimEvents(bg)
@@ -162,6 +177,7 @@ type CreateParams struct {
 	Metadata    map[string]string // client facts: ip, user_agent, device…
 	AuthTime    time.Time         // when the subject authenticated, if known
 	AuthMethod  string            // how, if known ("password", "handshake"…)
+	JKT         string            // binds the session to this DPoP key's RFC 7638 thumbprint; "": a bearer session
 }
 
 // Create starts a session and returns its token, which is shown only this once.
@@ -203,6 +219,9 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 	if err := checkRoles(p.Roles); err != nil {
 		return "", nil, err
 	}
+	if p.JKT != "" && !dpop.ValidThumbprint(p.JKT) {
+		return "", nil, fmt.Errorf("%w: a DPoP key thumbprint is 43 characters of base64url (RFC 7638, SHA-256)", ErrBadInput)
+	}
 	lifetime := cmp.Or(p.Lifetime, m.cfg.Lifetime)
 	idle := cmp.Or(p.IdleTimeout, m.cfg.IdleTimeout)
 	now := m.now().UTC().Truncate(time.Microsecond) // the finest precision every store keeps
@@ -211,7 +230,7 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 		ID: pt.id, SecretHash: pt.hash, Subject: p.Subject,
 		CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(lifetime), IdleExpiresAt: minTime(now.Add(idle), now.Add(lifetime)),
-		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
+		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod, JKT: p.JKT,
 	}
 	rec = rec.Clone()
 	evs := []Event{m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, map[string]any{"auth_method": p.AuthMethod})}

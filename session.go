@@ -19,6 +19,9 @@ type Session struct {
 	Metadata      map[string]string `json:"metadata"`
 	AuthTime      time.Time         `json:"auth_time,omitzero"`
 	AuthMethod    string            `json:"auth_method,omitempty"`
+	// JKT is the RFC 7638 thumbprint of the DPoP key the session is bound
+	// to (RFC 9449): its token is accepted only with a proof by that key.
+	JKT string `json:"dpop_jkt,omitempty"`
 }
 
 // AuthenticatedAt is when the subject last logged in, as far as this session
@@ -48,6 +51,7 @@ type Record struct {
 	Metadata      map[string]string
 	AuthTime      time.Time
 	AuthMethod    string
+	JKT           string // DPoP key thumbprint; "" for a bearer session
 }
 
 // Live reports whether r is usable at now.

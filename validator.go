@@ -107,6 +107,7 @@ func (v *ValidationCache) Validate(ctx context.Context, rawToken string, read fu
 			CreatedAt: sess.CreatedAt, LastSeenAt: sess.LastSeenAt,
 			ExpiresAt: sess.ExpiresAt, IdleExpiresAt: sess.IdleExpiresAt,
 			Metadata: sess.Metadata, AuthTime: sess.AuthTime, AuthMethod: sess.AuthMethod,
+			JKT: sess.JKT,
 		}
 		v.c.fill(seq, newEntry(rec, now), sess.Roles)
 	}
@@ -120,11 +121,21 @@ func (v *ValidationCache) storeOK() {
 }
 
 // AuthenticateWith is Manager.Authenticate for any Validator: the token from
-// the Bearer header or the session cookie, with the CSRF check for the cookie.
+// the Bearer header or the session cookie, with the CSRF check for the
+// cookie. A Manager authenticates as Manager.Authenticate does, DPoP proofs
+// included. Any other Validator sees no proof, so a DPoP-bound session, or a
+// token presented as DPoP, is refused (ErrInvalidToken): the binding is never
+// skipped.
 func AuthenticateWith(v Validator, r *http.Request) (*Session, string, error) {
-	token, fromCookie := TokenFromRequest(r)
-	if token == "" {
+	if m, ok := v.(*Manager); ok {
+		return m.Authenticate(r)
+	}
+	token, dpopScheme, fromCookie := credentials(r)
+	switch {
+	case token == "":
 		return nil, "", fmt.Errorf("%w: no token", ErrInvalidToken)
+	case dpopScheme:
+		return nil, "", fmt.Errorf("%w: DPoP proofs are checked by a Manager only", ErrInvalidToken)
 	}
 	if fromCookie {
 		if err := CheckCSRF(r); err != nil {
@@ -135,13 +146,27 @@ func AuthenticateWith(v Validator, r *http.Request) (*Session, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if s.JKT != "" {
+		return nil, "", fmt.Errorf("%w: a DPoP-bound session presented without DPoP", ErrInvalidToken)
+	}
 	return s, token, nil
 }
 
 // RequireSession is Manager.Middleware for any Validator: only requests with
-// a live session reach next, which finds it with FromContext.
+// a live session (see AuthenticateWith) reach next, which finds it with
+// FromContext; others get what Manager.Middleware answers them.
 func RequireSession(v Validator) func(http.Handler) http.Handler {
+	if m, ok := v.(*Manager); ok {
+		return m.Middleware
+	}
 	return func(next http.Handler) http.Handler {
-		return requireSession(func(r *http.Request) (*Session, string, error) { return AuthenticateWith(v, r) }, next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, _, err := AuthenticateWith(v, r)
+			if err != nil {
+				WriteAuthError(w, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), s)))
+		})
 	}
 }

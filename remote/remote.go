@@ -7,7 +7,8 @@
 // nothing is served from the cache at all.
 //
 // Validate answers as tether.Manager.Validate does, so a *Client works
-// wherever a tether.Validator does, including tether.RequireSession:
+// wherever a tether.Validator does, including tether.RequireSession (which,
+// seeing no DPoP proof checked here, refuses DPoP-bound sessions):
 //
 //	c, err := remote.New(remote.Config{AdminURL: "http://127.0.0.1:8081", AdminKey: key})
 //	…

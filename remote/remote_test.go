@@ -374,6 +374,12 @@ func TestMiddleware(t *testing.T) {
 	proxy := servicetest.NewProxy(t, n.Admin.Listener.Addr().String())
 	c, _ := newClient(t, "http://"+proxy.Addr, remote.Config{})
 	token, _ := create(t, n, "alice", "admin")
+	// A session bound to a DPoP key: the remote path sees no proof, so it
+	// must refuse it however it is presented.
+	bound, _, err := n.Manager.Create(context.Background(), tether.CreateParams{Subject: "bob", JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	app := tether.RequireSession(c)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, _ := tether.FromContext(r.Context())
 		io.WriteString(w, s.Subject+" "+strings.Join(s.Roles, ","))
@@ -398,6 +404,9 @@ func TestMiddleware(t *testing.T) {
 		{"cookie, cross-site", []string{"Cookie", tether.SecureCookieName + "=" + token, "Sec-Fetch-Site", "cross-site"}, 403, `{"error":"cross_origin"}`},
 		{"no token", nil, 401, `{"error":"unauthenticated"}`},
 		{"bad token", []string{"Authorization", "Bearer garbage"}, 401, `{"error":"unauthenticated"}`},
+		{"DPoP-bound session as Bearer", []string{"Authorization", "Bearer " + bound}, 401, `{"error":"unauthenticated"}`},
+		{"DPoP-bound session as DPoP", []string{"Authorization", "DPoP " + bound, "DPoP", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.sig"}, 401, `{"error":"unauthenticated"}`},
+		{"bearer session as DPoP", []string{"Authorization", "DPoP " + token}, 401, `{"error":"unauthenticated"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -120,6 +120,9 @@ func (s *Server) handle(h handler) http.Handler {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := httperr.Classify(r, err, s.log)
 	e.SetHeaders(w.Header())
+	if e.Status == http.StatusUnauthorized {
+		tether.SetChallenge(w.Header(), err) // DPoP, for a bound session
+	}
 	writeJSON(w, e.Status, apitype.Error{Error: e.Code, Message: e.Message})
 }
 

@@ -74,6 +74,7 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, sess *tet
 		if err != nil {
 			return err
 		}
+		s.m.SetDPoPNonce(w.Header(), sess)
 		return h(w, r.WithContext(tether.NewContext(r.Context(), sess)), sess, token)
 	})
 }

@@ -99,8 +99,9 @@ func TestSoak(t *testing.T) {
 	if rep.Errors != 0 {
 		t.Errorf("got %d errors (%v), want 0", rep.Errors, rep.ErrorKinds)
 	}
-	// The rate is held, give or take the scheduling of a loaded test machine.
-	if rep.Requests < 400 || rep.Requests > 650 {
+	// The rate is held, give or take the scheduling of a loaded test machine
+	// (a late timer stretches the run): well under what 8 unpaced workers do.
+	if rep.Requests < 400 || rep.Requests > 900 {
 		t.Errorf("got %d requests in 1.5 s at 400/s", rep.Requests)
 	}
 	if rep.Revocations == 0 || rep.RoleChanges == 0 || rep.RevokedRefused == 0 {

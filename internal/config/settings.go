@@ -39,6 +39,7 @@ func Settings() []Setting {
 		sessionSettings,
 		storeSettings,
 		handshakeSettings,
+		dpopSettings,
 	} {
 		all = append(all, section...)
 	}
