@@ -18,10 +18,13 @@ import (
 // TestE2ERemoteClient runs DESIGN §14 against the binary: both listeners
 // serve their OpenAPI document; a remote client validates from its cache
 // until an RFC 7009 revocation on the public listener reaches it through the
-// change stream; and SIGTERM ends the stream at once, so that an open stream
-// does not hold the shutdown.
+// change stream, which takes no slot of the admin listener's in-flight
+// budget; and SIGTERM ends the stream at once, so that an open stream does
+// not hold the shutdown.
 func TestE2ERemoteClient(t *testing.T) {
-	n := startNode(t, nodeSpec{})
+	// One request at a time on the admin listener: an open change stream must
+	// not hold that slot, or nothing else would get through.
+	n := startNode(t, nodeSpec{args: []string{"--server-admin-max-inflight", "1"}})
 	for _, base := range []string{n.pub, n.adm} {
 		code, b := n.mustCall(http.MethodGet, base+"/openapi.json", "", "", "")
 		var doc struct{ OpenAPI string }

@@ -24,6 +24,7 @@ import (
 	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/server"
 	"github.com/tetherhq/tether/store"
 )
 
@@ -134,18 +135,24 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if tlsConfig != nil {
 		public = hsts(public)
 	}
-	servers := []*http.Server{newHTTPServer(public, log), newHTTPServer(srv.Admin(), log)}
-	servers[1].RegisterOnShutdown(srv.Close) // change streams never go idle by themselves
+	pubHTTP := newHTTPServer(public, log)
+	pubHTTP.TLSConfig = tlsConfig
+	lim := cfg.Server
+	admHTTP := newHTTPServer(srv.Admin(), log)
+	admHTTP.RegisterOnShutdown(srv.Close) // change streams never go idle by themselves
+	servers := []*server.Server{
+		server.New("public", pubHTTP, pubLn, server.Limits{MaxInflight: lim.MaxInflight, MaxConns: lim.MaxConns}, log),
+		server.New("admin", admHTTP, admLn, server.Limits{MaxInflight: lim.Admin.MaxInflight, MaxConns: lim.Admin.MaxConns}, log),
+	}
 	errc := make(chan error, 2)
 	go func() {
 		if tlsConfig != nil {
-			servers[0].TLSConfig = tlsConfig
-			errc <- servers[0].ServeTLS(pubLn, "", "")
+			errc <- servers[0].ServeTLS("", "") // the certificate is in TLSConfig
 		} else {
-			errc <- servers[0].Serve(pubLn)
+			errc <- servers[0].Serve()
 		}
 	}()
-	go func() { errc <- servers[1].Serve(admLn) }()
+	go func() { errc <- servers[1].Serve() }()
 
 	log.Info("tether ready", "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
 		"store", storeKind(cfg.Store), "data_dir", cfg.DataDir)
@@ -159,11 +166,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	case err = <-errc:
 		err = fmt.Errorf("listener stopped: %w", err)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, s := range servers {
-		s.Shutdown(shutdownCtx)
-	}
+	drainAndShutdown(servers, lim, errc, log)
 	log.Info("tether stopped")
 	return err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/httperr"
+	"github.com/tetherhq/tether/internal/server"
 )
 
 // GET /v1/changes streams the node's change feed as Server-Sent Events, so
@@ -300,6 +301,9 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer s.feed.unsubscribe(sub)
+	// A stream lasts; the listener's in-flight budget is for the short
+	// requests (a revocation must get through). Streams have their own cap.
+	server.Release(r)
 
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{}) // the server's read timeout is for requests, not streams

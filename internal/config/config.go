@@ -50,6 +50,7 @@ type Config struct {
 	Bolt      Bolt             `yaml:"bolt"`
 	Redis     Redis            `yaml:"redis"`
 	Postgres  Postgres         `yaml:"postgres"`
+	Server    Server           `yaml:"server"`    // listener limits and shutdown: server.go
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
 	DPoP      DPoP             `yaml:"dpop"`
 
@@ -261,6 +262,9 @@ func (c *Config) Resolve() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if err := c.Server.check(); err != nil {
+		return err
 	}
 	return c.Sessions.check()
 }

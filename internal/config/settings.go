@@ -37,6 +37,7 @@ func Settings() []Setting {
 		serverSettings,
 		tlsSettings,
 		sessionSettings,
+		listenerSettings,
 		storeSettings,
 		handshakeSettings,
 		dpopSettings,
