@@ -61,6 +61,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
 	Logger *slog.Logger
+
+	// Cookies says which session cookie Authenticate reads: the host-only
+	// one by default, or also the one shared under a parent domain.
+	Cookies Cookies
 }
 
 // Limits on caller input; beyond them Create and SetRoles fail with ErrBadInput.

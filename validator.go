@@ -130,7 +130,7 @@ func AuthenticateWith(v Validator, r *http.Request) (*Session, string, error) {
 	if m, ok := v.(*Manager); ok {
 		return m.Authenticate(r)
 	}
-	token, dpopScheme, fromCookie := credentials(r)
+	token, dpopScheme, fromCookie := credentials(r, Cookies{}) // host-only cookie: no Manager here to name a domain
 	switch {
 	case token == "":
 		return nil, "", fmt.Errorf("%w: no token", ErrInvalidToken)

@@ -97,7 +97,9 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	defer st.Close()
-	m, err := tether.NewManager(cfg.Manager(st, log))
+	mcfg := cfg.Manager(st, log)
+	mcfg.Cookies = tether.Cookies{Domain: cfg.Cookie.Domain}
+	m, err := tether.NewManager(mcfg)
 	if err != nil {
 		return err
 	}
@@ -117,11 +119,34 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	admin.RecordFailures(m)
-	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier})
+	authz, err := newAuthorizer(cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer reloadOnSIGHUP(cfg.File, authz, log)()
+	oidcCfg, err := oidcConfig(cfg)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier,
+		ForwardAuth: authz, OIDC: oidcCfg, Cookies: mcfg.Cookies, SignInURL: signInURL(oidcCfg)})
 	if err != nil {
 		return err
 	}
 
+	// Envoy's gRPC ext_authz, if configured, on a listener of its own, until
+	// serve returns.
+	if addr := cfg.ForwardAuth.GRPCAddr; addr != "" {
+		stop, err := serveExtAuthz(addr, authz, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+			defer cancel()
+			stop(ctx)
+		}()
+	}
 	pubLn, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("public listener: %w", err)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/forwardauth"
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/apitype"
@@ -44,7 +45,10 @@ type Server struct {
 	minter   *handshake.Minter   // nil: this node mints no handshakes
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
-	feed     *changeFeed         // GET /v1/changes; nil when the store announces no changes
+	authz    *forwardauth.Authorizer
+	oidc     *oidcLogin // nil: no sign-in through an OpenID provider
+
+	feed *changeFeed // GET /v1/changes; nil when the store announces no changes
 
 	routesMu sync.Mutex
 	routes   map[string]*[]string // listener → patterns registered by Public and Admin
@@ -61,6 +65,10 @@ type Config struct {
 	Keys     *handshake.KeyRing  // the node's signing keys, published as JWKS; nil: none
 	Minter   *handshake.Minter   // optional
 	Verifier *handshake.Verifier // optional
+
+	ForwardAuth *forwardauth.Authorizer // served at /v1/authz; nil: no rules, loopback proxies trusted
+	OIDC        *OIDCConfig             // sign-in at /v1/login; nil: off
+	Cookies     tether.Cookies          // the session cookie that sign-in sets
 
 	// SignInURL is where the account pages send a browser that is not
 	// signed in; empty: they only say so. See web.Config.
@@ -95,6 +103,16 @@ func New(cfg Config) (*Server, error) {
 		s.feed = newChangeFeed(w, cfg.Manager.Invalidate, cfg.Logger)
 	}
 	var err error
+	if s.authz = cfg.ForwardAuth; s.authz == nil {
+		if s.authz, err = defaultAuthorizer(cfg.Manager); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.OIDC != nil {
+		if s.oidc, err = newOIDCLogin(*cfg.OIDC, cfg.Cookies); err != nil {
+			return nil, err
+		}
+	}
 	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL})
 	return s, err
 }

@@ -59,3 +59,14 @@ func (m routeMux) Handle(pattern string, h http.Handler) {
 func (m routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	m.Handle(pattern, http.HandlerFunc(h))
 }
+
+// served records patterns that a handler in front of the mux serves (such as
+// forward auth), so that the route check sees them too.
+func (m routeMux) served(patterns ...string) {
+	*m.patterns = append(*m.patterns, patterns...)
+}
+
+// router is what registers routes: a ServeMux, or a routeMux that records them.
+type router interface {
+	Handle(pattern string, h http.Handler)
+}

@@ -30,9 +30,11 @@ func (s *Server) Public() http.Handler {
 		writeJSON(w, http.StatusOK, apitype.Status{Status: "ok"})
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
+	s.routeLogin(mux)
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
-	return s.common("public", s.jsonErrors(mux.ServeMux))
+	mux.served(authzPrefix, authzPrefix+"/{path...}") // by authzFirst, in front of the mux
+	return s.common("public", s.authzFirst(s.jsonErrors(mux.ServeMux)))
 }
 
 // jsonErrors answers a request that matches no route (404), or no method of a

@@ -192,11 +192,11 @@ func TestRSS(t *testing.T) {
 // run; a flood's shed requests are counted; the chart draws it all.
 func TestSoakWithFaults(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs load for two seconds")
+		t.Skip("runs load for three seconds")
 	}
 	f := &fakeSessions{sessions: map[string]*fakeSession{}, maxInflight: 4}
 	cfg := shortSoak([]SoakNode{f.node(t, "k", false), f.node(t, "k", false)}, "k")
-	cfg.Duration, cfg.Settle = 2*time.Second, 50*time.Millisecond
+	cfg.Duration, cfg.Settle = 3*time.Second, 50*time.Millisecond
 	cfg.Faults = []SoakFault{
 		{Name: "store down", At: 300 * time.Millisecond, Do: func(ctx context.Context) error {
 			f.down.Store(true)
@@ -207,7 +207,9 @@ func TestSoakWithFaults(t *testing.T) {
 			}
 			return nil
 		}},
-		{Name: "flood", At: 1200 * time.Millisecond, Flood: 32, For: 300 * time.Millisecond},
+		// Long enough for the flood to pass the fake's limit even when the
+		// machine is busy with other tests.
+		{Name: "flood", At: 1200 * time.Millisecond, Flood: 32, For: time.Second},
 	}
 	rep, err := Soak(context.Background(), cfg)
 	if err != nil {

@@ -53,6 +53,10 @@ type Config struct {
 	Server    Server           `yaml:"server"`    // listener limits and shutdown: server.go
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
 	DPoP      DPoP             `yaml:"dpop"`
+	// Tether in front of apps behind a proxy: see forwardauth.go.
+	ForwardAuth ForwardAuth `yaml:"forward_auth"`
+	Cookie      Cookie      `yaml:"cookie"`
+	OIDC        OIDC        `yaml:"oidc"`
 
 	// File is the path the file settings came from, if any.
 	File string `yaml:"-"`
@@ -266,5 +270,8 @@ func (c *Config) Resolve() error {
 	if err := c.Server.check(); err != nil {
 		return err
 	}
-	return c.Sessions.check()
+	if err := c.Sessions.check(); err != nil {
+		return err
+	}
+	return c.checkFront()
 }

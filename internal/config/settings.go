@@ -41,6 +41,7 @@ func Settings() []Setting {
 		storeSettings,
 		handshakeSettings,
 		dpopSettings,
+		frontSettings,
 	} {
 		all = append(all, section...)
 	}
