@@ -1,6 +1,7 @@
 package tether
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -16,9 +17,100 @@ type Session struct {
 	LastSeenAt    time.Time         `json:"last_seen_at"`
 	ExpiresAt     time.Time         `json:"expires_at"`
 	IdleExpiresAt time.Time         `json:"idle_expires_at"`
-	Metadata      map[string]string `json:"metadata"`
+	Metadata      map[string]string `json:"metadata"` // nil when the session has none; JSON shows {}
 	AuthTime      time.Time         `json:"auth_time,omitzero"`
 	AuthMethod    string            `json:"auth_method,omitempty"`
+	// JKT is the RFC 7638 thumbprint of the DPoP key the session is bound
+	// to (RFC 9449): its token is accepted only with a proof by that key.
+	JKT string `json:"dpop_jkt,omitempty"`
+}
+
+// MarshalJSON writes a session with no roles or metadata as [] and {}, never
+// null, so clients need not tell the two apart. It writes what json.Marshal
+// would, byte for byte, without reflection: GET /v1/session answers with it
+// on every request.
+func (s Session) MarshalJSON() ([]byte, error) {
+	if b, ok := s.appendJSON(make([]byte, 0, 384)); ok {
+		return b, nil
+	}
+	type plain Session // without this method
+	p := plain(s)
+	if p.Roles == nil {
+		p.Roles = []string{}
+	}
+	if p.Metadata == nil {
+		p.Metadata = map[string]string{}
+	}
+	return json.Marshal(p) // and its error, for a time JSON cannot hold
+}
+
+// appendJSON appends the session as json.Marshal writes it; false when a time
+// is one that JSON cannot hold (a year past 9999), which json.Marshal refuses.
+func (s *Session) appendJSON(b []byte) ([]byte, bool) {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, s.ID)
+	b = append(b, `,"subject":`...)
+	b = appendJSONString(b, s.Subject)
+	b = append(b, `,"roles":[`...)
+	for i, r := range s.Roles {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, r)
+	}
+	b = append(b, ']')
+	var ok bool
+	for _, f := range [...]struct {
+		name string
+		t    time.Time
+	}{{`,"created_at":`, s.CreatedAt}, {`,"last_seen_at":`, s.LastSeenAt}, {`,"expires_at":`, s.ExpiresAt}, {`,"idle_expires_at":`, s.IdleExpiresAt}} {
+		if b, ok = appendJSONTime(append(b, f.name...), f.t); !ok {
+			return b, false
+		}
+	}
+	b = append(b, `,"metadata":{`...)
+	if len(s.Metadata) > 0 { // sorting even an empty map's keys allocates
+		for i, k := range slices.Sorted(maps.Keys(s.Metadata)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendJSONString(b, k), ':')
+			b = appendJSONString(b, s.Metadata[k])
+		}
+	}
+	b = append(b, '}')
+	if !s.AuthTime.IsZero() {
+		if b, ok = appendJSONTime(append(b, `,"auth_time":`...), s.AuthTime); !ok {
+			return b, false
+		}
+	}
+	if s.AuthMethod != "" {
+		b = appendJSONString(append(b, `,"auth_method":`...), s.AuthMethod)
+	}
+	if s.JKT != "" {
+		b = appendJSONString(append(b, `,"dpop_jkt":`...), s.JKT)
+	}
+	return append(b, '}'), true
+}
+
+func appendJSONTime(b []byte, t time.Time) ([]byte, bool) {
+	b, err := t.AppendText(append(b, '"')) // what time.Time.MarshalJSON quotes
+	return append(b, '"'), err == nil
+}
+
+// appendJSONString quotes s as json.Marshal does. IDs, subjects and roles are
+// plain ASCII, which needs no escaping; anything else goes to encoding/json,
+// whose escaping (HTML, U+2028, invalid UTF-8) is then the one used.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // AuthenticatedAt is when the subject last logged in, as far as this session
@@ -48,6 +140,7 @@ type Record struct {
 	Metadata      map[string]string
 	AuthTime      time.Time
 	AuthMethod    string
+	JKT           string // DPoP key thumbprint; "" for a bearer session
 }
 
 // Live reports whether r is usable at now.

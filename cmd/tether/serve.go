@@ -24,6 +24,7 @@ import (
 	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/server"
 	"github.com/tetherhq/tether/internal/tracing"
 	"github.com/tetherhq/tether/store"
 	"github.com/tetherhq/tether/webhook"
@@ -83,15 +84,15 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 			log.Warn("tracing: spans not sent at shutdown", "err", err)
 		}
 	}()
-	var verifierOpts []handshake.VerifierOption
+	var verifierOpts handshake.Options
 	if tr.On() {
 		// The verifier bounds each JWKS fetch itself.
-		verifierOpts = append(verifierOpts, handshake.WithHTTPClient(&http.Client{Transport: tr.Transport(nil)}))
+		verifierOpts.HTTPClient = &http.Client{Transport: tr.Transport(nil)}
 	}
 	// The verifier needs nothing from the data dir, so its key files are
 	// loaded (and refused) before the data dir is touched too. The config
 	// made the file's key paths absolute already.
-	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".", verifierOpts...)
+	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".", verifierOpts)
 	if err != nil {
 		return err
 	}
@@ -123,18 +124,20 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if tr.On() {
 		st = tether.TraceStore(st, tr.Tracer())
 	}
-	m, err := tether.NewManager(cfg.Manager(st, log))
+	mcfg := cfg.Manager(st, log)
+	mcfg.Cookies = tether.Cookies{Domain: cfg.Cookie.Domain}
+	m, err := tether.NewManager(mcfg)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	keys, err := handshake.LoadKeyRing(filepath.Join(cfg.DataDir, "keys"), nil)
+	keys, err := handshake.LoadKeyRing(filepath.Join(cfg.DataDir, "keys"), handshake.Options{})
 	if err != nil {
 		return err
 	}
 	// Both are built even when nothing is configured, so that every mistake in
 	// the handshake section stops the start with a clear error.
-	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, ".", nil)
+	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, ".", handshake.Options{})
 	if err != nil {
 		return err
 	}
@@ -143,7 +146,22 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	admin.RecordFailures(m)
-	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier, Tracing: tr})
+	authz, err := newAuthorizer(cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer reloadOnSIGHUP(cfg.File, authz, log)()
+	oidcCfg, err := oidcConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if oidcCfg != nil && tr.On() {
+		// The sign-in's own default timeout, with trace context on its calls
+		// to the provider.
+		oidcCfg.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: tr.Transport(nil)}
+	}
+	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier,
+		ForwardAuth: authz, OIDC: oidcCfg, Cookies: mcfg.Cookies, SignInURL: signInURL(oidcCfg), Tracing: tr})
 	if err != nil {
 		return err
 	}
@@ -156,6 +174,19 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	}
 	defer deliverer.Close() // before the Manager and the store close
 
+	// Envoy's gRPC ext_authz, if configured, on a listener of its own, until
+	// serve returns.
+	if addr := cfg.ForwardAuth.GRPCAddr; addr != "" {
+		stop, err := serveExtAuthz(addr, authz, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+			defer cancel()
+			stop(ctx)
+		}()
+	}
 	pubLn, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("public listener: %w", err)
@@ -169,17 +200,24 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if tlsConfig != nil {
 		public = hsts(public)
 	}
-	servers := []*http.Server{newHTTPServer(public, log), newHTTPServer(srv.Admin(), log)}
+	pubHTTP := newHTTPServer(public, log)
+	pubHTTP.TLSConfig = tlsConfig
+	lim := cfg.Server
+	admHTTP := newHTTPServer(srv.Admin(), log)
+	admHTTP.RegisterOnShutdown(srv.Close) // change streams never go idle by themselves
+	servers := []*server.Server{
+		server.New("public", pubHTTP, pubLn, server.Limits{MaxInflight: lim.MaxInflight, MaxConns: lim.MaxConns}, log),
+		server.New("admin", admHTTP, admLn, server.Limits{MaxInflight: lim.Admin.MaxInflight, MaxConns: lim.Admin.MaxConns}, log),
+	}
 	errc := make(chan error, 2)
 	go func() {
 		if tlsConfig != nil {
-			servers[0].TLSConfig = tlsConfig
-			errc <- servers[0].ServeTLS(pubLn, "", "")
+			errc <- servers[0].ServeTLS("", "") // the certificate is in TLSConfig
 		} else {
-			errc <- servers[0].Serve(pubLn)
+			errc <- servers[0].Serve()
 		}
 	}()
-	go func() { errc <- servers[1].Serve(admLn) }()
+	go func() { errc <- servers[1].Serve() }()
 
 	log.Info("tether ready", "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
 		"store", storeKind(cfg.Store), "data_dir", cfg.DataDir, "tracing", tr.On())
@@ -193,11 +231,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	case err = <-errc:
 		err = fmt.Errorf("listener stopped: %w", err)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, s := range servers {
-		s.Shutdown(shutdownCtx)
-	}
+	drainAndShutdown(servers, lim, errc, log)
 	log.Info("tether stopped")
 	return err
 }

@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 
 	"golang.org/x/time/rate"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/forwardauth"
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/apitype"
@@ -38,12 +40,20 @@ type Server struct {
 
 	creates          *ratelimit.Keyed // admin session creations per subject
 	exchangeFailures *ratelimit.Keyed // refused handshake exchanges per client IP
+	revokeMisses     *ratelimit.Keyed // RFC 7009 revocations of tokens that were not live, per client IP
 
 	keys     *handshake.KeyRing
 	minter   *handshake.Minter   // nil: this node mints no handshakes
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
-	tracing  *tracing.Tracing    // nil or off: no spans
+	authz    *forwardauth.Authorizer
+	oidc     *oidcLogin       // nil: no sign-in through an OpenID provider
+	tracing  *tracing.Tracing // nil or off: no spans
+
+	feed *changeFeed // GET /v1/changes; nil when the store announces no changes
+
+	routesMu sync.Mutex
+	routes   map[string]*[]string // listener → patterns registered by Public and Admin
 }
 
 // Config configures a Server.
@@ -57,6 +67,10 @@ type Config struct {
 	Keys     *handshake.KeyRing  // the node's signing keys, published as JWKS; nil: none
 	Minter   *handshake.Minter   // optional
 	Verifier *handshake.Verifier // optional
+
+	ForwardAuth *forwardauth.Authorizer // served at /v1/authz; nil: no rules, loopback proxies trusted
+	OIDC        *OIDCConfig             // sign-in at /v1/login; nil: off
+	Cookies     tether.Cookies          // the session cookie that sign-in sets
 
 	// SignInURL is where the account pages send a browser that is not
 	// signed in; empty: they only say so. See web.Config.
@@ -85,12 +99,26 @@ func New(cfg Config) (*Server, error) {
 		metrics:          newMetrics(cfg.Manager, cfg.Admin),
 		creates:          ratelimit.New(rate.Limit(50), 100),
 		exchangeFailures: ratelimit.New(rate.Limit(20), 100),
+		revokeMisses:     ratelimit.New(rate.Limit(20), 100),
 		keys:             cfg.Keys,
 		minter:           cfg.Minter,
 		verifier:         cfg.Verifier,
 		tracing:          cfg.Tracing,
 	}
+	if w, ok := cfg.Manager.Watcher(); ok {
+		s.feed = newChangeFeed(w, cfg.Manager.Invalidate, cfg.Logger)
+	}
 	var err error
+	if s.authz = cfg.ForwardAuth; s.authz == nil {
+		if s.authz, err = defaultAuthorizer(cfg.Manager); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.OIDC != nil {
+		if s.oidc, err = newOIDCLogin(*cfg.OIDC, cfg.Cookies); err != nil {
+			return nil, err
+		}
+	}
 	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL})
 	return s, err
 }
@@ -116,14 +144,27 @@ func (s *Server) handle(h handler) http.Handler {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := httperr.Classify(r, err, s.log)
 	e.SetHeaders(w.Header())
+	if e.Status == http.StatusUnauthorized {
+		tether.SetChallenge(w.Header(), err) // DPoP, for a bound session
+	}
 	writeJSON(w, e.Status, apitype.Error{Error: e.Code, Message: e.Message})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
+}
+
+// Shared like common's header values, which see.
+var (
+	contentTypeJSON = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
+
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
 }
 
 // decodeJSON reads one JSON object into v, strictly: bounded size, no unknown

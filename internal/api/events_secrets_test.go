@@ -26,7 +26,7 @@ func TestEventsHoldNoSecret(t *testing.T) {
 	}
 	verifier, err := handshake.NewVerifier("https://b.example", handshake.Config{TrustedIssuers: []handshake.IssuerSpec{
 		{Issuer: "https://x.example", Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: keyFile},
-	}}, "")
+	}}, "", handshake.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tetherhq/tether"
@@ -13,7 +14,8 @@ import (
 // Public returns the public API: what a session holder may do with its own
 // session. The token comes as a Bearer header or the session cookie.
 func (s *Server) Public() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.newMux("public", true)
+	mux.Handle("GET /openapi.json", s.openAPI("public"))
 	mux.Handle("GET /v1/session", s.authed(s.whoami))
 	mux.Handle("DELETE /v1/session", s.authed(s.logout))
 	mux.Handle("POST /v1/session/rotate", s.authed(s.rotate))
@@ -23,14 +25,17 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("POST /v1/handshakes", s.authed(s.mintHandshake))
 	mux.Handle("POST /v1/handshakes/exchange", s.handle(s.exchangeHandshake))
 	mux.Handle("POST /oauth2/token", s.handle(s.tokenExchange))
+	mux.Handle("POST /oauth2/revoke", s.handle(s.revokeToken))
 	mux.Handle("GET /.well-known/jwks.json", s.handle(s.jwks))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, apitype.Status{Status: "ok"})
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
+	s.routeLogin(mux)
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
-	return s.common("public", s.jsonErrors(mux))
+	mux.served(authzPrefix, authzPrefix+"/{path...}") // by authzFirst, in front of the mux
+	return s.common("public", s.authzFirst(s.jsonErrors(mux.ServeMux)))
 }
 
 // jsonErrors answers a request that matches no route (404), or no method of a
@@ -38,8 +43,15 @@ func (s *Server) Public() http.Handler {
 func (s *Server) jsonErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
+		switch {
+		case pattern != "" && !strings.Contains(pattern, "{"):
+			// What mux.ServeHTTP would do, without matching the route a
+			// second time: a pattern without wildcards has no path values.
+			r.Pattern = pattern
+			h.ServeHTTP(w, r)
+			return
+		case pattern != "":
+			mux.ServeHTTP(w, r) // which sets the path values
 			return
 		}
 		probe := &statusProbe{header: http.Header{}}
@@ -72,12 +84,26 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, sess *tet
 		if err != nil {
 			return err
 		}
-		return h(w, r.WithContext(tether.NewContext(r.Context(), sess)), sess, token)
+		s.m.SetDPoPNonce(w.Header(), sess)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Reads, the hot path, skip the request copy: h gets the session
+			// as its argument, and nothing a read calls looks in the context.
+			r = r.WithContext(tether.NewContext(r.Context(), sess))
+		}
+		return h(w, r, sess, token)
 	})
 }
 
+// whoami writes what writeJSON would, less encoding/json's reflection and
+// its re-check of the bytes MarshalJSON returns.
 func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, sess *tether.Session, _ string) error {
-	return writeJSON(w, http.StatusOK, sess)
+	b, err := sess.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	setJSONHeaders(w.Header())
+	_, err = w.Write(append(b, '\n')) // as json.Encoder ends a value
+	return err
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/dpop"
+	"github.com/tetherhq/tether/store"
 )
 
 // Sessions tunes the session manager.
@@ -68,5 +70,8 @@ func (c *Config) Manager(st tether.Store, log *slog.Logger) tether.Config {
 		TouchInterval: c.Sessions.TouchInterval, MaxStaleness: staleness,
 		CacheSize: c.Sessions.CacheSize, MaxSessionsPerSubject: c.Sessions.MaxPerSubject,
 		EventRetention: c.Events.retention(),
+		// An embedded store is held by one process: no other node can be
+		// shown a proof, so this node's memory is the whole replay guard.
+		DPoP: dpop.Config{RequireNonce: c.DPoP.RequireNonce, SingleNode: store.Embedded(c.Store)},
 	}
 }

@@ -11,8 +11,13 @@ import (
 )
 
 // recordV1 is the first byte of every encoded record, so a later format can
-// be told apart and migrated lazily.
-const recordV1 = 1
+// be told apart and migrated lazily. recordV2 is v1 followed by the DPoP key
+// thumbprint; it is written only for a bound session, so that unbound records
+// stay readable by a binary that knows only v1.
+const (
+	recordV1 = 1
+	recordV2 = 2
+)
 
 // errCorrupt is wrapped into ErrUnavailable by the caller: a record we cannot
 // decode is a storage fault, and validation must fail closed. It carries no
@@ -41,9 +46,14 @@ func appendString(b []byte, s string) []byte {
 //	version(1) secretHash(32) created lastSeen expires idleExpires authTime (8 each)
 //	idleTimeout(8) subject authMethod (uvarint length + bytes)
 //	metadata: uvarint count, then key and value pairs sorted by key
+//	v2 only: JKT (uvarint length + bytes)
 func encodeRecord(r *tether.Record) []byte {
-	b := make([]byte, 0, 96+len(r.Subject)+len(r.AuthMethod)+32*len(r.Metadata))
-	b = append(b, recordV1)
+	b := make([]byte, 0, 96+len(r.Subject)+len(r.AuthMethod)+32*len(r.Metadata)+len(r.JKT))
+	version := byte(recordV1)
+	if r.JKT != "" {
+		version = recordV2
+	}
+	b = append(b, version)
 	b = append(b, r.SecretHash[:]...)
 	for _, t := range []time.Time{r.CreatedAt, r.LastSeenAt, r.ExpiresAt, r.IdleExpiresAt, r.AuthTime} {
 		b = appendTime(b, t)
@@ -54,6 +64,9 @@ func encodeRecord(r *tether.Record) []byte {
 	b = binary.AppendUvarint(b, uint64(len(r.Metadata)))
 	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 		b = appendString(appendString(b, k), r.Metadata[k])
+	}
+	if version == recordV2 {
+		b = appendString(b, r.JKT)
 	}
 	return b
 }
@@ -110,7 +123,8 @@ func (d *decoder) time() time.Time {
 
 func decodeRecord(id string, b []byte) (*tether.Record, error) {
 	d := &decoder{b: b}
-	if v := d.next(1); d.err == nil && v[0] != recordV1 {
+	v := d.next(1)
+	if d.err == nil && v[0] != recordV1 && v[0] != recordV2 {
 		return nil, errCorrupt
 	}
 	r := &tether.Record{ID: id}
@@ -126,6 +140,11 @@ func decodeRecord(id string, b []byte) (*tether.Record, error) {
 		for range n {
 			k := d.string()
 			r.Metadata[k] = d.string()
+		}
+	}
+	if d.err == nil && v[0] == recordV2 {
+		if r.JKT = d.string(); r.JKT == "" {
+			return nil, errCorrupt
 		}
 	}
 	if d.err != nil || len(d.b) != 0 {

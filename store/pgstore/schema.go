@@ -64,6 +64,8 @@ CREATE TABLE tether_state (
 	value bytea NOT NULL
 );
 `,
+	// DPoP (RFC 9449): the thumbprint of the key a session is bound to.
+	3: `ALTER TABLE tether_sessions ADD COLUMN dpop_jkt text NOT NULL DEFAULT '';`,
 }
 
 // migrationLock is the pg_advisory_xact_lock key that serialises migrations

@@ -25,7 +25,8 @@ import (
 //	 81    1  flags (bit 0: AuthTime is set)
 //	 82   [8] AuthTime, if flagged
 //	  …       Subject, AuthMethod: uvarint length + bytes each;
-//	          metadata: uvarint count, then key and value as above.
+//	          metadata: uvarint count, then key and value as above;
+//	          JKT, if flagged (bit 1): uvarint length + bytes.
 //
 // Microseconds are the finest precision every backend keeps, and they stay
 // exact in the doubles Lua computes with until the year 2255.
@@ -43,6 +44,7 @@ const (
 	headLen     = 82
 
 	flagAuthTime = 1
+	flagJKT      = 2
 )
 
 var errCorrupt = errors.New("corrupt session record")
@@ -55,7 +57,7 @@ func getTime(b []byte) time.Time {
 
 // encode returns r's stored form, stamped with the subject generation gen.
 func encode(r *tether.Record, gen int64) []byte {
-	n := headLen + 8 + 3*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod)
+	n := headLen + 8 + 4*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(r.JKT)
 	for k, v := range r.Metadata {
 		n += 2*binary.MaxVarintLen32 + len(k) + len(v)
 	}
@@ -78,6 +80,10 @@ func encode(r *tether.Record, gen int64) []byte {
 	for k, v := range r.Metadata {
 		b = appendString(b, k)
 		b = appendString(b, v)
+	}
+	if r.JKT != "" {
+		b[offFlags] |= flagJKT
+		b = appendString(b, r.JKT)
 	}
 	return b
 }
@@ -135,6 +141,11 @@ func decode(id string, b []byte) (*tether.Record, int64, error) {
 			return nil, 0, errCorrupt
 		}
 		r.Metadata[k] = v
+	}
+	if b[offFlags]&flagJKT != 0 {
+		if r.JKT, rest, ok = readString(rest); !ok || r.JKT == "" {
+			return nil, 0, errCorrupt
+		}
 	}
 	if len(rest) != 0 {
 		return nil, 0, errCorrupt
