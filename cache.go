@@ -30,7 +30,7 @@ type cache struct {
 // It is never mutated once cached; a touch replaces it.
 type entry struct {
 	id, subject, authMethod string
-	jkt                     string
+	jkt, dbsc               string
 	hash                    [32]byte
 	created, lastSeen       int64
 	expires, idleExpires    int64
@@ -59,7 +59,7 @@ func newCache(maxAge time.Duration, maxEntries int, channelUp bool) *cache {
 
 func newEntry(r *Record, readAt time.Time) *entry {
 	e := &entry{
-		id: r.ID, subject: r.Subject, authMethod: r.AuthMethod, jkt: r.JKT, hash: r.SecretHash,
+		id: r.ID, subject: r.Subject, authMethod: r.AuthMethod, jkt: r.JKT, dbsc: r.DBSC, hash: r.SecretHash,
 		created: r.CreatedAt.UnixNano(), lastSeen: r.LastSeenAt.UnixNano(),
 		expires: r.ExpiresAt.UnixNano(), idleExpires: r.IdleExpiresAt.UnixNano(),
 		idleTimeout: r.IdleTimeout, readAt: readAt,
@@ -95,7 +95,7 @@ func (e *entry) session(roles []string) *Session {
 		ID: e.id, Subject: e.subject, Roles: slices.Clone(roles),
 		CreatedAt: fromNano(e.created), LastSeenAt: fromNano(e.lastSeen),
 		ExpiresAt: fromNano(e.expires), IdleExpiresAt: fromNano(e.idleExpires),
-		Metadata: md, AuthMethod: e.authMethod, JKT: e.jkt,
+		Metadata: md, AuthMethod: e.authMethod, JKT: e.jkt, DBSC: e.dbsc,
 	}
 	if e.authTime != 0 {
 		s.AuthTime = fromNano(e.authTime)
