@@ -137,6 +137,10 @@ func (m *Manager) RefreshDevice(ctx context.Context, id, jkt, challenge string) 
 // after each refresh: the Max-Age its cookie is set with.
 func (m *Manager) DBSCCookieLifetime() time.Duration { return m.cfg.DBSCCookieLifetime }
 
+// Now is the Manager's clock (Config.Now), for handlers whose own checks
+// must agree with it.
+func (m *Manager) Now() time.Time { return m.now() }
+
 // deviceRecord reads the live, DBSC-bound, non-reserved record id from the
 // store: a refresh decides on the store, never the cache.
 func (m *Manager) deviceRecord(ctx context.Context, id string) (*Record, error) {

@@ -66,7 +66,7 @@ type Config struct {
 	// ConsoleLifetime and ConsoleIdleTimeout bound a console sign-in.
 	// Defaults 8h and 30m.
 	ConsoleLifetime, ConsoleIdleTimeout time.Duration
-	// Now is the clock. Default time.Now.
+	// Now is the clock. Default the Manager's.
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
 	Logger *slog.Logger
@@ -99,7 +99,7 @@ func New(cfg Config) (*Pages, error) {
 		return nil, errors.New("web: Config.Admin is required")
 	}
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = cfg.Manager.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
