@@ -52,6 +52,7 @@ type Config struct {
 	Postgres  Postgres         `yaml:"postgres"`
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
 	DPoP      DPoP             `yaml:"dpop"`
+	DBSC      DBSC             `yaml:"dbsc"`
 
 	// File is the path the file settings came from, if any.
 	File string `yaml:"-"`
@@ -262,5 +263,8 @@ func (c *Config) Resolve() error {
 	default:
 		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	return c.Sessions.check()
+	if err := c.Sessions.check(); err != nil {
+		return err
+	}
+	return c.DBSC.check(c.Sessions)
 }

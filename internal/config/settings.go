@@ -40,6 +40,7 @@ func Settings() []Setting {
 		storeSettings,
 		handshakeSettings,
 		dpopSettings,
+		dbscSettings,
 	} {
 		all = append(all, section...)
 	}
