@@ -29,7 +29,7 @@ func (s *Server) Public() http.Handler {
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
-	mux.Handle("/dbsc/", s.web.DBSC()) // device binding of browser sessions (W3C DBSC)
+	mux.Handle("/dbsc/", s.web.DBSC())       // device binding of browser sessions (W3C DBSC)
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
 	return s.common("public", s.jsonErrors(mux))
 }
