@@ -6,7 +6,8 @@
 // A browser that is offered registration makes a key pair (in a TPM where it
 // can), and proves possession of it with a DBSC proof: a JWT of typ dbsc+jwt,
 // signed with ES256 or RS256 by the public key in its own "key" claim, whose
-// jti is the server's challenge and whose aud is the URL it was sent to. A
+// jti is the server's challenge and whose aud, when present, is the URL it
+// was sent to. A
 // session bound to that key gets a short-lived cookie, and only a fresh proof
 // by the same key renews it.
 //
@@ -71,7 +72,8 @@ var (
 // Expect is what a proof must match.
 type Expect struct {
 	// Audience is the absolute URL the proof was sent to (the registration
-	// or refresh endpoint); compared as dpop.NormalizeURL compares htu.
+	// or refresh endpoint), which a proof's aud must name when it has one;
+	// compared as dpop.NormalizeURL compares htu.
 	Audience string
 	// SessionID is the session a refresh proof must name as sub; "" at
 	// registration, where a proof must carry no sub.
@@ -133,6 +135,9 @@ func Verify(ctx context.Context, raw string, want Expect) (*Proof, error) {
 	case want.Now.Sub(c.iat).Abs() > ProofWindow:
 		return nil, fmt.Errorf("%w: iat outside the %v window", ErrInvalidProof, ProofWindow)
 	}
+	if c.aud == "" {
+		return p, nil
+	}
 	wantAud, err := dpop.NormalizeURL(want.Audience)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the endpoint URL is not an absolute http(s) URL", ErrInvalidProof)
@@ -143,8 +148,8 @@ func Verify(ctx context.Context, raw string, want Expect) (*Proof, error) {
 	return p, nil
 }
 
-// parseClaims reads the claims the draft requires (aud, jti, iat, key; sub
-// on refresh) and checks that the key is public and fits the header's alg.
+// parseClaims reads the claims the draft requires (jti, iat, key; sub on
+// refresh; aud when present) and checks that the key is public and fits the header's alg.
 func parseClaims(h jwtcore.Header, tainted []byte) (*claims, error) {
 	o, err := jwtcore.DecodeObject(tainted)
 	if err != nil {
@@ -152,8 +157,12 @@ func parseClaims(h jwtcore.Header, tainted []byte) (*claims, error) {
 	}
 	var c claims
 	var ok bool
-	if c.aud, ok = o.String("aud"); !ok {
-		return nil, errors.New("aud missing")
+	// Chrome 156 sends aud only with its DeviceBoundSessionsIncludeAudienceClaim
+	// feature; without it the challenge alone ties the proof to this server.
+	if _, present := o["aud"]; present {
+		if c.aud, ok = o.String("aud"); !ok {
+			return nil, errors.New("aud is not a string")
+		}
 	}
 	if c.jti, ok = o.String("jti"); !ok {
 		return nil, errors.New("jti (the challenge) missing")

@@ -82,6 +82,8 @@ func TestVerify(t *testing.T) {
 			c["iat"] = strconv.FormatInt(testNow.Unix(), 10)
 		})), refresh, nil},
 		{"typ application/dbsc+jwt", sign(t, jose.ES256, ec, typ("application/dbsc+jwt"), claims(&ec.PublicKey, nil)), refresh, nil},
+		{"no aud (Chrome without DeviceBoundSessionsIncludeAudienceClaim)", sign(t, jose.ES256, ec, typ(Type), claims(&ec.PublicKey, func(c map[string]any) { delete(c, "aud") })), refresh, nil},
+		{"aud not a string", sign(t, jose.ES256, ec, typ(Type), claims(&ec.PublicKey, func(c map[string]any) { c["aud"] = []string{testAud, "x"} })), refresh, ErrInvalidProof},
 		{"aud with default port", sign(t, jose.ES256, ec, typ(Type), claims(&ec.PublicKey, func(c map[string]any) { c["aud"] = "https://A.example:443/dbsc/refresh" })), refresh, nil},
 		{"wrong typ", sign(t, jose.ES256, ec, typ("JWT"), claims(&ec.PublicKey, nil)), refresh, ErrInvalidProof},
 		{"no typ", sign(t, jose.ES256, ec, nil, claims(&ec.PublicKey, nil)), refresh, ErrInvalidProof},
