@@ -116,12 +116,15 @@ func (p *Pages) dbscRefresh(w http.ResponseWriter, r *http.Request) error {
 	return p.dbscAnswer(w, r, token, sess.ID)
 }
 
-// dbscChallenge answers 403 with a challenge for session id, or 401 when
-// there is no such bound session.
+// dbscChallenge answers 403 with a challenge for session id. A session ID is
+// not secret, so an ID that names no live bound session gets a decoy of the
+// same form (keyed with a random key of this process) rather than a 401: the
+// answer does not tell who knows an ID whether its session is alive. The
+// signed retry is refused then, as any proof for it would be.
 func (p *Pages) dbscChallenge(w http.ResponseWriter, r *http.Request, id string) error {
 	c, err := p.m.DeviceChallenge(r.Context(), id)
 	if errors.Is(err, tether.ErrNotFound) {
-		return httperr.Unauthenticated
+		c, err = dbsc.NewChallenge(p.decoyKey[:], id, p.now()), nil
 	}
 	if err != nil {
 		return err

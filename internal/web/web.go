@@ -13,6 +13,7 @@ package web
 import (
 	"cmp"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -88,6 +89,8 @@ type Pages struct {
 
 	tmpl   map[string]*template.Template
 	static http.Handler
+
+	decoyKey [32]byte // keys DBSC challenges for sessions that do not exist
 }
 
 // New returns Pages for cfg.
@@ -114,11 +117,13 @@ func New(cfg Config) (*Pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pages{
+	p := &Pages{
 		m: cfg.Manager, admin: cfg.Admin, keys: cfg.Keys, signInURL: cfg.SignInURL, now: cfg.Now, log: cfg.Logger,
 		consoleLifetime: cfg.ConsoleLifetime, consoleIdle: cfg.ConsoleIdleTimeout, tmpl: tmpl,
 		static: http.FileServerFS(mustSub(staticFS, "static")),
-	}, nil
+	}
+	rand.Read(p.decoyKey[:])
+	return p, nil
 }
 
 var funcs = template.FuncMap{
