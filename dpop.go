@@ -70,12 +70,12 @@ func (m *Manager) AuthenticateOriginal(r *http.Request, method, url string) (*Se
 	return m.authenticate(r, method, url)
 }
 
-// credentials is TokenFromRequest that also takes "Authorization: DPoP".
-func credentials(r *http.Request) (token string, dpopScheme, fromCookie bool) {
+// credentials is Cookies.Token that also takes "Authorization: DPoP".
+func credentials(r *http.Request, c Cookies) (token string, dpopScheme, fromCookie bool) {
 	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "DPoP") {
 		return strings.TrimSpace(tok), true, false
 	}
-	token, fromCookie = TokenFromRequest(r)
+	token, fromCookie = c.Token(r)
 	return token, false, fromCookie
 }
 

@@ -80,7 +80,7 @@ func (m *Manager) Authenticate(r *http.Request) (*Session, string, error) {
 }
 
 func (m *Manager) authenticate(r *http.Request, method, url string) (*Session, string, error) {
-	token, dpopScheme, fromCookie := credentials(r)
+	token, dpopScheme, fromCookie := credentials(r, m.cfg.Cookies)
 	if token == "" {
 		m.stats.count(ErrInvalidToken)
 		return nil, "", fmt.Errorf("%w: no token", ErrInvalidToken)

@@ -67,6 +67,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
 	Logger *slog.Logger
+
+	// Cookies says which session cookie Authenticate reads: the host-only
+	// one by default, or also the one shared under a parent domain.
+	Cookies Cookies
 }
 
 // Limits on caller input; beyond them Create and SetRoles fail with ErrBadInput.
@@ -318,7 +322,7 @@ func (m *Manager) Validate(ctx context.Context, rawToken string) (*Session, erro
 	if err == nil && IsReservedSubject(s.Subject) {
 		s, err = nil, fmt.Errorf("%w: a reserved session", ErrInvalidToken)
 	}
-	m.stats.count(err)
+	m.stats.stripe(rawToken).count(err)
 	return s, err
 }
 
@@ -356,12 +360,12 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 	if m.cache != nil {
 		e, roles, ok, s := m.cache.get(pt.id, now)
 		if ok && pt.matches(e.hash) {
-			m.stats.cacheHits.Add(1)
+			m.stats.stripe(rawToken).cacheHits.Add(1)
 			return m.accept(ctx, pt, e, roles, now)
 		}
 		// A wrong secret for a cached ID reads the store as an unknown ID
 		// does, so a fast refusal never tells that an ID is live.
-		m.stats.cacheMisses.Add(1)
+		m.stats.stripe(rawToken).cacheMisses.Add(1)
 		seq = s
 	}
 	rec, roles, err := m.read(ctx, pt)
@@ -433,6 +437,10 @@ func (m *Manager) accept(ctx context.Context, pt parsedToken, e *entry, roles []
 		case errors.Is(err, ErrNotFound):
 			m.invalidateSession(e.id)
 			return nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
+		case errors.Is(err, ErrStorageFull):
+			// The store read the session and is only out of room: serve it
+			// without sliding its idle expiry, which the next touch retries.
+			return e.session(roles), nil
 		case err != nil:
 			m.storeFailed(ctx)
 			return nil, fmt.Errorf("tether: touch session: %w", err)
@@ -639,13 +647,35 @@ type Stats struct {
 	CachedSessions                                            int
 }
 
+// counters count validations in stripes picked by session ID, so that
+// validations on many cores do not all add to one contended cache line.
 type counters struct {
-	ok, invalid, unavailable atomic.Uint64
-	cacheHits, cacheMisses   atomic.Uint64
-	created, revoked         atomic.Uint64
+	stripes          [counterStripes]counterStripe
+	created, revoked atomic.Uint64
 }
 
-func (c *counters) count(err error) {
+const counterStripes = 32 // a power of two
+
+type counterStripe struct {
+	ok, invalid, unavailable atomic.Uint64
+	cacheHits, cacheMisses   atomic.Uint64
+	_                        [128 - 5*8]byte // a cache line pair of its own
+}
+
+// stripe picks the stripe for a raw token (or any string) by the characters
+// where a token's session ID starts.
+func (c *counters) stripe(raw string) *counterStripe {
+	var h uint
+	if len(raw) >= len(TokenPrefix)+2 {
+		h = uint(alphabetIndex[raw[len(TokenPrefix)]])<<5 | uint(alphabetIndex[raw[len(TokenPrefix)+1]])
+	}
+	return &c.stripes[h%counterStripes]
+}
+
+// count counts a validation that did not get as far as a session ID.
+func (c *counters) count(err error) { c.stripes[0].count(err) }
+
+func (c *counterStripe) count(err error) {
 	switch {
 	case err == nil:
 		c.ok.Add(1)
@@ -658,11 +688,14 @@ func (c *counters) count(err error) {
 
 // Stats returns the Manager's counters.
 func (m *Manager) Stats() Stats {
-	s := Stats{
-		ValidationsOK: m.stats.ok.Load(), ValidationsInvalid: m.stats.invalid.Load(),
-		ValidationsUnavailable: m.stats.unavailable.Load(),
-		CacheHits:              m.stats.cacheHits.Load(), CacheMisses: m.stats.cacheMisses.Load(),
-		Created: m.stats.created.Load(), Revoked: m.stats.revoked.Load(),
+	s := Stats{Created: m.stats.created.Load(), Revoked: m.stats.revoked.Load()}
+	for i := range m.stats.stripes {
+		st := &m.stats.stripes[i]
+		s.ValidationsOK += st.ok.Load()
+		s.ValidationsInvalid += st.invalid.Load()
+		s.ValidationsUnavailable += st.unavailable.Load()
+		s.CacheHits += st.cacheHits.Load()
+		s.CacheMisses += st.cacheMisses.Load()
 	}
 	if m.cache != nil {
 		s.CachedSessions = m.cache.len()

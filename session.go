@@ -1,6 +1,7 @@
 package tether
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -16,7 +17,7 @@ type Session struct {
 	LastSeenAt    time.Time         `json:"last_seen_at"`
 	ExpiresAt     time.Time         `json:"expires_at"`
 	IdleExpiresAt time.Time         `json:"idle_expires_at"`
-	Metadata      map[string]string `json:"metadata"`
+	Metadata      map[string]string `json:"metadata"` // nil when the session has none; JSON shows {}
 	AuthTime      time.Time         `json:"auth_time,omitzero"`
 	AuthMethod    string            `json:"auth_method,omitempty"`
 	// JKT is the RFC 7638 thumbprint of the DPoP key the session is bound
@@ -31,6 +32,20 @@ type Session struct {
 // DeviceBound reports whether the session is bound to a key of its client,
 // by DPoP or by DBSC.
 func (s *Session) DeviceBound() bool { return s.JKT != "" || s.DBSC != "" }
+
+// MarshalJSON writes a session with no roles or metadata as [] and {}, never
+// null, so clients need not tell the two apart.
+func (s Session) MarshalJSON() ([]byte, error) {
+	type plain Session // without this method
+	p := plain(s)
+	if p.Roles == nil {
+		p.Roles = []string{}
+	}
+	if p.Metadata == nil {
+		p.Metadata = map[string]string{}
+	}
+	return json.Marshal(p)
+}
 
 // AuthenticatedAt is when the subject last logged in, as far as this session
 // knows: AuthTime when given, else when the session began. A handshake

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/forwardauth"
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/apitype"
@@ -42,6 +43,8 @@ type Server struct {
 	minter   *handshake.Minter   // nil: this node mints no handshakes
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
+	authz    *forwardauth.Authorizer
+	oidc     *oidcLogin // nil: no sign-in through an OpenID provider
 }
 
 // Config configures a Server.
@@ -55,6 +58,10 @@ type Config struct {
 	Keys     *handshake.KeyRing  // the node's signing keys, published as JWKS; nil: none
 	Minter   *handshake.Minter   // optional
 	Verifier *handshake.Verifier // optional
+
+	ForwardAuth *forwardauth.Authorizer // served at /v1/authz; nil: no rules, loopback proxies trusted
+	OIDC        *OIDCConfig             // sign-in at /v1/login; nil: off
+	Cookies     tether.Cookies          // the session cookie that sign-in sets
 
 	// SignInURL is where the account pages send a browser that is not
 	// signed in; empty: they only say so. See web.Config.
@@ -85,7 +92,18 @@ func New(cfg Config) (*Server, error) {
 		verifier:         cfg.Verifier,
 	}
 	var err error
-	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL})
+	if s.authz = cfg.ForwardAuth; s.authz == nil {
+		if s.authz, err = defaultAuthorizer(cfg.Manager); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.OIDC != nil {
+		if s.oidc, err = newOIDCLogin(*cfg.OIDC, cfg.Cookies); err != nil {
+			return nil, err
+		}
+	}
+	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL,
+		Cookies: cfg.Cookies})
 	return s, err
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/dpop"
 	"github.com/tetherhq/tether/internal/api"
+	"github.com/tetherhq/tether/internal/servicetest"
 	"github.com/tetherhq/tether/store/memstore"
 )
 
@@ -30,25 +31,11 @@ type npmClient struct {
 	out *bufio.Scanner
 }
 
-// startNPMClient skips without node and npm, or fails under CI=true, where
-// the interop check must run.
+// startNPMClient starts the client; without node and npm it skips, or fails
+// under CI=true, where the interop check must run.
 func startNPMClient(t *testing.T) *npmClient {
 	t.Helper()
-	miss := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			miss("%s not on PATH", tool)
-		}
-	}
-	if out, err := exec.Command("npm", "ci", "--prefix", npmDir, "--ignore-scripts", "--no-audit", "--no-fund").CombinedOutput(); err != nil {
-		miss("npm ci: %v\n%s", err, out)
-	}
+	servicetest.NPMInstall(t, npmDir)
 	cmd := exec.Command("node", "proofs.mjs")
 	cmd.Dir, cmd.Stderr = npmDir, os.Stderr
 	in, err := cmd.StdinPipe()

@@ -28,10 +28,11 @@ func (s *Server) Public() http.Handler {
 		writeJSON(w, http.StatusOK, apitype.Status{Status: "ok"})
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
+	s.routeLogin(mux)
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
 	mux.Handle("/dbsc/", s.web.DBSC())       // device binding of browser sessions (W3C DBSC)
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
-	return s.common("public", s.jsonErrors(mux))
+	return s.common("public", s.authzFirst(s.jsonErrors(mux)))
 }
 
 // jsonErrors answers a request that matches no route (404), or no method of a

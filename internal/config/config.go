@@ -50,9 +50,14 @@ type Config struct {
 	Bolt      Bolt             `yaml:"bolt"`
 	Redis     Redis            `yaml:"redis"`
 	Postgres  Postgres         `yaml:"postgres"`
+	Server    Server           `yaml:"server"`    // listener limits and shutdown: server.go
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
 	DPoP      DPoP             `yaml:"dpop"`
-	DBSC      DBSC             `yaml:"dbsc"`
+	// Tether in front of apps behind a proxy: see forwardauth.go.
+	ForwardAuth ForwardAuth `yaml:"forward_auth"`
+	Cookie      Cookie      `yaml:"cookie"`
+	OIDC        OIDC        `yaml:"oidc"`
+	DBSC        DBSC        `yaml:"dbsc"`
 
 	// File is the path the file settings came from, if any.
 	File string `yaml:"-"`
@@ -263,8 +268,14 @@ func (c *Config) Resolve() error {
 	default:
 		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	if err := c.Server.check(); err != nil {
+		return err
+	}
 	if err := c.Sessions.check(); err != nil {
 		return err
 	}
-	return c.DBSC.check(c.Sessions)
+	if err := c.DBSC.check(c.Sessions); err != nil {
+		return err
+	}
+	return c.checkFront()
 }

@@ -37,9 +37,11 @@ func Settings() []Setting {
 		serverSettings,
 		tlsSettings,
 		sessionSettings,
+		listenerSettings,
 		storeSettings,
 		handshakeSettings,
 		dpopSettings,
+		frontSettings,
 		dbscSettings,
 	} {
 		all = append(all, section...)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tetherhq/tether"
@@ -57,7 +58,7 @@ func (p *Pages) handleDBSC(h handler) http.Handler {
 // session's token. The session is replaced by a bound one (BindDevice),
 // whose cookie is short-lived; the answer is the session instructions.
 func (p *Pages) dbscRegister(w http.ResponseWriter, r *http.Request) error {
-	token, fromCookie := tether.TokenFromRequest(r)
+	token, fromCookie := p.cookies.Token(r)
 	if !fromCookie {
 		return httperr.Unauthenticated
 	}
@@ -137,17 +138,43 @@ func (p *Pages) dbscChallenge(w http.ResponseWriter, r *http.Request, id string)
 // dbscAnswer sets the bound session's short-lived cookie and answers the
 // session instructions that tell the browser which cookie to keep alive.
 func (p *Pages) dbscAnswer(w http.ResponseWriter, r *http.Request, token, id string) error {
-	tether.SetCookie(w, r, token, p.now().Add(p.m.DBSCCookieLifetime()))
-	scheme, name, attrs := "http", tether.CookieName, "Path=/; HttpOnly; SameSite=Lax"
+	p.cookies.Set(w, r, token, p.now().Add(p.m.DBSCCookieLifetime()))
+	scheme := "http"
 	if tether.IsSecureRequest(r) {
-		scheme, name, attrs = "https", tether.SecureCookieName, "Path=/; Secure; HttpOnly; SameSite=Lax"
+		scheme = "https"
 	}
+	c := p.cookies.Template(r)
 	return writeDBSCJSON(w, http.StatusOK, dbsc.Instructions{
 		SessionIdentifier: id,
 		RefreshURL:        DBSCRefreshPath,
 		Scope:             dbsc.Scope{Origin: scheme + "://" + r.Host, IncludeSite: false},
-		Credentials:       []dbsc.Credential{{Type: "cookie", Name: name, Attributes: attrs}},
+		Credentials:       []dbsc.Credential{{Type: "cookie", Name: c.Name, Attributes: cookieAttributes(c)}},
 	})
+}
+
+// cookieAttributes writes c's attributes as its Set-Cookie line does, less
+// Max-Age and Expires, which the draft says the browser ignores here.
+func cookieAttributes(c http.Cookie) string {
+	var b strings.Builder
+	if c.Domain != "" {
+		b.WriteString("Domain=" + c.Domain + "; ")
+	}
+	b.WriteString("Path=" + c.Path)
+	if c.Secure {
+		b.WriteString("; Secure")
+	}
+	if c.HttpOnly {
+		b.WriteString("; HttpOnly")
+	}
+	switch c.SameSite {
+	case http.SameSiteLaxMode:
+		b.WriteString("; SameSite=Lax")
+	case http.SameSiteStrictMode:
+		b.WriteString("; SameSite=Strict")
+	case http.SameSiteNoneMode:
+		b.WriteString("; SameSite=None")
+	}
+	return b.String()
 }
 
 func writeDBSCJSON(w http.ResponseWriter, status int, v any) error {

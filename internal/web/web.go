@@ -60,6 +60,9 @@ type Config struct {
 	// Keys is the node's handshake key ring, listed and rotated by the
 	// console; nil: the console shows no keys.
 	Keys *handshake.KeyRing
+	// Cookies is the session cookie that sign-in sets, which DBSC
+	// registration reads and DBSC refresh renews. Default host-only.
+	Cookies tether.Cookies
 	// SignInURL is where the account pages send a browser that is not
 	// signed in (an application's login page, say); empty: they tell the
 	// person to sign in through their application.
@@ -79,6 +82,7 @@ type Pages struct {
 	admin     *adminauth.Authenticator
 	keys      *handshake.KeyRing
 	signInURL string
+	cookies   tether.Cookies
 	now       func() time.Time
 	log       *slog.Logger
 
@@ -118,7 +122,7 @@ func New(cfg Config) (*Pages, error) {
 		return nil, err
 	}
 	p := &Pages{
-		m: cfg.Manager, admin: cfg.Admin, keys: cfg.Keys, signInURL: cfg.SignInURL, now: cfg.Now, log: cfg.Logger,
+		m: cfg.Manager, admin: cfg.Admin, keys: cfg.Keys, signInURL: cfg.SignInURL, cookies: cfg.Cookies, now: cfg.Now, log: cfg.Logger,
 		consoleLifetime: cfg.ConsoleLifetime, consoleIdle: cfg.ConsoleIdleTimeout, tmpl: tmpl,
 		static: http.FileServerFS(mustSub(staticFS, "static")),
 	}
