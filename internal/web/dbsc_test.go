@@ -492,3 +492,25 @@ func TestDBSCRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestDBSCCookieAttributes: the instructions name the cookie exactly as
+// sign-in sets it, a shared-domain cookie included.
+func TestDBSCCookieAttributes(t *testing.T) {
+	tlsReq := httptest.NewRequest(http.MethodPost, "https://auth.example.test/dbsc/register", nil)
+	plain := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8080/dbsc/register", nil)
+	for _, c := range []struct {
+		name          string
+		cookies       tether.Cookies
+		r             *http.Request
+		cookie, attrs string
+	}{
+		{"loopback", tether.Cookies{}, plain, tether.CookieName, "Path=/; HttpOnly; SameSite=Lax"},
+		{"TLS, host-only", tether.Cookies{}, tlsReq, tether.SecureCookieName, "Path=/; Secure; HttpOnly; SameSite=Lax"},
+		{"TLS, shared domain", tether.Cookies{Domain: "example.test"}, tlsReq, tether.DomainCookieName, "Domain=example.test; Path=/; Secure; HttpOnly; SameSite=Lax"},
+	} {
+		ck := c.cookies.Template(c.r)
+		if got := web.CookieAttributes(ck); ck.Name != c.cookie || got != c.attrs {
+			t.Errorf("%s: got %s %q, want %s %q", c.name, ck.Name, got, c.cookie, c.attrs)
+		}
+	}
+}
