@@ -114,3 +114,22 @@ func TestBindDeviceRefusals(t *testing.T) {
 		t.Errorf("challenge for an unbound session: %v", err)
 	}
 }
+
+// TestBindDeviceUnderSessionCap: binding replaces a session, so at the cap it
+// must not sign out another device.
+func TestBindDeviceUnderSessionCap(t *testing.T) {
+	e := newEnv(t, tether.Config{MaxSessionsPerSubject: 2}, false)
+	ctx := context.Background()
+	other, _ := e.create(t, "alice")
+	e.clock.Advance(time.Second)
+	token, _ := e.create(t, "alice")
+	if _, _, err := e.m.BindDevice(ctx, token, testJKT); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Validate(ctx, other); err != nil {
+		t.Fatalf("the other device's session after a binding at the cap: %v", err)
+	}
+	if list, _ := e.m.List(ctx, "alice"); len(list) != 2 {
+		t.Fatalf("%d sessions, want 2", len(list))
+	}
+}

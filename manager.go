@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -276,7 +277,7 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 	} else {
 		roles = r
 	}
-	if err := m.enforceSessionCap(ctx, p.Subject, rec.ID); err != nil {
+	if err := m.enforceSessionCap(ctx, p.Subject, rec.ID, p.replaces); err != nil {
 		// The session stands; an over-full subject is trimmed on its next create.
 		m.log.Warn("tether: could not enforce the per-subject session cap", "err", err)
 	}
@@ -284,8 +285,9 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 }
 
 // enforceSessionCap revokes the subject's oldest sessions beyond the cap,
-// never the one just created.
-func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) error {
+// never the one just created; the one it replaces (newID's DBSC binding ends
+// that one itself) is neither counted nor revoked here.
+func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID, replaces string) error {
 	if m.cfg.MaxSessionsPerSubject <= 0 {
 		return nil
 	}
@@ -294,11 +296,14 @@ func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) 
 		return fmt.Errorf("tether: create session: %w", err)
 	}
 	excess := len(recs) - m.cfg.MaxSessionsPerSubject
+	if replaces != "" && slices.ContainsFunc(recs, func(r *Record) bool { return r.ID == replaces }) {
+		excess--
+	}
 	for _, r := range recs {
 		if excess <= 0 {
 			break
 		}
-		if r.ID == newID {
+		if r.ID == newID || r.ID == replaces {
 			continue
 		}
 		// The cap, not the caller, ends the oldest session.
