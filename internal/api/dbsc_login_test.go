@@ -12,6 +12,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/dbsc"
 )
 
 // TestOIDCSignInOffersDBSC: the OpenID sign-in offers device binding like
@@ -51,5 +52,51 @@ func TestOIDCSignInOffersDBSC(t *testing.T) {
 	resp = shared.signIn(t, browser(t), shared.tether.URL+"/v1/login", "alice", nil)
 	if v := resp.Header.Get("Secure-Session-Registration"); v != "" || resp.StatusCode != http.StatusFound {
 		t.Fatalf("with cookie.domain: %d, registration offered %q", resp.StatusCode, v)
+	}
+}
+
+// TestDBSCAnswersMatchOpenAPI: registration, a refresh's challenge, a refresh
+// and a refusal, each answered as the public OpenAPI document says (e.pub
+// checks every answer against it).
+func TestDBSCAnswersMatchOpenAPI(t *testing.T) {
+	e := newEnv(t)
+	token, _, err := e.m.Create(t.Context(), tether.CreateParams{Subject: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sign := func(aud, jti, sub string) string {
+		pub, _ := json.Marshal(jose.JSONWebKey{Key: &key.PublicKey})
+		claims := map[string]any{"aud": aud, "jti": jti, "iat": e.m.Now().Unix(), "key": json.RawMessage(pub)}
+		if sub != "" {
+			claims["sub"] = sub
+		}
+		payload, _ := json.Marshal(claims)
+		signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, &jose.SignerOptions{ExtraHeaders: map[jose.HeaderKey]any{"typ": "dbsc+jwt"}})
+		jws, _ := signer.Sign(payload)
+		out, _ := jws.CompactSerialize()
+		return `"` + out + `"`
+	}
+	cookie := "tether_session=" + token
+	w := serve(e.pub, req(http.MethodPost, "http://127.0.0.1/dbsc/register", nil,
+		"Cookie", cookie, "Secure-Session-Response", sign("http://127.0.0.1/dbsc/register", dbsc.NewChallenge([]byte(token), "", e.m.Now()), "")))
+	var instr dbsc.Instructions
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &instr) != nil {
+		t.Fatalf("register: %d %s", w.Code, w.Body)
+	}
+	id := `"` + instr.SessionIdentifier + `"`
+	w = serve(e.pub, req(http.MethodPost, "http://127.0.0.1/dbsc/refresh", nil, "Sec-Secure-Session-Id", id))
+	c, ok := dbsc.UnquoteString(w.Header().Get("Secure-Session-Challenge"))
+	if w.Code != http.StatusForbidden || !ok {
+		t.Fatalf("refresh without a proof: %d %q", w.Code, w.Header().Get("Secure-Session-Challenge"))
+	}
+	w = serve(e.pub, req(http.MethodPost, "http://127.0.0.1/dbsc/refresh", nil, "Sec-Secure-Session-Id", id,
+		"Secure-Session-Response", sign("http://127.0.0.1/dbsc/refresh", c, instr.SessionIdentifier)))
+	if w.Code != http.StatusOK {
+		t.Fatalf("refresh: %d %s", w.Code, w.Body)
+	}
+	w = serve(e.pub, req(http.MethodPost, "http://127.0.0.1/dbsc/register", nil, "Cookie", cookie, "Secure-Session-Response", `"x.y.z"`))
+	if w.Code != http.StatusBadRequest && w.Code != http.StatusUnauthorized {
+		t.Fatalf("registration with a dead cookie and a junk proof: %d", w.Code)
 	}
 }
