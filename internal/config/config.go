@@ -57,6 +57,7 @@ type Config struct {
 	ForwardAuth ForwardAuth `yaml:"forward_auth"`
 	Cookie      Cookie      `yaml:"cookie"`
 	OIDC        OIDC        `yaml:"oidc"`
+	DBSC        DBSC        `yaml:"dbsc"`
 
 	// File is the path the file settings came from, if any.
 	File string `yaml:"-"`
@@ -271,6 +272,9 @@ func (c *Config) Resolve() error {
 		return err
 	}
 	if err := c.Sessions.check(); err != nil {
+		return err
+	}
+	if err := c.DBSC.check(c.Sessions); err != nil {
 		return err
 	}
 	return c.checkFront()
