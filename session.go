@@ -98,6 +98,9 @@ func (s *Session) appendJSON(b []byte) ([]byte, bool) {
 	if s.JKT != "" {
 		b = appendJSONString(append(b, `,"dpop_jkt":`...), s.JKT)
 	}
+	if s.DBSC != "" {
+		b = appendJSONString(append(b, `,"dbsc_jkt":`...), s.DBSC)
+	}
 	return append(b, '}'), true
 }
 
