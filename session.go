@@ -23,7 +23,15 @@ type Session struct {
 	// JKT is the RFC 7638 thumbprint of the DPoP key the session is bound
 	// to (RFC 9449): its token is accepted only with a proof by that key.
 	JKT string `json:"dpop_jkt,omitempty"`
+	// DBSC is the RFC 7638 thumbprint of the browser key the session is
+	// bound to (W3C Device Bound Session Credentials): its cookie lives only
+	// DBSCCookieLifetime past the last refresh signed by that key.
+	DBSC string `json:"dbsc_jkt,omitempty"`
 }
+
+// DeviceBound reports whether the session is bound to a key of its client,
+// by DPoP or by DBSC.
+func (s *Session) DeviceBound() bool { return s.JKT != "" || s.DBSC != "" }
 
 // MarshalJSON writes a session with no roles or metadata as [] and {}, never
 // null, so clients need not tell the two apart. It writes what json.Marshal
@@ -90,6 +98,9 @@ func (s *Session) appendJSON(b []byte) ([]byte, bool) {
 	if s.JKT != "" {
 		b = appendJSONString(append(b, `,"dpop_jkt":`...), s.JKT)
 	}
+	if s.DBSC != "" {
+		b = appendJSONString(append(b, `,"dbsc_jkt":`...), s.DBSC)
+	}
 	return append(b, '}'), true
 }
 
@@ -141,6 +152,10 @@ type Record struct {
 	AuthTime      time.Time
 	AuthMethod    string
 	JKT           string // DPoP key thumbprint; "" for a bearer session
+	// DBSC is the browser key's thumbprint for a DBSC-bound session; "" for
+	// any other. Such a session is never slid by use: LastSeenAt is its last
+	// refresh, and its token is accepted only DBSCCookieLifetime past it.
+	DBSC string
 }
 
 // Live reports whether r is usable at now.

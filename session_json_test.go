@@ -24,15 +24,16 @@ func reflectJSON(s Session) ([]byte, error) {
 
 func TestSessionJSONMatchesReflection(t *testing.T) {
 	// A new field needs its line in appendJSON and a case below.
-	if n := reflect.TypeFor[Session]().NumField(); n != 11 {
-		t.Fatalf("Session has %d fields; appendJSON writes 11", n)
+	if n := reflect.TypeFor[Session]().NumField(); n != 12 {
+		t.Fatalf("Session has %d fields; appendJSON writes 12", n)
 	}
 	now := time.Date(2026, 12, 5, 21, 30, 1, 123456789, time.UTC)
 	zone := time.FixedZone("", -(9*3600 + 30*60))
 	full := Session{ID: "sess_abc", Subject: "user:42", Roles: []string{"admin", "viewer"},
 		CreatedAt: now, LastSeenAt: now.Add(time.Second), ExpiresAt: now.In(zone), IdleExpiresAt: now.Truncate(time.Second),
 		Metadata: map[string]string{"user_agent": "Mozilla/5.0", "ip": "192.0.2.1", "device": "phone"},
-		AuthTime: now.Add(-time.Hour), AuthMethod: "password", JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+		AuthTime: now.Add(-time.Hour), AuthMethod: "password", JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+		DBSC: "hn-CUT00-znMbwZPtn5l5KRsRbWrgHYfmC4SQf_xP7M"}
 	for _, tc := range []struct {
 		name string
 		s    Session

@@ -119,7 +119,8 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL})
+	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL,
+		Cookies: cfg.Cookies})
 	return s, err
 }
 

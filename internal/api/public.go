@@ -9,6 +9,7 @@ import (
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/apitype"
 	"github.com/tetherhq/tether/internal/httperr"
+	"github.com/tetherhq/tether/internal/web"
 )
 
 // Public returns the public API: what a session holder may do with its own
@@ -33,6 +34,9 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("GET /readyz", s.handle(s.ready))
 	s.routeLogin(mux)
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
+	dbscH := s.web.DBSC()                    // device binding of browser sessions (W3C DBSC)
+	mux.Handle("POST "+web.DBSCRegisterPath, dbscH)
+	mux.Handle("POST "+web.DBSCRefreshPath, dbscH)
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
 	mux.served(authzPrefix, authzPrefix+"/{path...}") // by authzFirst, in front of the mux
 	return s.common("public", s.authzFirst(s.jsonErrors(mux.ServeMux)))

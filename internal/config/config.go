@@ -57,6 +57,7 @@ type Config struct {
 	ForwardAuth ForwardAuth `yaml:"forward_auth"`
 	Cookie      Cookie      `yaml:"cookie"`
 	OIDC        OIDC        `yaml:"oidc"`
+	DBSC        DBSC        `yaml:"dbsc"`
 	Events      Events      `yaml:"events"`
 	Webhooks    []Webhook   `yaml:"webhooks"`
 
@@ -273,6 +274,9 @@ func (c *Config) Resolve() error {
 		return err
 	}
 	if err := c.Sessions.check(); err != nil {
+		return err
+	}
+	if err := c.DBSC.check(c.Sessions); err != nil {
 		return err
 	}
 	if err := c.checkFront(); err != nil {

@@ -42,6 +42,7 @@ func Settings() []Setting {
 		handshakeSettings,
 		dpopSettings,
 		frontSettings,
+		dbscSettings,
 		eventSettings,
 	} {
 		all = append(all, section...)

@@ -13,10 +13,12 @@ import (
 // recordV1 is the first byte of every encoded record, so a later format can
 // be told apart and migrated lazily. recordV2 is v1 followed by the DPoP key
 // thumbprint; it is written only for a bound session, so that unbound records
-// stay readable by a binary that knows only v1.
+// stay readable by a binary that knows only v1. recordV3 adds the DBSC key
+// thumbprint, likewise only for a session bound to a browser's key.
 const (
 	recordV1 = 1
 	recordV2 = 2
+	recordV3 = 3
 )
 
 // errCorrupt is wrapped into ErrUnavailable by the caller: a record we cannot
@@ -47,10 +49,17 @@ func appendString(b []byte, s string) []byte {
 //	idleTimeout(8) subject authMethod (uvarint length + bytes)
 //	metadata: uvarint count, then key and value pairs sorted by key
 //	v2 only: JKT (uvarint length + bytes)
+//	v3 only: JKT, possibly empty, then DBSC (uvarint length + bytes each)
+//
+// A record is written in the lowest version that holds it, so that records
+// without a binding read the same in older releases.
 func encodeRecord(r *tether.Record) []byte {
-	b := make([]byte, 0, 96+len(r.Subject)+len(r.AuthMethod)+32*len(r.Metadata)+len(r.JKT))
+	b := make([]byte, 0, 96+len(r.Subject)+len(r.AuthMethod)+32*len(r.Metadata)+len(r.JKT)+len(r.DBSC))
 	version := byte(recordV1)
-	if r.JKT != "" {
+	switch {
+	case r.DBSC != "":
+		version = recordV3
+	case r.JKT != "":
 		version = recordV2
 	}
 	b = append(b, version)
@@ -65,8 +74,11 @@ func encodeRecord(r *tether.Record) []byte {
 	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 		b = appendString(appendString(b, k), r.Metadata[k])
 	}
-	if version == recordV2 {
+	if version >= recordV2 {
 		b = appendString(b, r.JKT)
+	}
+	if version == recordV3 {
+		b = appendString(b, r.DBSC)
 	}
 	return b
 }
@@ -124,7 +136,7 @@ func (d *decoder) time() time.Time {
 func decodeRecord(id string, b []byte) (*tether.Record, error) {
 	d := &decoder{b: b}
 	v := d.next(1)
-	if d.err == nil && v[0] != recordV1 && v[0] != recordV2 {
+	if d.err == nil && (v[0] < recordV1 || v[0] > recordV3) {
 		return nil, errCorrupt
 	}
 	r := &tether.Record{ID: id}
@@ -144,6 +156,12 @@ func decodeRecord(id string, b []byte) (*tether.Record, error) {
 	}
 	if d.err == nil && v[0] == recordV2 {
 		if r.JKT = d.string(); r.JKT == "" {
+			return nil, errCorrupt
+		}
+	}
+	if d.err == nil && v[0] == recordV3 {
+		r.JKT = d.string()
+		if r.DBSC = d.string(); r.DBSC == "" {
 			return nil, errCorrupt
 		}
 	}

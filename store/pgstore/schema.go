@@ -66,6 +66,9 @@ CREATE TABLE tether_state (
 `,
 	// DPoP (RFC 9449): the thumbprint of the key a session is bound to.
 	3: `ALTER TABLE tether_sessions ADD COLUMN dpop_jkt text NOT NULL DEFAULT '';`,
+	// DBSC (W3C Device Bound Session Credentials): the thumbprint of the
+	// browser key a session is bound to.
+	4: `ALTER TABLE tether_sessions ADD COLUMN dbsc_jkt text NOT NULL DEFAULT '';`,
 }
 
 // migrationLock is the pg_advisory_xact_lock key that serialises migrations

@@ -26,7 +26,8 @@ import (
 //	 82   [8] AuthTime, if flagged
 //	  …       Subject, AuthMethod: uvarint length + bytes each;
 //	          metadata: uvarint count, then key and value as above;
-//	          JKT, if flagged (bit 1): uvarint length + bytes.
+//	          JKT, if flagged (bit 1): uvarint length + bytes;
+//	          DBSC, if flagged (bit 2): uvarint length + bytes.
 //
 // Microseconds are the finest precision every backend keeps, and they stay
 // exact in the doubles Lua computes with until the year 2255.
@@ -45,6 +46,7 @@ const (
 
 	flagAuthTime = 1
 	flagJKT      = 2
+	flagDBSC     = 4
 )
 
 var errCorrupt = errors.New("corrupt session record")
@@ -57,7 +59,7 @@ func getTime(b []byte) time.Time {
 
 // encode returns r's stored form, stamped with the subject generation gen.
 func encode(r *tether.Record, gen int64) []byte {
-	n := headLen + 8 + 4*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(r.JKT)
+	n := headLen + 8 + 4*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(r.JKT) + len(r.DBSC)
 	for k, v := range r.Metadata {
 		n += 2*binary.MaxVarintLen32 + len(k) + len(v)
 	}
@@ -84,6 +86,10 @@ func encode(r *tether.Record, gen int64) []byte {
 	if r.JKT != "" {
 		b[offFlags] |= flagJKT
 		b = appendString(b, r.JKT)
+	}
+	if r.DBSC != "" {
+		b[offFlags] |= flagDBSC
+		b = appendString(b, r.DBSC)
 	}
 	return b
 }
@@ -144,6 +150,11 @@ func decode(id string, b []byte) (*tether.Record, int64, error) {
 	}
 	if b[offFlags]&flagJKT != 0 {
 		if r.JKT, rest, ok = readString(rest); !ok || r.JKT == "" {
+			return nil, 0, errCorrupt
+		}
+	}
+	if b[offFlags]&flagDBSC != 0 {
+		if r.DBSC, rest, ok = readString(rest); !ok || r.DBSC == "" {
 			return nil, 0, errCorrupt
 		}
 	}
