@@ -22,7 +22,7 @@ func insertEvents(src, cond string, param int) string {
 	INSERT INTO tether_events (time, type, subject, session_id, body)
 	SELECT (e->>'time')::timestamptz, e->>'type', coalesce(nullif(e->>'subject', ''), %[1]s.subject),
 		coalesce(e->>'session_id', ''), e
-	FROM %[1]s, jsonb_array_elements($%[3]d::jsonb) e WHERE %[2]s
+	FROM %[1]s, json_array_elements($%[3]d::json) e WHERE %[2]s
 )`, src, cond, param)
 }
 
@@ -117,7 +117,13 @@ func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPa
 func (s *Store) TrimEvents(ctx context.Context, before time.Time) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	if _, err := s.pool.Exec(ctx, `DELETE FROM tether_events WHERE time < $1`, before); err != nil {
+	// Events are in time order along the primary key, give or take clock
+	// skew between nodes, so the old ones are those before the first young
+	// one: found by walking the key from its start, without an index on time.
+	if _, err := s.pool.Exec(ctx, `
+DELETE FROM tether_events WHERE (xid, seq) < coalesce(
+	(SELECT (xid, seq) FROM tether_events WHERE time >= $1 ORDER BY xid, seq LIMIT 1),
+	(pg_current_xact_id(), 0))`, before); err != nil {
 		return s.fail("trim events", err)
 	}
 	return nil

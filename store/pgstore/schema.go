@@ -52,11 +52,11 @@ CREATE TABLE tether_events (
 	type       text        NOT NULL,
 	subject    text        NOT NULL,
 	session_id text        NOT NULL,
-	body       jsonb       NOT NULL,
+	body       json        NOT NULL, -- json, not jsonb: kept as written, not decomposed
 	PRIMARY KEY (xid, seq)
 );
+-- No index on time: events are trimmed from the front of the primary key.
 CREATE INDEX tether_events_subject_idx ON tether_events (subject, xid, seq);
-CREATE INDEX tether_events_time_idx ON tether_events (time);
 
 -- The service's own small state (GetState), such as webhook cursors.
 CREATE TABLE tether_state (
