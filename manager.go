@@ -213,6 +213,9 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 		ExpiresAt: now.Add(lifetime), IdleExpiresAt: minTime(now.Add(idle), now.Add(lifetime)),
 		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
 	}
+	if h != nil {
+		rec.Origin = Origin{Issuer: h.Issuer, Subject: cmp.Or(h.IssuerSubject, h.Subject), SessionID: h.SessionID}
+	}
 	rec = rec.Clone()
 	evs := []Event{m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, map[string]any{"auth_method": p.AuthMethod})}
 	if h != nil {

@@ -19,7 +19,23 @@ type Session struct {
 	Metadata      map[string]string `json:"metadata"`
 	AuthTime      time.Time         `json:"auth_time,omitzero"`
 	AuthMethod    string            `json:"auth_method,omitempty"`
+	// Origin is where the session came from when a handshake started it:
+	// the minting service, its subject and its session. Nil otherwise.
+	Origin *Origin `json:"origin,omitempty"`
 }
+
+// Origin names the session at another service that a session was derived
+// from through a handshake (DESIGN §11), so that the other service's
+// revocation can reach it: revoking that session (SessionID) or every
+// session of that subject (Subject) at Issuer.
+type Origin struct {
+	Issuer    string `json:"iss"`
+	Subject   string `json:"sub"`           // the subject as the issuer names it
+	SessionID string `json:"sid,omitempty"` // empty when the issuer did not say
+}
+
+// IsZero reports whether o names no origin.
+func (o Origin) IsZero() bool { return o == Origin{} }
 
 // AuthenticatedAt is when the subject last logged in, as far as this session
 // knows: AuthTime when given, else when the session began. A handshake
@@ -48,6 +64,7 @@ type Record struct {
 	Metadata      map[string]string
 	AuthTime      time.Time
 	AuthMethod    string
+	Origin        Origin // zero unless a handshake started the session
 }
 
 // Live reports whether r is usable at now.

@@ -23,6 +23,7 @@ type Claims struct {
 	ExpiresAt time.Time
 	NotBefore time.Time // zero when the token has no nbf
 	AuthTime  time.Time // when the subject authenticated at the issuer; zero when not given
+	SessionID string    // sid: the minting session's ID, so its revocation can follow (DESIGN §11); empty when not given
 
 	// LocalSubject is Subject as the receiving node names it: prefixed per
 	// the issuer's subject_prefix. Sessions are created for LocalSubject.
@@ -46,7 +47,7 @@ const (
 // registered are the claim names this package reads. A key that differs
 // from one of them only by case is refused, because a case-insensitive
 // decoder elsewhere (Go's encoding/json is one) would read it as the claim.
-var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "auth_time"}
+var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "auth_time", "sid"}
 
 // decodeObject decodes exactly one JSON object, keeping the exact spelling of
 // its member names, and refuses invalid UTF-8, duplicate names and trailing
@@ -136,6 +137,11 @@ func parseClaims(payload []byte, te timeEncoding) (*Claims, error) {
 	for _, f := range strs {
 		if *f.dst, ok = jsonString(m[f.name]); !ok {
 			return nil, reject(ErrClaims, f.name+" missing or not a string")
+		}
+	}
+	if v, present := m["sid"]; present {
+		if c.SessionID, ok = jsonString(v); !ok {
+			return nil, reject(ErrClaims, "sid not a string")
 		}
 	}
 	if c.Audience, ok = audience(m["aud"]); !ok {

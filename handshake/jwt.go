@@ -27,6 +27,7 @@ type jwtClaims struct {
 	Expiry   int64  `json:"exp"`
 	ID       string `json:"jti"`
 	AuthTime int64  `json:"auth_time,omitempty"`
+	SID      string `json:"sid,omitempty"`
 }
 
 // signJWT signs claims in compact serialization with a typed key bound to
@@ -35,7 +36,7 @@ func signJWT(alg string, key any, kid string, c *Claims) (string, error) {
 	payload, err := json.Marshal(jwtClaims{
 		Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience,
 		IssuedAt: c.IssuedAt.Unix(), Expiry: c.ExpiresAt.Unix(), ID: c.ID,
-		AuthTime: unixOrZero(c.AuthTime),
+		AuthTime: unixOrZero(c.AuthTime), SID: c.SessionID,
 	})
 	if err != nil {
 		return "", err

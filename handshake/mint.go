@@ -82,6 +82,12 @@ func WithAuthTime(t time.Time) MintOption {
 	return func(c *Claims) { c.AuthTime = t.UTC().Truncate(time.Second) }
 }
 
+// WithSessionID puts the minting session's ID into the token (sid), so that
+// the receiver can end the session it makes when this one is revoked.
+func WithSessionID(id string) MintOption {
+	return func(c *Claims) { c.SessionID = id }
+}
+
 // Mint returns a new single-use token for audience about subject, its
 // format ("jwt" or "paseto") and its expiry. An audience that is not
 // configured gives ErrUnknownAudience.

@@ -29,6 +29,9 @@ func pasetoToken(c *Claims) paseto.Token {
 	if !c.AuthTime.IsZero() {
 		t.SetString("auth_time", c.AuthTime.UTC().Format(time.RFC3339))
 	}
+	if c.SessionID != "" {
+		t.SetString("sid", c.SessionID)
+	}
 	return t
 }
 

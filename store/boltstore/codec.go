@@ -41,6 +41,8 @@ func appendString(b []byte, s string) []byte {
 //	version(1) secretHash(32) created lastSeen expires idleExpires authTime (8 each)
 //	idleTimeout(8) subject authMethod (uvarint length + bytes)
 //	metadata: uvarint count, then key and value pairs sorted by key
+//	origin, only when set: issuer, subject, session ID (as strings); records
+//	written before origins existed simply end after the metadata
 func encodeRecord(r *tether.Record) []byte {
 	b := make([]byte, 0, 96+len(r.Subject)+len(r.AuthMethod)+32*len(r.Metadata))
 	b = append(b, recordV1)
@@ -54,6 +56,9 @@ func encodeRecord(r *tether.Record) []byte {
 	b = binary.AppendUvarint(b, uint64(len(r.Metadata)))
 	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 		b = appendString(appendString(b, k), r.Metadata[k])
+	}
+	if !r.Origin.IsZero() {
+		b = appendString(appendString(appendString(b, r.Origin.Issuer), r.Origin.Subject), r.Origin.SessionID)
 	}
 	return b
 }
@@ -127,6 +132,9 @@ func decodeRecord(id string, b []byte) (*tether.Record, error) {
 			k := d.string()
 			r.Metadata[k] = d.string()
 		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		r.Origin = tether.Origin{Issuer: d.string(), Subject: d.string(), SessionID: d.string()}
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errCorrupt

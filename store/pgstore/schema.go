@@ -64,6 +64,15 @@ CREATE TABLE tether_state (
 	value bytea NOT NULL
 );
 `,
+	3: `
+-- Where a session made from a handshake came from (DESIGN §11): the minting
+-- service, its subject and session. Read through the subject index only, so
+-- no index of its own.
+ALTER TABLE tether_sessions
+	ADD COLUMN origin_iss text NOT NULL DEFAULT '',
+	ADD COLUMN origin_sub text NOT NULL DEFAULT '',
+	ADD COLUMN origin_sid text NOT NULL DEFAULT '';
+`,
 }
 
 // migrationLock is the pg_advisory_xact_lock key that serialises migrations

@@ -25,7 +25,8 @@ import (
 //	 81    1  flags (bit 0: AuthTime is set)
 //	 82   [8] AuthTime, if flagged
 //	  …       Subject, AuthMethod: uvarint length + bytes each;
-//	          metadata: uvarint count, then key and value as above.
+//	          metadata: uvarint count, then key and value as above;
+//	          origin issuer, subject, session ID as above, if flagged.
 //
 // Microseconds are the finest precision every backend keeps, and they stay
 // exact in the doubles Lua computes with until the year 2255.
@@ -43,6 +44,7 @@ const (
 	headLen     = 82
 
 	flagAuthTime = 1
+	flagOrigin   = 2
 )
 
 var errCorrupt = errors.New("corrupt session record")
@@ -55,7 +57,8 @@ func getTime(b []byte) time.Time {
 
 // encode returns r's stored form, stamped with the subject generation gen.
 func encode(r *tether.Record, gen int64) []byte {
-	n := headLen + 8 + 3*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod)
+	o := r.Origin
+	n := headLen + 8 + 6*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(o.Issuer) + len(o.Subject) + len(o.SessionID)
 	for k, v := range r.Metadata {
 		n += 2*binary.MaxVarintLen32 + len(k) + len(v)
 	}
@@ -78,6 +81,10 @@ func encode(r *tether.Record, gen int64) []byte {
 	for k, v := range r.Metadata {
 		b = appendString(b, k)
 		b = appendString(b, v)
+	}
+	if !o.IsZero() {
+		b[offFlags] |= flagOrigin
+		b = appendString(appendString(appendString(b, o.Issuer), o.Subject), o.SessionID)
 	}
 	return b
 }
@@ -135,6 +142,13 @@ func decode(id string, b []byte) (*tether.Record, int64, error) {
 			return nil, 0, errCorrupt
 		}
 		r.Metadata[k] = v
+	}
+	if b[offFlags]&flagOrigin != 0 {
+		for _, f := range []*string{&r.Origin.Issuer, &r.Origin.Subject, &r.Origin.SessionID} {
+			if *f, rest, ok = readString(rest); !ok {
+				return nil, 0, errCorrupt
+			}
+		}
 	}
 	if len(rest) != 0 {
 		return nil, 0, errCorrupt

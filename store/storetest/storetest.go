@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RevokeAllAtomic", testRevokeAllAtomic},
 		{"Watch", testWatch},
 		{"Manager", testManager},
+		{"RevokeOrigin", testRevokeOrigin},
 		{"Ping", testPing},
 	}
 	for _, c := range cases {
@@ -95,6 +96,7 @@ func record(subject string, lifetime time.Duration) *tether.Record {
 		CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(lifetime), IdleExpiresAt: n.Add(lifetime),
 		IdleTimeout: lifetime, Metadata: map[string]string{"ip": "192.0.2.1", "user_agent": "storetest/1.0"},
 		AuthTime: n.Add(-time.Minute), AuthMethod: "password",
+		Origin: tether.Origin{Issuer: "https://a.example", Subject: subject, SessionID: "sid-" + subject},
 	}
 	copy(r.SecretHash[:], fmt.Sprintf("hash-of-%-24s", r.ID))
 	return r
@@ -135,11 +137,11 @@ func testCreateGet(t *testing.T, s tether.Store) {
 		t.Fatalf("store shares its record with callers")
 	}
 	bare := record(subject(t), time.Hour)
-	bare.Metadata, bare.AuthTime, bare.AuthMethod = nil, time.Time{}, ""
+	bare.Metadata, bare.AuthTime, bare.AuthMethod, bare.Origin = nil, time.Time{}, "", tether.Origin{}
 	mustCreate(t, s, bare)
 	got, err = s.Get(ctx, bare.ID)
-	if err != nil || !got.AuthTime.IsZero() || len(got.Metadata) != 0 {
-		t.Fatalf("Get(bare) = %+v, %v; want zero auth time and no metadata", got, err)
+	if err != nil || !got.AuthTime.IsZero() || len(got.Metadata) != 0 || !got.Origin.IsZero() {
+		t.Fatalf("Get(bare) = %+v, %v; want zero auth time, no metadata, no origin", got, err)
 	}
 }
 
