@@ -116,7 +116,13 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	admin.RecordFailures(m)
-	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier})
+	transmitter, receiver, err := startSSF(cfg, m, st, keys, verifier, log)
+	if err != nil {
+		return err
+	}
+	defer transmitter.Close()
+	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier,
+		Transmitter: transmitter, Receiver: receiver})
 	if err != nil {
 		return err
 	}

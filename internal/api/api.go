@@ -23,6 +23,7 @@ import (
 	"github.com/tetherhq/tether/internal/httperr"
 	"github.com/tetherhq/tether/internal/ratelimit"
 	"github.com/tetherhq/tether/internal/web"
+	"github.com/tetherhq/tether/ssf"
 )
 
 // MaxBodyBytes bounds every request body.
@@ -42,6 +43,9 @@ type Server struct {
 	minter   *handshake.Minter   // nil: this node mints no handshakes
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
+
+	transmitter *ssf.Transmitter // nil: no SSF transmitter routes
+	receiver    *ssf.Receiver    // nil: POST /ssf/events refuses every caller
 }
 
 // Config configures a Server.
@@ -55,6 +59,11 @@ type Config struct {
 	Keys     *handshake.KeyRing  // the node's signing keys, published as JWKS; nil: none
 	Minter   *handshake.Minter   // optional
 	Verifier *handshake.Verifier // optional
+
+	// Shared Signals (DESIGN §11): the transmitter's metadata and stream
+	// management routes, and the receiver of pushed SETs. Optional.
+	Transmitter *ssf.Transmitter
+	Receiver    *ssf.Receiver
 
 	// SignInURL is where the account pages send a browser that is not
 	// signed in; empty: they only say so. See web.Config.
@@ -83,6 +92,8 @@ func New(cfg Config) (*Server, error) {
 		keys:             cfg.Keys,
 		minter:           cfg.Minter,
 		verifier:         cfg.Verifier,
+		transmitter:      cfg.Transmitter,
+		receiver:         cfg.Receiver,
 	}
 	var err error
 	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL})

@@ -30,6 +30,7 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("GET /readyz", s.handle(s.ready))
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
+	s.ssfRoutes(mux)
 	return s.common("public", s.jsonErrors(mux))
 }
 

@@ -51,6 +51,7 @@ type Config struct {
 	Redis     Redis            `yaml:"redis"`
 	Postgres  Postgres         `yaml:"postgres"`
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
+	SSF       SSF              `yaml:"ssf"`       // revocations across services
 
 	// File is the path the file settings came from, if any.
 	File string `yaml:"-"`

@@ -39,6 +39,7 @@ func Settings() []Setting {
 		sessionSettings,
 		storeSettings,
 		handshakeSettings,
+		ssfSettings,
 	} {
 		all = append(all, section...)
 	}
