@@ -18,16 +18,16 @@ import (
 // ("ALL": every subject; "NONE", the default: only those added); the other
 // members are the transmitter's and ignored when sent.
 type StreamConfig struct {
-	ID                string   `json:"stream_id,omitempty"`
-	Issuer            string   `json:"iss,omitempty"`
-	Audience          string   `json:"aud,omitempty"`
-	EventsSupported   []string `json:"events_supported,omitempty"`
-	EventsRequested   []string `json:"events_requested,omitempty"`
-	EventsDelivered   []string `json:"events_delivered,omitempty"`
+	ID                string    `json:"stream_id,omitempty"`
+	Issuer            string    `json:"iss,omitempty"`
+	Audience          string    `json:"aud,omitempty"`
+	EventsSupported   []string  `json:"events_supported,omitempty"`
+	EventsRequested   []string  `json:"events_requested,omitempty"`
+	EventsDelivered   []string  `json:"events_delivered,omitempty"`
 	Delivery          *Delivery `json:"delivery,omitempty"`
-	Description       string   `json:"description,omitempty"`
-	MinVerifyInterval int      `json:"min_verification_interval,omitempty"`
-	DefaultSubjects   string   `json:"default_subjects,omitempty"`
+	Description       string    `json:"description,omitempty"`
+	MinVerifyInterval int       `json:"min_verification_interval,omitempty"`
+	DefaultSubjects   string    `json:"default_subjects,omitempty"`
 }
 
 // StreamStatus is a stream's status (SSF 1.0 §8.1.2).
