@@ -2,7 +2,9 @@ package ssf
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -200,7 +202,9 @@ func (r *Receiver) Receive(ctx context.Context, authorization, contentType strin
 	case iat.After(now.Add(leeway)) || iat.Before(now.Add(-maxSETAge)):
 		return nil, refuse(ErrCodeInvalidRequest, "iat is not within the last %v", maxSETAge)
 	}
-	err = r.cfg.Manager.Consume(ctx, "ssf:"+t.Issuer+"\x00"+c.ID, iat.Add(maxSETAge+leeway))
+	// Hashed: a jti is any string, and every store must be able to key it.
+	sum := sha256.Sum256([]byte(t.Issuer + "\x00" + c.ID))
+	err = r.cfg.Manager.Consume(ctx, "ssf:"+hex.EncodeToString(sum[:]), iat.Add(maxSETAge+leeway))
 	switch {
 	case errors.Is(err, tether.ErrReplayed):
 		return nil, refuse(ErrCodeInvalidRequest, "jti seen before")
