@@ -250,7 +250,9 @@ func testRefusedSETs(t *testing.T, p *ssfPair, bobsB string) {
 	}
 	_, forged, _ := ed25519.GenerateKey(rand.Reader)
 	bobAll := map[string]any{"format": "iss_sub", "iss": e2eIssuerA, "sub": "bob"}
-	valid := func(jti string) string { return signSET(t, aKey, kid, ssf.SETType, setFor(e2eIssuerA, e2eIssuerB, jti, bobAll)) }
+	valid := func(jti string) string {
+		return signSET(t, aKey, kid, ssf.SETType, setFor(e2eIssuerA, e2eIssuerB, jti, bobAll))
+	}
 	unsigned := func() string {
 		enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
 		return enc(map[string]string{"alg": "none", "typ": ssf.SETType}) + "." + enc(setFor(e2eIssuerA, e2eIssuerB, rand.Text(), bobAll)) + "."
