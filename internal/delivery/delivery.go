@@ -94,6 +94,9 @@ const (
 	firstBackoff = time.Second
 	maxBackoff   = time.Hour
 	pageSize     = 100
+
+	maxRechecks  = 5
+	recheckAfter = 10 * time.Millisecond
 )
 
 // New checks cfg and starts delivering to targets.
@@ -155,6 +158,12 @@ func (l *Loop) Add(t Target) error {
 	}
 	if _, dup := l.targets[t.Key]; dup {
 		return fmt.Errorf("delivery: target %s added twice", t.Label)
+	}
+	// The target's progress starts now, before this node serves a request,
+	// so that no event of this run predates it; the goroutine retries if
+	// the store cannot say yet.
+	if _, err := l.load(l.ctx, t.Key); err != nil {
+		l.log.Warn(l.cfg.Name+": cannot read the target's progress; will retry", "target", t.Label, "err", err)
 	}
 	ctx, stop := context.WithCancel(l.ctx)
 	r := &running{stop: stop, done: make(chan struct{}), wake: make(chan struct{}, 1)}
@@ -221,6 +230,7 @@ func (l *Loop) run(ctx context.Context, t Target, r *running) {
 	defer close(r.done)
 	d := l.cfg.LeaseWindow
 	var held time.Time // end of the window this node holds; zero: none
+	rechecks := 0      // quick looks left after a wake-up
 	for {
 		now := l.cfg.Now()
 		var err error
@@ -239,6 +249,11 @@ func (l *Loop) run(ctx context.Context, t Target, r *running) {
 			held = time.Time{}
 			if ok {
 				held = until
+				if !now.Before(held.Add(-d / 5)) { // claimed late in the window: go on into the next
+					if next, ok, _ := l.m.Renew(ctx, t.Key, d, held); ok {
+						held = next
+					}
+				}
 			}
 		}
 		if err != nil && ctx.Err() == nil {
@@ -255,6 +270,13 @@ func (l *Loop) run(ctx context.Context, t Target, r *running) {
 			// fail to claim the lease.
 			wake = r.wake
 			wait = min(wait, time.Until(deadline))
+			if rechecks > 0 {
+				// A change can be announced before its event is readable
+				// (PostgreSQL shows an event once every older transaction
+				// has ended): look again soon rather than at the next Poll.
+				rechecks--
+				wait = min(wait, recheckAfter)
+			}
 		} else if !held.IsZero() {
 			wait = min(wait, time.Until(held)) // the renewal failed: wait for the turn
 		}
@@ -265,6 +287,7 @@ func (l *Loop) run(ctx context.Context, t Target, r *running) {
 			return
 		case <-wake:
 			timer.Stop()
+			rechecks = maxRechecks
 		case <-timer.C:
 		}
 	}
