@@ -37,13 +37,15 @@ func newCachedManager(tb testing.TB, cfg tether.Config) *tether.Manager {
 	return m
 }
 
-func benchTokens(tb testing.TB, m *tether.Manager, n int) []string {
+var benchMetadata = map[string]string{"ip": "192.0.2.1", "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}
+
+// benchTokens creates n sessions for n/2+1 subjects, with md as metadata.
+func benchTokens(tb testing.TB, m *tether.Manager, n int, md map[string]string) []string {
 	tb.Helper()
 	tokens := make([]string, n)
 	for i := range tokens {
 		tok, _, err := m.Create(ctx, tether.CreateParams{
-			Subject: fmt.Sprintf("user%d@example.com", i%(n/2+1)), Roles: benchRoles,
-			Metadata: map[string]string{"ip": "192.0.2.1", "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"},
+			Subject: fmt.Sprintf("user%d@example.com", i%(n/2+1)), Roles: benchRoles, Metadata: md,
 		})
 		if err != nil {
 			tb.Fatal(err)
@@ -53,55 +55,81 @@ func benchTokens(tb testing.TB, m *tether.Manager, n int) []string {
 	return tokens
 }
 
+// warmTokens returns n cached tokens of a Manager on a watched memstore.
+func warmTokens(b *testing.B, m *tether.Manager, n int, md map[string]string) []string {
+	tokens := benchTokens(b, m, n, md)
+	for _, tok := range tokens {
+		if _, err := m.Validate(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return tokens
+}
+
 func BenchmarkValidate(b *testing.B) {
 	const sessions = 1024
-	run := func(b *testing.B, m *tether.Manager) {
-		tokens := benchTokens(b, m, sessions)
-		for _, tok := range tokens { // warm the cache, if there is one
-			if _, err := m.Validate(ctx, tok); err != nil {
-				b.Fatal(err)
-			}
-		}
+	run := func(b *testing.B, m *tether.Manager, md map[string]string) {
+		tokens := warmTokens(b, m, sessions, md)
 		b.ReportAllocs()
 		i := 0
+		cpu := processCPU()
 		for b.Loop() {
 			if _, err := m.Validate(ctx, tokens[i%sessions]); err != nil {
 				b.Fatal(err)
 			}
 			i++
 		}
+		reportCPU(b, cpu)
 	}
-	b.Run("cached", func(b *testing.B) { run(b, newCachedManager(b, tether.Config{})) })
+	b.Run("cached", func(b *testing.B) { run(b, newCachedManager(b, tether.Config{}), benchMetadata) })
+	b.Run("cached-no-metadata", func(b *testing.B) { run(b, newCachedManager(b, tether.Config{}), nil) })
 	b.Run("store", func(b *testing.B) {
 		m, err := tether.NewManager(tether.Config{Store: memstore.New(), MaxStaleness: -1})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer m.Close()
-		run(b, m)
+		run(b, m, benchMetadata)
 	})
-	b.Run("parallel-cached", func(b *testing.B) {
-		m := newCachedManager(b, tether.Config{})
-		tokens := benchTokens(b, m, sessions)
-		for _, tok := range tokens {
-			if _, err := m.Validate(ctx, tok); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		var start atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			i := int(start.Add(97)) // each goroutine starts elsewhere in the set
-			for pb.Next() {
-				if _, err := m.Validate(ctx, tokens[i%sessions]); err != nil {
-					b.Error(err)
-					return
+}
+
+// reportCPU reports the process's CPU time per operation since since: what
+// an operation costs whatever else the machine runs. It includes the garbage
+// collector's share, which is part of the cost.
+func reportCPU(b *testing.B, since time.Duration) {
+	b.ReportMetric(float64(processCPU()-since)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkValidateParallel is the contention benchmark: every goroutine
+// validates cached sessions. Run it with -cpu 1,2,4,8,16; a cache that every
+// validation serialised on (one lock, one shared counter) would show ns/op
+// rising once goroutines outnumber cores, as they fight over one cache line.
+func BenchmarkValidateParallel(b *testing.B) {
+	const sessions = 4096
+	for _, bc := range []struct {
+		name string
+		md   map[string]string
+	}{{"no-metadata", nil}, {"metadata", benchMetadata}} {
+		b.Run(bc.name, func(b *testing.B) {
+			m := newCachedManager(b, tether.Config{})
+			tokens := warmTokens(b, m, sessions, bc.md)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var start atomic.Int64
+			cpu := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(start.Add(997)) // each goroutine starts elsewhere in the set
+				for pb.Next() {
+					if _, err := m.Validate(ctx, tokens[i%sessions]); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
 				}
-				i++
-			}
+			})
+			reportCPU(b, cpu)
 		})
-	})
+	}
 }
 
 // selfContained mints, with the library the demo and `tether bench` use, the
@@ -145,7 +173,7 @@ func BenchmarkPASETOVerify(b *testing.B) {
 // session (its timing is meaningless).
 func BenchmarkTokenBytes(b *testing.B) {
 	m := newCachedManager(b, tether.Config{})
-	opaque := benchTokens(b, m, 1)[0]
+	opaque := benchTokens(b, m, 1, benchMetadata)[0]
 	hs, _ := selfContained(b, "JWT HS256")
 	ed, _ := selfContained(b, "JWT EdDSA")
 	pas, _ := selfContained(b, "PASETO v4.public")
@@ -164,7 +192,7 @@ func BenchmarkTokenBytes(b *testing.B) {
 func cacheBytesPerSession(tb testing.TB, n int) (float64, *tether.Manager, []string) {
 	tb.Helper()
 	m := newCachedManager(tb, tether.Config{CacheSize: n, MaxStaleness: time.Hour})
-	tokens := benchTokens(tb, m, n)
+	tokens := benchTokens(tb, m, n, benchMetadata)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.GC()

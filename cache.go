@@ -13,16 +13,33 @@ import (
 // invalidation bumps seq, so a fill that read the store before the
 // invalidation can never put a stale session back; and nothing is served while
 // the store's change channel is down or the store has just failed.
+//
+// A hit takes no lock that other validations share: sessions are spread over
+// shards by ID, each with its own read lock, and a subject's roles are read
+// through an atomic pointer. Fills and invalidations, which are rare, take
+// the shard's lock and then subjMu, always in that order; a fill checks seq
+// while holding both, and an invalidation bumps seq before taking either, so
+// a fill either sees the bump or lands before the invalidation clears it.
 type cache struct {
-	maxAge     time.Duration
-	maxEntries int
-	storeDown  atomic.Bool // a store call failed: serve nothing until one succeeds
+	maxAge    time.Duration
+	storeDown atomic.Bool // a store call failed: serve nothing until one succeeds
+	channelUp atomic.Bool // false until the store's change channel is up, and while it is lost
+	seq       atomic.Uint64
 
-	mu        sync.RWMutex
-	seq       uint64
-	channelUp bool // false until the store's change channel is up, and while it is lost
-	sessions  map[string]*entry
-	subjects  map[string]*subjectEntry
+	shards     []cacheShard // a power of two of them
+	maxEntries int
+	size       atomic.Int64 // cached sessions, never above maxEntries
+
+	subjMu   sync.Mutex
+	subjects map[string]*subjectEntry
+}
+
+// cacheShard is padded to its own cache lines so that readers of neighbouring
+// shards do not bounce one line between cores.
+type cacheShard struct {
+	mu       sync.RWMutex
+	sessions map[string]*entry
+	_        [128 - 32]byte
 }
 
 // entry is a session as the cache keeps it: a Record in compact form (times as
@@ -30,6 +47,7 @@ type cache struct {
 // It is never mutated once cached; a touch replaces it.
 type entry struct {
 	id, subject, authMethod string
+	jkt                     string
 	hash                    [32]byte
 	created, lastSeen       int64
 	expires, idleExpires    int64
@@ -38,28 +56,56 @@ type entry struct {
 	metadata                []string // key, value, key, value…
 	origin                  *Origin  // nil for the sessions not made from a handshake
 	readAt                  time.Time
-	subj                    *subjectEntry // a hit needs this to be the subject's current entry
+	subj                    *subjectEntry // a hit needs this subject entry to be alive
 }
 
 // subjectEntry holds a subject's roles and the IDs of its cached sessions, so
 // that invalidating a subject drops all of them.
 type subjectEntry struct {
-	roles  []string
-	readAt time.Time
-	ids    []string
+	roles atomic.Pointer[roleSet] // nil once the subject is invalidated: its sessions are misses
+	ids   []string                // guarded by cache.subjMu
 }
 
+// roleSet is a subject's roles as read from the store at readAt. It is never
+// mutated; fresher roles replace it whole.
+type roleSet struct {
+	roles  []string
+	readAt time.Time
+}
+
+// maxCacheShards spreads readers thinly enough that cores rarely meet on one
+// shard's lock word even on large machines.
+const maxCacheShards = 64
+
 func newCache(maxAge time.Duration, maxEntries int, channelUp bool) *cache {
-	return &cache{
-		maxAge: maxAge, maxEntries: maxEntries, channelUp: channelUp,
-		sessions: make(map[string]*entry),
+	n := 1 // every shard should hold enough sessions to evict one when full
+	for n < maxCacheShards && n*2*16 <= maxEntries {
+		n *= 2
+	}
+	c := &cache{
+		maxAge: maxAge, shards: make([]cacheShard, n), maxEntries: maxEntries,
 		subjects: make(map[string]*subjectEntry),
 	}
+	for i := range c.shards {
+		c.shards[i].sessions = make(map[string]*entry)
+	}
+	c.channelUp.Store(channelUp)
+	return c
+}
+
+// shard picks a session's shard from the first characters of its ID, which
+// are random: the server generated them.
+func (c *cache) shard(id string) *cacheShard {
+	var h uint
+	for i := range min(len(id), 4) {
+		h = h<<5 | uint(alphabetIndex[id[i]])
+	}
+	return &c.shards[h&uint(len(c.shards)-1)]
 }
 
 func newEntry(r *Record, readAt time.Time) *entry {
 	e := &entry{
-		id: r.ID, subject: r.Subject, authMethod: r.AuthMethod, hash: r.SecretHash,
+		id: r.ID, subject: r.Subject, authMethod: r.AuthMethod, jkt: r.JKT, hash: r.SecretHash,
 		created: r.CreatedAt.UnixNano(), lastSeen: r.LastSeenAt.UnixNano(),
 		expires: r.ExpiresAt.UnixNano(), idleExpires: r.IdleExpiresAt.UnixNano(),
 		idleTimeout: r.IdleTimeout, readAt: readAt,
@@ -87,19 +133,33 @@ func (e *entry) live(now time.Time) bool {
 
 func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
 
+// sessionRoles is a Session and room for its roles in one allocation: the
+// cached path allocates nothing else for a session without metadata. Two
+// roles fill the 256-byte size class; a subject with more costs one more
+// allocation.
+type sessionRoles struct {
+	s     Session
+	roles [2]string
+}
+
 func (e *entry) session(roles []string) *Session {
-	md := make(map[string]string, len(e.metadata)/2)
-	for i := 0; i+1 < len(e.metadata); i += 2 {
-		md[e.metadata[i]] = e.metadata[i+1]
+	var s *Session
+	if len(roles) <= len(sessionRoles{}.roles) {
+		sr := new(sessionRoles)
+		s = &sr.s
+		s.Roles = sr.roles[:len(roles):len(roles)] // never nil, even when empty
+		copy(s.Roles, roles)
+	} else {
+		s = &Session{Roles: slices.Clone(roles)}
 	}
-	if roles == nil {
-		roles = []string{}
-	}
-	s := &Session{
-		ID: e.id, Subject: e.subject, Roles: slices.Clone(roles),
-		CreatedAt: fromNano(e.created), LastSeenAt: fromNano(e.lastSeen),
-		ExpiresAt: fromNano(e.expires), IdleExpiresAt: fromNano(e.idleExpires),
-		Metadata: md, AuthMethod: e.authMethod,
+	s.ID, s.Subject, s.AuthMethod, s.JKT = e.id, e.subject, e.authMethod, e.jkt
+	s.CreatedAt, s.LastSeenAt = fromNano(e.created), fromNano(e.lastSeen)
+	s.ExpiresAt, s.IdleExpiresAt = fromNano(e.expires), fromNano(e.idleExpires)
+	if len(e.metadata) > 0 { // nil otherwise: a map costs an allocation on every validation
+		s.Metadata = make(map[string]string, len(e.metadata)/2)
+		for i := 0; i+1 < len(e.metadata); i += 2 {
+			s.Metadata[e.metadata[i]] = e.metadata[i+1]
+		}
 	}
 	if e.authTime != 0 {
 		s.AuthTime = fromNano(e.authTime)
@@ -114,44 +174,57 @@ func (e *entry) session(roles []string) *Session {
 // get returns a fresh cached session and its subject's roles, or the sequence
 // number that a fill of this session must present.
 func (c *cache) get(id string, now time.Time) (e *entry, roles []string, ok bool, seq uint64) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	e = c.sessions[id]
+	seq = c.seq.Load() // before the lookup: an invalidation after it makes the fill moot
+	sh := c.shard(id)
+	sh.mu.RLock()
+	e = sh.sessions[id]
+	sh.mu.RUnlock()
 	if e == nil || c.storeDown.Load() || now.Sub(e.readAt) >= c.maxAge {
-		return nil, nil, false, c.seq
+		return nil, nil, false, seq
 	}
-	s := c.subjects[e.subject]
-	if s == nil || s != e.subj || now.Sub(s.readAt) >= c.maxAge {
-		return nil, nil, false, c.seq
+	rs := e.subj.roles.Load()
+	if rs == nil || now.Sub(rs.readAt) >= c.maxAge {
+		return nil, nil, false, seq
 	}
-	return e, s.roles, true, c.seq
+	return e, rs.roles, true, seq
 }
 
 // fill caches a session and roles read from the store at e.readAt, unless
 // something was invalidated since seq was taken.
 func (c *cache) fill(seq uint64, e *entry, roles []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.channelUp || c.storeDown.Load() || c.seq != seq {
+	sh := c.shard(e.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c.subjMu.Lock()
+	defer c.subjMu.Unlock()
+	if !c.channelUp.Load() || c.storeDown.Load() || c.seq.Load() != seq {
 		return
 	}
-	if old := c.sessions[e.id]; old != nil {
-		c.dropLocked(old)
-	} else if len(c.sessions) >= c.maxEntries {
-		for _, victim := range c.sessions { // map order is random enough for eviction
-			c.dropLocked(victim)
+	// The new entry takes the slot of the one it replaces, a free slot, or
+	// the slot of a victim from this shard (map order is random enough for
+	// eviction); failing all three, it is not cached.
+	if old := sh.sessions[e.id]; old != nil {
+		c.unlinkLocked(sh, old)
+	} else if !c.reserve() {
+		var victim *entry
+		for _, victim = range sh.sessions {
 			break
 		}
+		if victim == nil {
+			return
+		}
+		c.unlinkLocked(sh, victim)
 	}
 	s := c.subjects[e.subject]
 	if s == nil {
 		s = &subjectEntry{}
 		c.subjects[e.subject] = s
 	}
-	s.roles, s.readAt = slices.Clip(roles), e.readAt // fresher roles serve every session of the subject
+	// Fresher roles serve every session of the subject.
+	s.roles.Store(&roleSet{roles: slices.Clip(roles), readAt: e.readAt})
 	s.ids = append(s.ids, e.id)
 	e.subj = s
-	c.sessions[e.id] = e
+	sh.sessions[e.id] = e
 }
 
 // replace swaps in a touched copy of old, which keeps old's read time so that
@@ -159,16 +232,38 @@ func (c *cache) fill(seq uint64, e *entry, roles []string) {
 // unless the cache still holds old: a touch in flight while the session was
 // rotated and re-read must not put the pre-rotation secret hash back.
 func (c *cache) replace(old, touched *entry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sessions[old.id] == old {
-		c.sessions[old.id] = touched
+	sh := c.shard(old.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.sessions[old.id] == old {
+		sh.sessions[old.id] = touched
 	}
 }
 
-// dropLocked removes one session and, with its last session, its subject.
-func (c *cache) dropLocked(e *entry) {
-	delete(c.sessions, e.id)
+// reserve takes a free slot, if there is one.
+func (c *cache) reserve() bool {
+	for {
+		n := c.size.Load()
+		if n >= int64(c.maxEntries) {
+			return false
+		}
+		if c.size.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// dropLocked removes one session, freeing its slot. The caller holds sh.mu
+// and c.subjMu.
+func (c *cache) dropLocked(sh *cacheShard, e *entry) {
+	c.unlinkLocked(sh, e)
+	c.size.Add(-1)
+}
+
+// unlinkLocked removes one session and, with its last session, its subject;
+// its slot passes to whoever called it.
+func (c *cache) unlinkLocked(sh *cacheShard, e *entry) {
+	delete(sh.sessions, e.id)
 	s := e.subj
 	if s == nil || c.subjects[e.subject] != s {
 		return
@@ -177,45 +272,69 @@ func (c *cache) dropLocked(e *entry) {
 		s.ids = slices.Delete(s.ids, i, i+1)
 	}
 	if len(s.ids) == 0 {
+		s.roles.Store(nil)
 		delete(c.subjects, e.subject)
 	}
 }
 
 func (c *cache) invalidateSession(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	if e := c.sessions[id]; e != nil {
-		c.dropLocked(e)
+	c.seq.Add(1)
+	sh := c.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.sessions[id]; e != nil {
+		c.subjMu.Lock()
+		c.dropLocked(sh, e)
+		c.subjMu.Unlock()
 	}
 }
 
 func (c *cache) invalidateSubject(subject string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	if s := c.subjects[subject]; s != nil {
-		for _, id := range s.ids {
-			delete(c.sessions, id)
-		}
+	c.seq.Add(1)
+	c.subjMu.Lock()
+	s := c.subjects[subject]
+	var ids []string
+	if s != nil {
+		s.roles.Store(nil) // from here on, every session of the subject is a miss
 		delete(c.subjects, subject)
+		ids, s.ids = s.ids, nil
+	}
+	c.subjMu.Unlock()
+	// Free the memory; the entries stopped being served above.
+	for _, id := range ids {
+		sh := c.shard(id)
+		sh.mu.Lock()
+		if e := sh.sessions[id]; e != nil && e.subj == s {
+			delete(sh.sessions, id)
+			c.size.Add(-1)
+		}
+		sh.mu.Unlock()
 	}
 }
 
-// flushLocked drops everything and makes in-flight fills moot.
-func (c *cache) flushLocked() {
-	c.seq++
-	clear(c.sessions)
+// flush drops everything and makes in-flight fills moot.
+func (c *cache) flush() {
+	c.seq.Add(1)
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		c.size.Add(-int64(len(sh.sessions)))
+		clear(sh.sessions)
+		sh.mu.Unlock()
+	}
+	c.subjMu.Lock()
+	defer c.subjMu.Unlock()
+	for _, s := range c.subjects {
+		s.roles.Store(nil)
+	}
 	clear(c.subjects)
 }
 
 // setChannel records whether the store's change channel is up, flushing the
 // cache either way: changes may have been missed while it was down.
 func (c *cache) setChannel(up bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.channelUp = up
-	c.flushLocked()
+	c.channelUp.Store(up)
+	c.flush()
 }
 
 // storeFailed stops the cache serving anything until storeOK: a node that
@@ -224,9 +343,7 @@ func (c *cache) storeFailed() {
 	if c.storeDown.Swap(true) {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.flushLocked()
+	c.flush()
 }
 
 func (c *cache) storeOK() {
@@ -236,9 +353,14 @@ func (c *cache) storeOK() {
 }
 
 func (c *cache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.sessions)
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		n += len(sh.sessions)
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
 func (c *cache) apply(ch Change) {

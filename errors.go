@@ -21,6 +21,12 @@ var (
 	// closed with this error; callers answer 503.
 	ErrUnavailable = errors.New("store unavailable")
 
+	// ErrStorageFull: the store has no room for a write (a full disk under the
+	// embedded store). It comes wrapped with ErrUnavailable, so writes answer
+	// 503; reads go on, and a validation whose last-seen update hits it is
+	// still served, unslid, rather than refused.
+	ErrStorageFull = errors.New("tether: store is full; writes are refused until space is freed")
+
 	// ErrBadInput: a parameter is out of range (empty subject, oversize metadata…).
 	ErrBadInput = errors.New("bad input")
 

@@ -34,7 +34,7 @@ func ExampleManager_Exchange() {
 			{Issuer: "https://a.example", Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: "a-to-b.key"},
 		},
 	}
-	minter, err := handshake.NewMinter("https://a.example", spec, nil, dir, nil)
+	minter, err := handshake.NewMinter("https://a.example", spec, nil, dir, handshake.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -46,7 +46,7 @@ func ExampleManager_Exchange() {
 	}
 
 	// Service B trusts A, pinned to HS256, and keeps its sessions in a Manager.
-	verifier, err := handshake.NewVerifier("https://b.example", spec, dir)
+	verifier, err := handshake.NewVerifier("https://b.example", spec, dir, handshake.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return

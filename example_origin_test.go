@@ -31,8 +31,8 @@ func ExampleManager_RevokeOrigin() {
 			{Issuer: "https://a.example", Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: "a-to-b.key"},
 		},
 	}
-	minter, _ := handshake.NewMinter("https://a.example", spec, nil, dir, nil)
-	verifier, _ := handshake.NewVerifier("https://b.example", spec, dir)
+	minter, _ := handshake.NewMinter("https://a.example", spec, nil, dir, handshake.Options{})
+	verifier, _ := handshake.NewVerifier("https://b.example", spec, dir, handshake.Options{})
 	m := newExampleManager()
 	defer m.Close()
 

@@ -50,6 +50,9 @@ type ExchangeParams struct {
 	// a new login replaces the old one rather than living beside it, so a
 	// session planted in the browser beforehand is worth nothing (fixation).
 	Replaces string
+	// JKT binds the new session to a DPoP key (RFC 9449): the thumbprint of
+	// the proof the exchange request came with. Empty: a bearer session.
+	JKT string
 }
 
 // AuthMethodHandshake is the AuthMethod of sessions that Exchange starts.
@@ -90,7 +93,7 @@ func (m *Manager) Exchange(ctx context.Context, v HandshakeVerifier, raw string,
 	}
 	md["handshake_issuer"] = h.Issuer
 	token, sess, err := m.create(ctx, CreateParams{
-		Subject: h.Subject, AuthTime: authTime, AuthMethod: AuthMethodHandshake, Metadata: md,
+		Subject: h.Subject, AuthTime: authTime, AuthMethod: AuthMethodHandshake, Metadata: md, JKT: p.JKT,
 	}, h)
 	if err != nil {
 		return "", nil, err

@@ -73,9 +73,14 @@ func CheckCSRF(r *http.Request) error {
 }
 
 // Authenticate validates the token r carries, applying the CSRF check when it
-// came from the cookie. It returns the session and the token.
+// came from the cookie, and the DPoP proof when the session is bound to a key
+// (see DPoPError). It returns the session and the token.
 func (m *Manager) Authenticate(r *http.Request) (*Session, string, error) {
-	token, fromCookie := TokenFromRequest(r)
+	return m.authenticate(r, r.Method, RequestURL(r))
+}
+
+func (m *Manager) authenticate(r *http.Request, method, url string) (*Session, string, error) {
+	token, dpopScheme, fromCookie := credentials(r, m.cfg.Cookies)
 	if token == "" {
 		m.stats.count(ErrInvalidToken)
 		return nil, "", fmt.Errorf("%w: no token", ErrInvalidToken)
@@ -87,6 +92,9 @@ func (m *Manager) Authenticate(r *http.Request) (*Session, string, error) {
 	}
 	s, err := m.Validate(r.Context(), token)
 	if err != nil {
+		return nil, "", m.inScheme(dpopScheme, err)
+	}
+	if err := m.checkBinding(r, s, token, dpopScheme, method, url); err != nil {
 		return nil, "", err
 	}
 	return s, token, nil
@@ -106,7 +114,8 @@ func FromContext(ctx context.Context) (*Session, bool) {
 }
 
 // Middleware lets through only requests with a live session, which handlers
-// find with FromContext. Others get 401 (with WWW-Authenticate: Bearer), 403 for
+// find with FromContext; a DPoP-bound session only with a valid proof for the
+// request. Others get 401 (with WWW-Authenticate: Bearer, or DPoP), 403 for
 // a cross-site cookie request, or 503 when the store cannot be reached: never
 // the handler.
 func (m *Manager) Middleware(next http.Handler) http.Handler {
@@ -116,6 +125,7 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 			WriteAuthError(w, err)
 			return
 		}
+		m.SetDPoPNonce(w.Header(), s)
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), s)))
 	})
 }
@@ -126,7 +136,7 @@ func WriteAuthError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrInvalidToken):
 		status, code = http.StatusUnauthorized, "unauthenticated"
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tether"`)
+		SetChallenge(w.Header(), err)
 	case errors.Is(err, ErrCrossOrigin):
 		status, code = http.StatusForbidden, "cross_origin"
 	}

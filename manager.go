@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tetherhq/tether/dpop"
 )
 
 // Config configures a Manager. Zero fields take the documented defaults.
@@ -42,6 +44,14 @@ type Config struct {
 	// then costs no extra store read.
 	MaxSessionsPerSubject int
 
+	// DPoP checks the proofs of sessions bound to a client key (RFC 9449).
+	// By default each proof's jti is held in memory and consumed in Store, so
+	// a replay is refused on every node at the cost of a store write per
+	// request; with DPoP.RequireNonce, nonces bind each proof to one node,
+	// and with DPoP.SingleNode (an embedded store) there is no other node:
+	// memory suffices for both. DPoP.Now defaults to Now.
+	DPoP dpop.Config
+
 	// EventRetention is how long the event log keeps events; older ones are
 	// trimmed in the background, hourly. Default 30 days; negative keeps
 	// everything.
@@ -51,6 +61,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
 	Logger *slog.Logger
+
+	// Cookies says which session cookie Authenticate reads: the host-only
+	// one by default, or also the one shared under a parent domain.
+	Cookies Cookies
 }
 
 // Limits on caller input; beyond them Create and SetRoles fail with ErrBadInput.
@@ -73,6 +87,7 @@ type Manager struct {
 	now   func() time.Time
 	log   *slog.Logger
 	cache *cache // nil when disabled
+	dpop  *dpop.Verifier
 
 	stats counters
 
@@ -120,8 +135,12 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("tether: CacheSize and MaxSessionsPerSubject must not be negative")
 	}
 
+	dv, err := newDPoP(cfg)
+	if err != nil {
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.Background())
-	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: stop}
+	m := &Manager{cfg: cfg, store: cfg.Store, now: cfg.Now, log: cfg.Logger, stop: stop, dpop: dv}
 	if cfg.EventRetention > 0 {
 		m.wg.Add(1)
 		go m.trimEvents(bg)
@@ -162,6 +181,7 @@ type CreateParams struct {
 	Metadata    map[string]string // client facts: ip, user_agent, device…
 	AuthTime    time.Time         // when the subject authenticated, if known
 	AuthMethod  string            // how, if known ("password", "handshake"…)
+	JKT         string            // binds the session to this DPoP key's RFC 7638 thumbprint; "": a bearer session
 }
 
 // Create starts a session and returns its token, which is shown only this once.
@@ -203,6 +223,9 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 	if err := checkRoles(p.Roles); err != nil {
 		return "", nil, err
 	}
+	if p.JKT != "" && !dpop.ValidThumbprint(p.JKT) {
+		return "", nil, fmt.Errorf("%w: a DPoP key thumbprint is 43 characters of base64url (RFC 7638, SHA-256)", ErrBadInput)
+	}
 	lifetime := cmp.Or(p.Lifetime, m.cfg.Lifetime)
 	idle := cmp.Or(p.IdleTimeout, m.cfg.IdleTimeout)
 	now := m.now().UTC().Truncate(time.Microsecond) // the finest precision every store keeps
@@ -211,7 +234,7 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 		ID: pt.id, SecretHash: pt.hash, Subject: p.Subject,
 		CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(lifetime), IdleExpiresAt: minTime(now.Add(idle), now.Add(lifetime)),
-		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod,
+		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod, JKT: p.JKT,
 	}
 	if h != nil {
 		rec.Origin = Origin{Issuer: h.Issuer, Subject: cmp.Or(h.IssuerSubject, h.Subject), SessionID: h.SessionID}
@@ -283,7 +306,7 @@ func (m *Manager) Validate(ctx context.Context, rawToken string) (*Session, erro
 	if err == nil && IsReservedSubject(s.Subject) {
 		s, err = nil, fmt.Errorf("%w: a reserved session", ErrInvalidToken)
 	}
-	m.stats.count(err)
+	m.stats.stripe(rawToken).count(err)
 	return s, err
 }
 
@@ -321,12 +344,12 @@ func (m *Manager) validate(ctx context.Context, rawToken string) (*Session, erro
 	if m.cache != nil {
 		e, roles, ok, s := m.cache.get(pt.id, now)
 		if ok && pt.matches(e.hash) {
-			m.stats.cacheHits.Add(1)
+			m.stats.stripe(rawToken).cacheHits.Add(1)
 			return m.accept(ctx, pt, e, roles, now)
 		}
 		// A wrong secret for a cached ID reads the store as an unknown ID
 		// does, so a fast refusal never tells that an ID is live.
-		m.stats.cacheMisses.Add(1)
+		m.stats.stripe(rawToken).cacheMisses.Add(1)
 		seq = s
 	}
 	rec, roles, err := m.read(ctx, pt)
@@ -390,6 +413,10 @@ func (m *Manager) accept(ctx context.Context, pt parsedToken, e *entry, roles []
 		case errors.Is(err, ErrNotFound):
 			m.invalidateSession(e.id)
 			return nil, fmt.Errorf("%w: no live session", ErrInvalidToken)
+		case errors.Is(err, ErrStorageFull):
+			// The store read the session and is only out of room: serve it
+			// without sliding its idle expiry, which the next touch retries.
+			return e.session(roles), nil
 		case err != nil:
 			m.storeFailed(ctx)
 			return nil, fmt.Errorf("tether: touch session: %w", err)
@@ -596,13 +623,35 @@ type Stats struct {
 	CachedSessions                                            int
 }
 
+// counters count validations in stripes picked by session ID, so that
+// validations on many cores do not all add to one contended cache line.
 type counters struct {
-	ok, invalid, unavailable atomic.Uint64
-	cacheHits, cacheMisses   atomic.Uint64
-	created, revoked         atomic.Uint64
+	stripes          [counterStripes]counterStripe
+	created, revoked atomic.Uint64
 }
 
-func (c *counters) count(err error) {
+const counterStripes = 32 // a power of two
+
+type counterStripe struct {
+	ok, invalid, unavailable atomic.Uint64
+	cacheHits, cacheMisses   atomic.Uint64
+	_                        [128 - 5*8]byte // a cache line pair of its own
+}
+
+// stripe picks the stripe for a raw token (or any string) by the characters
+// where a token's session ID starts.
+func (c *counters) stripe(raw string) *counterStripe {
+	var h uint
+	if len(raw) >= len(TokenPrefix)+2 {
+		h = uint(alphabetIndex[raw[len(TokenPrefix)]])<<5 | uint(alphabetIndex[raw[len(TokenPrefix)+1]])
+	}
+	return &c.stripes[h%counterStripes]
+}
+
+// count counts a validation that did not get as far as a session ID.
+func (c *counters) count(err error) { c.stripes[0].count(err) }
+
+func (c *counterStripe) count(err error) {
 	switch {
 	case err == nil:
 		c.ok.Add(1)
@@ -615,11 +664,14 @@ func (c *counters) count(err error) {
 
 // Stats returns the Manager's counters.
 func (m *Manager) Stats() Stats {
-	s := Stats{
-		ValidationsOK: m.stats.ok.Load(), ValidationsInvalid: m.stats.invalid.Load(),
-		ValidationsUnavailable: m.stats.unavailable.Load(),
-		CacheHits:              m.stats.cacheHits.Load(), CacheMisses: m.stats.cacheMisses.Load(),
-		Created: m.stats.created.Load(), Revoked: m.stats.revoked.Load(),
+	s := Stats{Created: m.stats.created.Load(), Revoked: m.stats.revoked.Load()}
+	for i := range m.stats.stripes {
+		st := &m.stats.stripes[i]
+		s.ValidationsOK += st.ok.Load()
+		s.ValidationsInvalid += st.invalid.Load()
+		s.ValidationsUnavailable += st.unavailable.Load()
+		s.CacheHits += st.cacheHits.Load()
+		s.CacheMisses += st.cacheMisses.Load()
 	}
 	if m.cache != nil {
 		s.CachedSessions = m.cache.len()

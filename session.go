@@ -1,6 +1,7 @@
 package tether
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -16,12 +17,29 @@ type Session struct {
 	LastSeenAt    time.Time         `json:"last_seen_at"`
 	ExpiresAt     time.Time         `json:"expires_at"`
 	IdleExpiresAt time.Time         `json:"idle_expires_at"`
-	Metadata      map[string]string `json:"metadata"`
+	Metadata      map[string]string `json:"metadata"` // nil when the session has none; JSON shows {}
 	AuthTime      time.Time         `json:"auth_time,omitzero"`
 	AuthMethod    string            `json:"auth_method,omitempty"`
 	// Origin is where the session came from when a handshake started it:
 	// the minting service, its subject and its session. Nil otherwise.
 	Origin *Origin `json:"origin,omitempty"`
+	// JKT is the RFC 7638 thumbprint of the DPoP key the session is bound
+	// to (RFC 9449): its token is accepted only with a proof by that key.
+	JKT string `json:"dpop_jkt,omitempty"`
+}
+
+// MarshalJSON writes a session with no roles or metadata as [] and {}, never
+// null, so clients need not tell the two apart.
+func (s Session) MarshalJSON() ([]byte, error) {
+	type plain Session // without this method
+	p := plain(s)
+	if p.Roles == nil {
+		p.Roles = []string{}
+	}
+	if p.Metadata == nil {
+		p.Metadata = map[string]string{}
+	}
+	return json.Marshal(p)
 }
 
 // Origin names the session at another service that a session was derived
@@ -64,6 +82,7 @@ type Record struct {
 	Metadata      map[string]string
 	AuthTime      time.Time
 	AuthMethod    string
+	JKT           string // DPoP key thumbprint; "" for a bearer session
 	Origin        Origin // zero unless a handshake started the session
 }
 

@@ -77,14 +77,16 @@ type Store interface {
 type ChangeKind int
 
 const (
-	// SessionChanged: one session was revoked, rotated or altered.
+	// SessionChanged: one session was revoked, rotated or altered; drop it.
 	SessionChanged ChangeKind = iota + 1
-	// SubjectChanged: a subject's roles changed or its sessions were revoked.
+	// SubjectChanged: a subject's roles changed or its sessions were revoked;
+	// drop its roles and every session of it.
 	SubjectChanged
 	// ChannelLost: changes may have been missed; drop everything cached and do
 	// not cache again until ChannelRestored.
 	ChannelLost
-	// ChannelRestored: the change channel is back.
+	// ChannelRestored: the change channel is up; every change committed from
+	// now until the next ChannelLost will be delivered.
 	ChannelRestored
 )
 
@@ -97,9 +99,31 @@ type Change struct {
 
 // Watcher is implemented by stores that announce changes to every node that
 // shares them, so that caches everywhere drop what was revoked or changed.
+// Networked stores build Watch on store/changefeed, which keeps these rules.
+//
+// What Watch delivers, in order, to fn:
+//   - Nothing until the channel is up; then ChannelRestored. Before it, and
+//     after a ChannelLost until the next ChannelRestored, a cache must serve
+//     nothing it did not just read from the store.
+//   - While the channel is up, a SessionChanged or SubjectChanged for every
+//     Rotate, Delete, DeleteSubject and SetRoles that commits on any node,
+//     this one included, after the write has committed. A change may come
+//     twice, or name something this node never cached; dropping is idempotent.
+//     Changes are not ordered among themselves: a cache must act on each alone.
+//   - ChannelLost as soon as the channel breaks (a closed connection, a failed
+//     heartbeat), before any reconnect, since changes may be missed from that
+//     instant. ChannelLost and ChannelRestored strictly alternate, starting
+//     with ChannelRestored; a store may send the pair at any time to make
+//     every cache flush (an announcement it cannot read, for instance).
+//
+// fn is never called concurrently, nor after Watch returns. It must be
+// quick: it runs on the watch goroutine.
+//
+// Watch blocks. It retries a broken channel for ever (with backoff), never
+// returning for a transient failure. It returns nil once ctx has ended; if
+// the store is closed first, a store whose Watch holds connections ends it
+// with an error wrapping ErrUnavailable (so does Watch on a closed store).
+// In-process stores (Hub) hold nothing and return only when ctx ends.
 type Watcher interface {
-	// Watch calls fn for each change made through any node until ctx ends,
-	// beginning with ChannelRestored once the channel is up, and ChannelLost
-	// whenever it breaks. fn must be quick; it runs on the watch goroutine.
 	Watch(ctx context.Context, fn func(Change)) error
 }

@@ -47,6 +47,14 @@ var inAlphabet = func() (t [256]bool) {
 	return t
 }()
 
+// alphabetIndex[c] is the 5-bit value of token character c (0 for others).
+var alphabetIndex = func() (t [256]byte) {
+	for i := range len(alphabet) {
+		t[alphabet[i]] = byte(i)
+	}
+	return t
+}()
+
 func allInAlphabet(s string) bool {
 	for i := range len(s) {
 		if !inAlphabet[s[i]] {
@@ -126,14 +134,24 @@ func parseToken(raw string) (parsedToken, error) {
 		return parsedToken{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
 	}
 	id := body[len(TokenPrefix) : len(TokenPrefix)+idChars]
-	var src [secretChars]byte
-	var secret [secretBytes]byte
-	copy(src[:], body[len(TokenPrefix)+idChars:])
-	// secretChars alphabet characters always decode to exactly secretBytes.
-	if n, err := b32.Decode(secret[:], src[:]); err != nil || n != secretBytes {
-		return parsedToken{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
-	}
+	secret := decodeSecret(body[len(TokenPrefix)+idChars:])
 	return parsedToken{id: id, hash: hashSecret(secret[:])}, nil
+}
+
+// decodeSecret decodes secretChars characters, all already checked to be in
+// the alphabet, into the secret. It is base32 decoding done in place: the
+// general decoder costs a fifth of a cached validation.
+func decodeSecret(src string) (secret [secretBytes]byte) {
+	for g := range secretBytes / 5 { // 8 characters carry 5 bytes
+		var v uint64
+		for _, c := range []byte(src[8*g : 8*g+8]) {
+			v = v<<5 | uint64(alphabetIndex[c])
+		}
+		for i := range 5 {
+			secret[5*g+i] = byte(v >> (32 - 8*i))
+		}
+	}
+	return secret
 }
 
 func hashSecret(secret []byte) secretHash { return sha256.Sum256(secret) }

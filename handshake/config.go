@@ -72,12 +72,13 @@ type IssuerSpec struct {
 	SubjectPrefix *string `yaml:"subject_prefix,omitempty"`
 }
 
-// subjectPrefix returns the prefix with its default applied.
-func (s IssuerSpec) subjectPrefix() string {
+// subjectPrefix returns the prefix with its default applied, for the
+// issuer's suite.
+func (s IssuerSpec) subjectPrefix(st suite) string {
 	switch {
 	case s.SubjectPrefix != nil:
 		return *s.SubjectPrefix
-	case isShared(s.Alg):
+	case st.sharedKey():
 		return ""
 	default:
 		return s.Issuer + "|"
@@ -106,60 +107,41 @@ func (c Config) leeway() (time.Duration, error) {
 	return c.Leeway, nil
 }
 
-// checkAlg refuses any (format, alg) pair this package does not implement.
-func checkAlg(format, alg string) error {
-	ok := false
-	switch format {
-	case FormatJWT:
-		ok = alg == AlgHS256 || alg == AlgEdDSA || alg == AlgES256
-	case FormatPASETO:
-		ok = alg == AlgV4Public || alg == AlgV4Local
-	default:
-		return fmt.Errorf("handshake: unknown format %q (want jwt or paseto)", format)
-	}
-	if !ok {
-		return fmt.Errorf("handshake: unknown alg %q for format %s", alg, format)
-	}
-	return nil
-}
-
-// isShared reports whether alg uses a shared symmetric key.
-func isShared(alg string) bool { return alg == AlgHS256 || alg == AlgV4Local }
-
-// checkSource checks that an issuer entry names exactly the key source its
-// algorithm needs.
-func (s IssuerSpec) checkSource() error {
+// checkSource returns the issuer's suite after checking that the entry
+// names exactly the key source the suite needs.
+func (s IssuerSpec) checkSource() (suite, error) {
 	if s.Issuer == "" {
-		return fmt.Errorf("handshake: trusted issuer without issuer")
+		return nil, fmt.Errorf("handshake: trusted issuer without issuer")
 	}
-	if err := checkAlg(s.Format, s.Alg); err != nil {
-		return fmt.Errorf("trusted issuer %s: %w", s.Issuer, err)
+	st, err := lookupSuite(s.Format, s.Alg)
+	if err != nil {
+		return nil, fmt.Errorf("trusted issuer %s: %w", s.Issuer, err)
 	}
 	wrong := func(what string) error {
 		return fmt.Errorf("handshake: trusted issuer %s (%s): %s", s.Issuer, s.Alg, what)
 	}
-	if isShared(s.Alg) {
+	if st.sharedKey() {
 		if s.KeyFile == "" || s.PublicKeyFile != "" || s.JWKSURL != "" {
-			return wrong("needs key_file and nothing else")
+			return nil, wrong("needs key_file and nothing else")
 		}
-		return nil
+		return st, nil
 	}
 	if s.KeyFile != "" {
-		return wrong("key_file is for shared keys; use public_key_file or jwks_url")
+		return nil, wrong("key_file is for shared keys; use public_key_file or jwks_url")
 	}
 	if (s.PublicKeyFile == "") == (s.JWKSURL == "") {
-		return wrong("needs exactly one of public_key_file and jwks_url")
+		return nil, wrong("needs exactly one of public_key_file and jwks_url")
 	}
 	if s.JWKSURL != "" {
-		if s.Format != FormatJWT {
-			return wrong("jwks_url is for JWT issuers only")
+		if !st.jwks() {
+			return nil, wrong("jwks_url is for JWT issuers only")
 		}
 		u, err := url.Parse(s.JWKSURL)
 		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
-			return wrong("jwks_url must be an https URL (plain http only to a loopback address)")
+			return nil, wrong("jwks_url must be an https URL (plain http only to a loopback address)")
 		}
 	}
-	return nil
+	return st, nil
 }
 
 // isLoopback reports whether host names this machine, where plain HTTP cannot

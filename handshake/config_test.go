@@ -6,10 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,14 +65,14 @@ func TestConfigYAML(t *testing.T) {
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	writeFile(t, dir, "x.pem", pemPublic(t, edPub))
 	writeFile(t, dir, "z.pem", pemPublic(t, edPub))
-	ring, err := LoadKeyRing(dir+"/keys", nil)
+	ring, err := LoadKeyRing(dir+"/keys", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewMinter(file.Issuer, file.Handshake, ring, dir, nil); err != nil {
+	if _, err := NewMinter(file.Issuer, file.Handshake, ring, dir, Options{}); err != nil {
 		t.Errorf("NewMinter: %v", err)
 	}
-	if _, err := NewVerifier(file.Issuer, file.Handshake, dir); err != nil {
+	if _, err := NewVerifier(file.Issuer, file.Handshake, dir, Options{}); err != nil {
 		t.Errorf("NewVerifier: %v", err)
 	}
 	if err := yaml.Unmarshal([]byte("ttl: 60"), &file.Handshake); err == nil {
@@ -135,12 +132,12 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, c := range verifierCases {
 		t.Run("verifier/"+c.name, func(t *testing.T) {
-			if _, err := NewVerifier(audB, c.cfg, dir); err == nil {
+			if _, err := NewVerifier(audB, c.cfg, dir, Options{}); err == nil {
 				t.Error("got no error, want one")
 			}
 		})
 	}
-	ring, err := LoadKeyRing(dir+"/keys", nil)
+	ring, err := LoadKeyRing(dir+"/keys", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,12 +158,12 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, c := range minterCases {
 		t.Run("minter/"+c.name, func(t *testing.T) {
-			if _, err := NewMinter(issuerA, c.cfg, c.ring, dir, nil); err == nil {
+			if _, err := NewMinter(issuerA, c.cfg, c.ring, dir, Options{}); err == nil {
 				t.Error("got no error, want one")
 			}
 		})
 	}
-	if _, err := NewMinter("", Config{}, ring, dir, nil); err == nil {
+	if _, err := NewMinter("", Config{}, ring, dir, Options{}); err == nil {
 		t.Error("minter without issuer: got no error")
 	}
 }
@@ -174,7 +171,7 @@ func TestConfigErrors(t *testing.T) {
 func TestMintTTL(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{TTL: 5 * time.Minute, Audiences: map[string]AudienceSpec{audB: {Format: FormatJWT, Alg: AlgHS256, KeyFile: "hs.key"}}}
-	m, err := NewMinter(issuerA, cfg, nil, e.dir, e.clock.Now)
+	m, err := NewMinter(issuerA, cfg, nil, e.dir, Options{Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,56 +184,5 @@ func TestMintTTL(t *testing.T) {
 	}
 	if _, err := e.verifier.Verify(context.Background(), tok); err != nil {
 		t.Errorf("a 5m token: %v", err)
-	}
-}
-
-// TestJWKSFetching: unknown kids refetch at most once per interval, the
-// response size is bounded, keys of another alg are ignored, and a failed
-// refresh keeps the known keys.
-func TestJWKSFetching(t *testing.T) {
-	c := newClock()
-	dir := t.TempDir() + "/keys"
-	ring, err := LoadKeyRing(dir, c.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fetches atomic.Int32
-	var body atomic.Value
-	body.Store(ring.JWKS())
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fetches.Add(1)
-		w.Write(body.Load().([]byte))
-	}))
-	defer srv.Close()
-	cache := newJWKSCache(srv.URL, AlgEdDSA, srv.Client(), c.Now)
-	edKid, _, _ := ring.signer(AlgEdDSA)
-	esKid, _, _ := ring.signer(AlgES256)
-	ctx := context.Background()
-
-	if _, err := cache.key(ctx, edKid); err != nil {
-		t.Fatalf("known kid: %v", err)
-	}
-	if _, err := cache.key(ctx, esKid); Reason(err) != "unknown_kid" {
-		t.Errorf("ES256 kid under pinned EdDSA: got %v, want unknown_kid", err)
-	}
-	for range 10 {
-		cache.key(ctx, "garbage")
-	}
-	if got := fetches.Load(); got != 1 {
-		t.Errorf("fetches within the interval: got %d, want 1", got)
-	}
-	c.Add(jwksMinInterval)
-	cache.key(ctx, "garbage")
-	if got := fetches.Load(); got != 2 {
-		t.Errorf("fetches after the interval: got %d, want 2", got)
-	}
-
-	body.Store([]byte(`{"keys":[` + strings.Repeat(" ", jwksMaxBytes) + `]}`))
-	c.Add(jwksMaxAge)
-	if _, err := cache.key(ctx, edKid); err != nil {
-		t.Errorf("after an oversize refresh: got %v, want the known key kept", err)
-	}
-	if got := fetches.Load(); got != 3 {
-		t.Errorf("stale set: got %d fetches, want 3", got)
 	}
 }

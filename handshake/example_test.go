@@ -39,7 +39,7 @@ func Example() {
 		Audiences: map[string]handshake.AudienceSpec{
 			"https://b.example": {Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: "a-to-b.key"},
 		},
-	}, nil, dir, nil)
+	}, nil, dir, handshake.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -56,7 +56,7 @@ func Example() {
 		TrustedIssuers: []handshake.IssuerSpec{
 			{Issuer: "https://a.example", Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: "a-to-b.key"},
 		},
-	}, dir)
+	}, dir, handshake.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return

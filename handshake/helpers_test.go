@@ -104,13 +104,13 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{dir: t.TempDir(), clock: newClock(), minters: make(map[string]*Minter)}
 	var err error
-	if e.ring, err = LoadKeyRing(filepath.Join(e.dir, "ring-a"), e.clock.Now); err != nil {
+	if e.ring, err = LoadKeyRing(filepath.Join(e.dir, "ring-a"), Options{Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
-	if e.ringX, err = LoadKeyRing(filepath.Join(e.dir, "ring-x"), e.clock.Now); err != nil {
+	if e.ringX, err = LoadKeyRing(filepath.Join(e.dir, "ring-x"), Options{Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
-	if e.ringY, err = LoadKeyRing(filepath.Join(e.dir, "ring-y"), e.clock.Now); err != nil {
+	if e.ringY, err = LoadKeyRing(filepath.Join(e.dir, "ring-y"), Options{Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
 	e.hsKey = randomBytes(t, 32)
@@ -136,7 +136,7 @@ func newEnv(t testing.TB) *env {
 		case AlgV4Local:
 			spec.KeyFile = "local.key"
 		}
-		m, err := NewMinter(issuerA, Config{Audiences: map[string]AudienceSpec{audB: spec}}, e.ring, e.dir, e.clock.Now)
+		m, err := NewMinter(issuerA, Config{Audiences: map[string]AudienceSpec{audB: spec}}, e.ring, e.dir, Options{Now: e.clock.Now})
 		if err != nil {
 			t.Fatalf("NewMinter(%s): %v", alg, err)
 		}
@@ -151,7 +151,7 @@ func newEnv(t testing.TB) *env {
 		{Issuer: issuerX, Format: FormatJWT, Alg: AlgEdDSA, PublicKeyFile: "x.pem"},
 		{Issuer: issuerY, Format: FormatJWT, Alg: AlgEdDSA, JWKSURL: srv.URL + "/.well-known/jwks.json"},
 	}}
-	if e.verifier, err = NewVerifier(audB, e.cfg, e.dir, WithNow(e.clock.Now), WithHTTPClient(srv.Client())); err != nil {
+	if e.verifier, err = NewVerifier(audB, e.cfg, e.dir, Options{Now: e.clock.Now, HTTPClient: srv.Client()}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -187,20 +187,20 @@ func writeFile(t testing.TB, dir, name, content string) string {
 
 func ringPublic(t testing.TB, r *KeyRing, alg string) any {
 	t.Helper()
-	_, priv, err := r.signer(alg)
+	k, err := r.signer(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return priv.Public()
+	return k.priv.Public()
 }
 
 func ringPrivate(t testing.TB, r *KeyRing, alg string) (string, any) {
 	t.Helper()
-	kid, priv, err := r.signer(alg)
+	k, err := r.signer(alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kid, priv
+	return k.kid, k.priv
 }
 
 func pemPublic(t testing.TB, pub any) string {
@@ -219,6 +219,20 @@ func jwkPublic(t testing.TB, pub any, alg string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// signJWTWith signs c with a typed key through the package's own JWT path.
+func signJWTWith(t testing.TB, alg string, key any, kid string, c *Claims) string {
+	t.Helper()
+	signer, err := newJWTSigner(jose.SignatureAlgorithm(alg), key, kid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := signJWT(signer, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // craftJWT builds a compact JWS from literal header and payload JSON, signed

@@ -8,13 +8,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/tetherhq/tether/internal/servicetest"
 )
 
 const nodeIssuer = "https://node.example"
@@ -23,34 +24,13 @@ const nodeIssuer = "https://node.example"
 // PASETO implementations for Node.
 var interopDir = filepath.Join("testdata", "interop")
 
-// requireNode skips without node and npm, or fails under CI=true, where
-// the interop check must run.
-func requireNode(t *testing.T) {
-	t.Helper()
-	miss := func(format string, args ...any) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			miss("%s not on PATH", tool)
-		}
-	}
-	cmd := exec.Command("npm", "ci", "--prefix", interopDir, "--ignore-scripts", "--no-audit", "--no-fund")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		miss("npm ci: %v\n%s", err, out)
-	}
-}
-
 // TestInteropNode: tokens Tether mints verify in Node with the right typ,
 // aud, iss and implicit assertion; tokens Node mints verify in Tether.
 func TestInteropNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs npm and node")
 	}
-	requireNode(t)
+	servicetest.NPMInstall(t, interopDir)
 	e := newEnv(t)
 	e.clock.Add(time.Since(e.clock.Now())) // Node checks times with the real clock
 
@@ -67,7 +47,7 @@ func TestInteropNode(t *testing.T) {
 		IssuerSpec{Issuer: nodeIssuer, Format: FormatPASETO, Alg: AlgV4Public, PublicKeyFile: "node-v4.paserk"},
 		IssuerSpec{Issuer: nodeIssuer, Format: FormatPASETO, Alg: AlgV4Local, KeyFile: "local.key"},
 	)
-	verifier, err := NewVerifier(audB, cfg, e.dir)
+	verifier, err := NewVerifier(audB, cfg, e.dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

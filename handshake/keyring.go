@@ -18,16 +18,27 @@ import (
 	"sync"
 	"time"
 
+	"aidanwoods.dev/go-paseto"
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/tetherhq/tether/internal/jwtcore"
 )
 
 // DefaultOverlap is how long a rotated-out key still verifies (and stays in
 // the JWKS) so that tokens and cached key sets in flight keep working.
 const DefaultOverlap = 24 * time.Hour
 
-// ringAlgs are the key pairs every node holds: Ed25519 (EdDSA JWT and
-// PASETO v4.public) and P-256 (ES256 JWT).
-var ringAlgs = []string{AlgEdDSA, AlgES256}
+// ringKinds are the key pairs every node holds: Ed25519 (EdDSA JWT and
+// PASETO v4.public) and P-256 (ES256 JWT), by the JOSE alg each signs.
+var ringKinds = []ringKind{
+	{AlgEdDSA, func() (crypto.Signer, error) { _, k, err := ed25519.GenerateKey(rand.Reader); return k, err }},
+	{AlgES256, func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }},
+}
+
+type ringKind struct {
+	alg      string
+	generate func() (crypto.Signer, error)
+}
 
 // Key states in KeyInfo.
 const (
@@ -61,6 +72,25 @@ type ringKey struct {
 	created time.Time
 	retired time.Time // zero while active
 	priv    crypto.Signer
+
+	// Built once when the key loads, so that minting builds no key.
+	jws jose.Signer                  // handshake JWTs: typ and kid fixed
+	v4  paseto.V4AsymmetricSecretKey // PASETO v4.public, for an Ed25519 key
+}
+
+// newRingKey types a key for its uses.
+func newRingKey(kid, alg string, created, retired time.Time, priv crypto.Signer) (*ringKey, error) {
+	k := &ringKey{kid: kid, alg: alg, created: created, retired: retired, priv: priv}
+	var err error
+	if k.jws, err = newJWTSigner(jose.SignatureAlgorithm(alg), priv, kid); err != nil {
+		return nil, fmt.Errorf("handshake: key %s: %w", kid, err)
+	}
+	if ed, ok := priv.(ed25519.PrivateKey); ok {
+		if k.v4, err = paseto.NewV4AsymmetricSecretKeyFromEd25519(ed); err != nil {
+			return nil, fmt.Errorf("handshake: key %s: %w", kid, err)
+		}
+	}
+	return k, nil
 }
 
 // keyFile is the on-disk form of a ring key.
@@ -72,23 +102,12 @@ type keyFile struct {
 	PKCS8   []byte    `json:"pkcs8"`
 }
 
-// KeyRingOption configures LoadKeyRing.
-type KeyRingOption func(*KeyRing)
-
-// WithOverlap sets how long rotated-out keys keep verifying (default 24h).
-func WithOverlap(d time.Duration) KeyRingOption { return func(r *KeyRing) { r.overlap = d } }
-
 // LoadKeyRing loads the key ring in dir, creating the directory and an
-// Ed25519 and a P-256 key pair on first use. now may be nil (time.Now).
-func LoadKeyRing(dir string, now func() time.Time, opts ...KeyRingOption) (*KeyRing, error) {
-	if now == nil {
-		now = time.Now
-	}
-	r := &KeyRing{dir: dir, now: now, overlap: DefaultOverlap}
-	for _, o := range opts {
-		o(r)
-	}
-	if r.overlap <= 0 {
+// Ed25519 and a P-256 key pair on first use. It uses opts.Now and
+// opts.KeyOverlap (default DefaultOverlap).
+func LoadKeyRing(dir string, opts Options) (*KeyRing, error) {
+	r := &KeyRing{dir: dir, now: opts.now(), overlap: cmp.Or(opts.KeyOverlap, DefaultOverlap)}
+	if r.overlap < 0 {
 		return nil, errors.New("handshake: key overlap must be positive")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -131,8 +150,8 @@ func (r *KeyRing) Rotate() error {
 	defer r.mu.Unlock()
 	now := r.now()
 	retiring := r.active()
-	for _, alg := range ringAlgs {
-		if err := r.generate(alg); err != nil {
+	for _, kind := range ringKinds {
+		if err := r.generate(kind.alg, kind.generate); err != nil {
 			return err
 		}
 	}
@@ -177,15 +196,15 @@ func (r *KeyRing) JWKS() []byte {
 }
 
 // signer returns the newest active key for alg.
-func (r *KeyRing) signer(alg string) (kid string, key crypto.Signer, err error) {
+func (r *KeyRing) signer(alg string) (*ringKey, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for _, k := range slices.Backward(r.keys) {
 		if k.alg == alg && k.retired.IsZero() {
-			return k.kid, k.priv, nil
+			return k, nil
 		}
 	}
-	return "", nil, fmt.Errorf("handshake: key ring has no active %s key", alg)
+	return nil, fmt.Errorf("handshake: key ring has no active %s key", alg)
 }
 
 // settle prunes expired keys and makes sure each algorithm has an active
@@ -200,9 +219,9 @@ func (r *KeyRing) settle() error {
 		}
 	}
 	r.keys = live
-	for _, alg := range ringAlgs {
-		if !slices.ContainsFunc(r.keys, func(k *ringKey) bool { return k.alg == alg && k.retired.IsZero() }) {
-			if err := r.generate(alg); err != nil {
+	for _, kind := range ringKinds {
+		if !slices.ContainsFunc(r.keys, func(k *ringKey) bool { return k.alg == kind.alg && k.retired.IsZero() }) {
+			if err := r.generate(kind.alg, kind.generate); err != nil {
 				return err
 			}
 		}
@@ -235,15 +254,8 @@ func (r *KeyRing) active() []*ringKey {
 	return out
 }
 
-func (r *KeyRing) generate(alg string) error {
-	var priv crypto.Signer
-	var err error
-	switch alg {
-	case AlgEdDSA:
-		_, priv, err = ed25519.GenerateKey(rand.Reader)
-	case AlgES256:
-		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	}
+func (r *KeyRing) generate(alg string, generate func() (crypto.Signer, error)) error {
+	priv, err := generate()
 	if err != nil {
 		return fmt.Errorf("handshake: generate %s key: %w", alg, err)
 	}
@@ -251,7 +263,10 @@ func (r *KeyRing) generate(alg string) error {
 	if err != nil {
 		return err
 	}
-	k := &ringKey{kid: kid, alg: alg, created: r.now().UTC(), priv: priv}
+	k, err := newRingKey(kid, alg, r.now().UTC(), time.Time{}, priv)
+	if err != nil {
+		return err
+	}
 	if err := r.write(k); err != nil {
 		return err
 	}
@@ -306,14 +321,15 @@ func readRingKey(name string) (*ringKey, error) {
 		return nil, fmt.Errorf("handshake: key file %s: malformed key", name)
 	}
 	priv, ok := parsed.(crypto.Signer)
-	if !ok || !slices.Contains(ringAlgs, f.Alg) || checkKeyType(priv.Public(), f.Alg) != nil {
+	known := slices.ContainsFunc(ringKinds, func(k ringKind) bool { return k.alg == f.Alg })
+	if !ok || !known || jwtcore.KeyFits(f.Alg, priv.Public()) != nil {
 		return nil, fmt.Errorf("handshake: key file %s: key does not fit alg %q", name, f.Alg)
 	}
 	kid, err := thumbprint(priv.Public())
 	if err != nil || kid != f.KID || filepath.Base(name) != kid+".json" {
 		return nil, fmt.Errorf("handshake: key file %s: kid does not match key", name)
 	}
-	return &ringKey{kid: kid, alg: f.Alg, created: f.Created, retired: f.Retired, priv: priv}, nil
+	return newRingKey(kid, f.Alg, f.Created, f.Retired, priv)
 }
 
 // checkPerm refuses a key file or directory that group or others can access.

@@ -15,7 +15,7 @@ import (
 func TestKeyRingGenerateAndReload(t *testing.T) {
 	c := newClock()
 	dir := filepath.Join(t.TempDir(), "keys")
-	r, err := LoadKeyRing(dir, c.Now)
+	r, err := LoadKeyRing(dir, Options{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestKeyRingGenerateAndReload(t *testing.T) {
 			t.Errorf("%s mode: got %v, want 0600", f, fi.Mode().Perm())
 		}
 	}
-	again, err := LoadKeyRing(dir, c.Now)
+	again, err := LoadKeyRing(dir, Options{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,24 +62,24 @@ func kids(list []KeyInfo) []string {
 
 func TestKeyRingRefusesLooseModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "keys")
-	if _, err := LoadKeyRing(dir, nil); err != nil {
+	if _, err := LoadKeyRing(dir, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	os.Chmod(files[0], 0o644)
-	if _, err := LoadKeyRing(dir, nil); err == nil {
+	if _, err := LoadKeyRing(dir, Options{}); err == nil {
 		t.Error("loaded a world-readable key file")
 	}
 	os.Chmod(files[0], 0o600)
 	os.Chmod(dir, 0o755)
-	if _, err := LoadKeyRing(dir, nil); err == nil {
+	if _, err := LoadKeyRing(dir, Options{}); err == nil {
 		t.Error("loaded a key dir others can read")
 	}
 }
 
 func TestKeyRingRejectsForeignKid(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "keys")
-	if _, err := LoadKeyRing(dir, nil); err != nil {
+	if _, err := LoadKeyRing(dir, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
@@ -89,7 +89,7 @@ func TestKeyRingRejectsForeignKid(t *testing.T) {
 	f.KID = "forged"
 	data, _ = json.Marshal(f)
 	os.WriteFile(files[0], data, 0o600)
-	if _, err := LoadKeyRing(dir, nil); err == nil {
+	if _, err := LoadKeyRing(dir, Options{}); err == nil {
 		t.Error("loaded a key whose kid is not its thumbprint")
 	}
 }
@@ -104,14 +104,10 @@ func TestKeyRingRotate(t *testing.T) {
 		priv := ringKeyByKid(t, e.ringY, kid)
 		c := &Claims{Issuer: issuerY, Subject: "alice", Audience: audB, ID: rand.Text(),
 			IssuedAt: e.clock.Now(), ExpiresAt: e.clock.Now().Add(time.Minute)}
-		tok, err := signJWT(AlgEdDSA, priv, kid, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
+		return signJWTWith(t, AlgEdDSA, priv, kid, c)
 	}
 	old := e.ringY.List()
-	oldKid, _, _ := e.ringY.signer(AlgEdDSA)
+	oldKid, _ := ringPrivate(t, e.ringY, AlgEdDSA)
 	if _, err := e.verifier.Verify(context.Background(), signWith(oldKid)); err != nil {
 		t.Fatalf("before rotation: %v", err)
 	}
@@ -119,7 +115,7 @@ func TestKeyRingRotate(t *testing.T) {
 	if err := e.ringY.Rotate(); err != nil {
 		t.Fatal(err)
 	}
-	newKid, _, _ := e.ringY.signer(AlgEdDSA)
+	newKid, _ := ringPrivate(t, e.ringY, AlgEdDSA)
 	if newKid == oldKid {
 		t.Fatal("rotation did not change the signing key")
 	}
@@ -184,11 +180,11 @@ func ringKeyByKid(t *testing.T, r *KeyRing, kid string) any {
 func TestKeyRingReloadSeesOtherProcessRotation(t *testing.T) {
 	c := newClock()
 	dir := filepath.Join(t.TempDir(), "keys")
-	a, err := LoadKeyRing(dir, c.Now)
+	a, err := LoadKeyRing(dir, Options{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LoadKeyRing(dir, c.Now)
+	b, err := LoadKeyRing(dir, Options{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,8 +197,8 @@ func TestKeyRingReloadSeesOtherProcessRotation(t *testing.T) {
 	if got, want := kids(a.List()), kids(b.List()); !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
-	kidA, _, _ := a.signer(AlgEdDSA)
-	kidB, _, _ := b.signer(AlgEdDSA)
+	kidA, _ := ringPrivate(t, a, AlgEdDSA)
+	kidB, _ := ringPrivate(t, b, AlgEdDSA)
 	if kidA != kidB {
 		t.Errorf("signing kid: got %s, want %s", kidA, kidB)
 	}

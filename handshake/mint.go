@@ -1,13 +1,10 @@
 package handshake
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
-
-	"aidanwoods.dev/go-paseto"
 )
 
 // Minter mints handshake tokens for the audiences configured for this node.
@@ -16,24 +13,20 @@ type Minter struct {
 	issuer    string
 	ttl       time.Duration
 	now       func() time.Time
-	audiences map[string]*mintSpec
+	audiences map[string]audience
 }
 
-// mintSpec is one audience's pinned format, alg and key: a shared key or
-// the node's key ring (whose active key is read at each mint, so rotation
-// takes effect at once).
-type mintSpec struct {
-	format string
-	alg    string
-	shared []byte
-	ring   *KeyRing
+// audience is one audience's pinned suite and the signer it loaded once.
+type audience struct {
+	suite  suite
+	signer tokenSigner
 }
 
 // NewMinter validates cfg's audiences and loads their keys. issuer is the
 // node's identity (the top-level "issuer" setting); ring holds the node's
 // own key pairs and may be nil when no audience uses EdDSA, ES256 or
-// v4.public; relative key files resolve against baseDir; now may be nil.
-func NewMinter(issuer string, cfg Config, ring *KeyRing, baseDir string, now func() time.Time) (*Minter, error) {
+// v4.public; relative key files resolve against baseDir.
+func NewMinter(issuer string, cfg Config, ring *KeyRing, baseDir string, opts Options) (*Minter, error) {
 	if issuer == "" {
 		return nil, errors.New("handshake: minter needs an issuer")
 	}
@@ -41,34 +34,28 @@ func NewMinter(issuer string, cfg Config, ring *KeyRing, baseDir string, now fun
 	if err != nil {
 		return nil, err
 	}
-	if now == nil {
-		now = time.Now
-	}
-	m := &Minter{issuer: issuer, ttl: ttl, now: now, audiences: make(map[string]*mintSpec)}
+	m := &Minter{issuer: issuer, ttl: ttl, now: opts.now(), audiences: make(map[string]audience)}
 	for aud, spec := range cfg.Audiences {
 		if aud == "" {
 			return nil, errors.New("handshake: empty audience name")
 		}
-		if err := checkAlg(spec.Format, spec.Alg); err != nil {
+		st, err := lookupSuite(spec.Format, spec.Alg)
+		if err != nil {
 			return nil, fmt.Errorf("audience %s: %w", aud, err)
 		}
-		ms := &mintSpec{format: spec.Format, alg: spec.Alg}
 		switch {
-		case isShared(spec.Alg):
-			if spec.KeyFile == "" {
-				return nil, fmt.Errorf("handshake: audience %s (%s): key_file required", aud, spec.Alg)
-			}
-			if ms.shared, err = loadSharedKey(resolve(baseDir, spec.KeyFile), spec.Alg); err != nil {
-				return nil, err
-			}
-		case spec.KeyFile != "":
+		case st.sharedKey() && spec.KeyFile == "":
+			return nil, fmt.Errorf("handshake: audience %s (%s): key_file required", aud, spec.Alg)
+		case !st.sharedKey() && spec.KeyFile != "":
 			return nil, fmt.Errorf("handshake: audience %s (%s): signs with the node's key ring, not key_file", aud, spec.Alg)
-		case ring == nil:
+		case !st.sharedKey() && ring == nil:
 			return nil, fmt.Errorf("handshake: audience %s (%s): needs the node's key ring", aud, spec.Alg)
-		default:
-			ms.ring = ring
 		}
-		m.audiences[aud] = ms
+		signer, err := st.signer(resolve(baseDir, spec.KeyFile), ring)
+		if err != nil {
+			return nil, err
+		}
+		m.audiences[aud] = audience{suite: st, signer: signer}
 	}
 	return m, nil
 }
@@ -83,7 +70,7 @@ func WithAuthTime(t time.Time) MintOption {
 }
 
 // WithSessionID puts the minting session's ID into the token (sid), so that
-// the receiver can end the session it makes when this one is revoked.
+// a revocation at the issuer can reach the session the receiver makes.
 func WithSessionID(id string) MintOption {
 	return func(c *Claims) { c.SessionID = id }
 }
@@ -92,7 +79,7 @@ func WithSessionID(id string) MintOption {
 // format ("jwt" or "paseto") and its expiry. An audience that is not
 // configured gives ErrUnknownAudience.
 func (m *Minter) Mint(audience, subject string, opts ...MintOption) (token, format string, expiresAt time.Time, err error) {
-	spec, ok := m.audiences[audience]
+	a, ok := m.audiences[audience]
 	if !ok {
 		return "", "", time.Time{}, ErrUnknownAudience
 	}
@@ -107,48 +94,16 @@ func (m *Minter) Mint(audience, subject string, opts ...MintOption) (token, form
 	for _, o := range opts {
 		o(c)
 	}
+	if len(c.SessionID) > maxClaimString {
+		return "", "", time.Time{}, errors.New("handshake: session ID too long")
+	}
 	// A login stamped by a node whose clock runs a little ahead must not
 	// make minting fail: the token says "at the latest, now".
 	if c.AuthTime.After(iat) {
 		c.AuthTime = iat
 	}
-	if token, err = spec.sign(c); err != nil {
+	if token, err = a.signer.sign(c); err != nil {
 		return "", "", time.Time{}, fmt.Errorf("handshake: mint: %w", err)
 	}
-	return token, spec.format, c.ExpiresAt, nil
-}
-
-func (s *mintSpec) sign(c *Claims) (string, error) {
-	switch s.alg {
-	case AlgHS256:
-		return signJWT(s.alg, s.shared, "", c)
-	case AlgV4Local:
-		key, err := paseto.V4SymmetricKeyFromBytes(s.shared)
-		if err != nil {
-			return "", err
-		}
-		t := pasetoToken(c)
-		return t.V4Encrypt(key, implicit), nil
-	}
-	ringAlg := s.alg
-	if s.alg == AlgV4Public {
-		ringAlg = AlgEdDSA // the node's Ed25519 key serves both
-	}
-	kid, priv, err := s.ring.signer(ringAlg)
-	if err != nil {
-		return "", err
-	}
-	if s.alg != AlgV4Public {
-		return signJWT(s.alg, priv, kid, c)
-	}
-	edPriv, ok := priv.(ed25519.PrivateKey)
-	if !ok {
-		return "", errors.New("ring Ed25519 key has the wrong type")
-	}
-	key, err := paseto.NewV4AsymmetricSecretKeyFromEd25519(edPriv)
-	if err != nil {
-		return "", err
-	}
-	t := pasetoToken(c)
-	return t.V4Sign(key, implicit), nil
+	return token, a.suite.format(), c.ExpiresAt, nil
 }

@@ -1,9 +1,10 @@
 package handshake
 
 import (
-	"crypto/ed25519"
+	"encoding/json"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"aidanwoods.dev/go-paseto"
 )
@@ -13,9 +14,6 @@ import (
 const ImplicitAssertion = "tether-handshake"
 
 var implicit = []byte(ImplicitAssertion)
-
-// pasetoHeader is the exact prefix of each accepted PASETO purpose.
-func pasetoHeader(alg string) string { return alg + "." }
 
 // pasetoToken builds the claims of a token to mint.
 func pasetoToken(c *Claims) paseto.Token {
@@ -35,21 +33,14 @@ func pasetoToken(c *Claims) paseto.Token {
 	return t
 }
 
-// pasetoIssuer is one trusted PASETO issuer with a key of exactly one
-// purpose: the purpose comes from configuration, and the token's header
-// only selects among issuers configured for that same purpose.
-type pasetoIssuer struct {
-	issuer string
-	prefix string                       // subject prefix
-	public paseto.V4AsymmetricPublicKey // v4.public
-	local  paseto.V4SymmetricKey        // v4.local
-}
-
-// splitPASETO checks the framing strictly: the exact header, a canonical
-// base64url body and, if present, a non-empty canonical footer. It returns
-// the decoded body.
-func splitPASETO(tainted, alg string) ([]byte, error) {
-	rest := strings.TrimPrefix(tainted, pasetoHeader(alg))
+// splitPASETO checks the framing after the purpose header strictly: a
+// canonical base64url body and, if present, a non-empty canonical footer.
+// It returns the decoded body.
+func splitPASETO(tainted, header string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(tainted, header)
+	if !ok {
+		return nil, reject(ErrMalformed, "not this PASETO purpose")
+	}
 	body, footer, hasFooter := strings.Cut(rest, ".")
 	if hasFooter && (footer == "" || strings.Contains(footer, ".")) {
 		return nil, reject(ErrMalformed, "bad footer segment")
@@ -66,53 +57,47 @@ func splitPASETO(tainted, alg string) ([]byte, error) {
 	return b, nil
 }
 
-// verifyPASETO tries each issuer configured for the token's purpose; the
-// verified iss must name the issuer whose key verified it.
-func (v *Verifier) verifyPASETO(tainted, alg string, now time.Time) (*Claims, error) {
-	body, err := splitPASETO(tainted, alg)
-	if err != nil {
-		return nil, err
+// uniqueClaims returns the claims of a decrypted v4.local token, after
+// proving that its plaintext named each claim once. go-paseto decodes the
+// plaintext into a map (a repeated name collapses, last wins) and gives
+// no access to it; but XChaCha20 keeps lengths, so plainLen is the
+// plaintext's length. The shortest JSON text of the members go-paseto kept
+// (values verbatim, names escaped only where JSON requires) is never longer
+// than the plaintext, and as long only when the plaintext is that text:
+// a repeated name, whitespace between members or an escaped name makes it
+// longer and the token is refused. Names holding U+FFFD are refused, since
+// that is what invalid UTF-8 decodes to, and it decodes longer.
+func uniqueClaims(tok *paseto.Token, plainLen int) ([]byte, error) {
+	names := tok.Claims()
+	n := 2 + max(len(names)-1, 0) // braces and commas
+	for name := range names {
+		if strings.ContainsRune(name, utf8.RuneError) {
+			return nil, reject(ErrMalformed, "claim name is not valid UTF-8")
+		}
+		var raw json.RawMessage
+		if err := tok.Get(name, &raw); err != nil {
+			return nil, reject(ErrMalformed, "claims do not decode")
+		}
+		n += quotedLen(name) + 1 + len(raw)
 	}
-	entries := v.paseto[alg]
-	if len(entries) == 0 {
-		return nil, reject(ErrUnknownIssuer, "no issuer configured for this PASETO purpose")
+	if n != plainLen {
+		return nil, reject(ErrMalformed, "claims repeat a name or are not compact JSON")
 	}
-	parser := paseto.MakeParser(nil) // claims are checked below, strictly
-	wrongIssuer := false
-	for _, e := range entries {
-		var payload []byte
-		if alg == AlgV4Public {
-			if _, err := parser.ParseV4Public(e.public, tainted, implicit); err != nil {
-				continue
-			}
-			// The signed message itself, so that duplicate or case-variant
-			// keys are seen; go-paseto re-encodes claims through a map.
-			payload = body[:len(body)-ed25519.SignatureSize]
-		} else {
-			tok, err := parser.ParseV4Local(e.local, tainted, implicit)
-			if err != nil {
-				continue
-			}
-			payload = tok.ClaimsJSON()
+	return tok.ClaimsJSON(), nil
+}
+
+// quotedLen is the length of s as the shortest JSON string.
+func quotedLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t':
+			n += 2
+		case c < 0x20:
+			n += 6
+		default:
+			n++
 		}
-		c, err := parseClaims(payload, rfc3339)
-		if err != nil {
-			return nil, err
-		}
-		if c.Issuer != e.issuer {
-			wrongIssuer = true
-			continue
-		}
-		if err := c.check(now, v.leeway, v.audience); err != nil {
-			return nil, err
-		}
-		if err := c.localize(e.prefix); err != nil {
-			return nil, err
-		}
-		return c, nil
 	}
-	if wrongIssuer {
-		return nil, reject(ErrUnknownIssuer, "verified iss is not the key's issuer")
-	}
-	return nil, reject(ErrSignature, "PASETO does not verify")
+	return n
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/jwtcore"
 )
 
 // liveClock is real time plus a settable offset: it moves on its own, as
@@ -38,11 +39,11 @@ func (c *liveClock) Skip(d time.Duration) {
 
 // jwtKid returns the kid in a compact JWS header ("?" if it has none).
 func jwtKid(tok string) string {
-	hdr, _, err := splitJWT(tok)
-	if err != nil || hdr.kid == "" {
+	u, err := jwtcore.Parse(tok)
+	if err != nil || u.Header.Kid == "" {
 		return "?"
 	}
-	return hdr.kid
+	return u.Header.Kid
 }
 
 // TestRotationUnderLoad: issuer A signs EdDSA and ES256 JWTs with its key
@@ -54,7 +55,7 @@ func jwtKid(tok string) string {
 func TestRotationUnderLoad(t *testing.T) {
 	clk := &liveClock{}
 	dir := t.TempDir()
-	ring, err := LoadKeyRing(filepath.Join(dir, "ring-a"), clk.Now)
+	ring, err := LoadKeyRing(filepath.Join(dir, "ring-a"), Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +71,14 @@ func TestRotationUnderLoad(t *testing.T) {
 	minters := make(map[string]*Minter)
 	var trust []IssuerSpec
 	for _, alg := range algs {
-		m, err := NewMinter(issuerA, Config{Audiences: map[string]AudienceSpec{audB: {Format: FormatJWT, Alg: alg}}}, ring, dir, clk.Now)
+		m, err := NewMinter(issuerA, Config{Audiences: map[string]AudienceSpec{audB: {Format: FormatJWT, Alg: alg}}}, ring, dir, Options{Now: clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		minters[alg] = m
 		trust = append(trust, IssuerSpec{Issuer: issuerA, Format: FormatJWT, Alg: alg, JWKSURL: srv.URL + "/.well-known/jwks.json"})
 	}
-	v, err := NewVerifier(audB, Config{TrustedIssuers: trust}, dir, WithNow(clk.Now), WithHTTPClient(srv.Client()))
+	v, err := NewVerifier(audB, Config{TrustedIssuers: trust}, dir, Options{Now: clk.Now, HTTPClient: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,11 +152,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	waitPairs(pairsPerPhase)
 	retired := map[string]string{} // alg -> the first signing kid
 	for _, alg := range algs {
-		kid, _, err := ring.signer(alg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		retired[alg] = kid
+		retired[alg], _ = ringPrivate(t, ring, alg)
 	}
 	for range rotations {
 		if err := ring.Rotate(); err != nil {
@@ -180,10 +177,7 @@ func TestRotationUnderLoad(t *testing.T) {
 		kid := retired[alg]
 		now := clk.Now()
 		c := &Claims{Issuer: issuerA, Subject: "alice", Audience: audB, ID: rand.Text(), IssuedAt: now, ExpiresAt: now.Add(time.Minute)}
-		tok, err := signJWT(alg, ringKeyByKid(t, ring, kid), kid, c)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := signJWTWith(t, alg, ringKeyByKid(t, ring, kid), kid, c)
 		if _, err := v.Verify(ctx, tok); Reason(err) != "unknown_kid" {
 			t.Errorf("%s token with the retired kid %s after the overlap: got %v, want unknown_kid", alg, kid, err)
 		}

@@ -2,7 +2,6 @@ package handshake
 
 import (
 	"context"
-	"crypto"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +12,8 @@ import (
 
 	"aidanwoods.dev/go-paseto"
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/tetherhq/tether/internal/jwtcore"
 )
 
 func readJSON(t *testing.T, path string, v any) {
@@ -127,12 +128,12 @@ func TestPASERKVectors(t *testing.T) {
 				var got []byte
 				var err error
 				if c.alg == AlgV4Local {
-					got, err = loadSharedKey(writeFile(t, t.TempDir(), "k", *v.Paserk), c.alg)
-				} else {
-					var pub crypto.PublicKey
-					if pub, err = loadPublicKey(writeFile(t, t.TempDir(), "k", *v.Paserk), c.alg); err == nil {
-						got = pub.(ed25519.PublicKey)
+					var keys [][]byte
+					if keys, err = loadSharedKeys(writeFile(t, t.TempDir(), "k", *v.Paserk), v4Local{}.parseKey); err == nil {
+						got = keys[0]
 					}
+				} else {
+					got, err = loadPublicKey[ed25519.PublicKey](writeFile(t, t.TempDir(), "k", *v.Paserk), v4PublicKeyUse)
 				}
 				if v.ExpectFail {
 					if err == nil {
@@ -175,7 +176,7 @@ func TestJOSEVectors(t *testing.T) {
 				t.Fatal(err)
 			}
 			var key any = jwk.Key
-			if err := checkKeyType(jwk.Key, v.Alg); err != nil && v.Alg != AlgHS256 {
+			if err := jwtcore.KeyFits(v.Alg, jwk.Key); err != nil && v.Alg != AlgHS256 {
 				t.Fatalf("vector key: %v", err)
 			}
 			jws, err := jose.ParseSignedCompact(v.Compact, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(v.Alg)})

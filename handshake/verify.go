@@ -1,19 +1,17 @@
 package handshake
 
 import (
+	"cmp"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
-	"aidanwoods.dev/go-paseto"
-
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/jwtcore"
 )
 
 // ReplayGuard records that a (issuer, jti) pair was used. Consume returns
@@ -33,33 +31,23 @@ type Verifier struct {
 	audience string
 	leeway   time.Duration
 	now      func() time.Time
-	jwt      map[string][]*jwtIssuer    // by issuer
-	paseto   map[string][]*pasetoIssuer // by alg, i.e. purpose
+	jwt      map[string][]*trust // JWT issuers, by issuer
+	paseto   map[string][]*trust // PASETO issuers, by purpose header ("v4.local.")
 }
 
-// VerifierOption sets a dependency of NewVerifier.
-type VerifierOption func(*verifierDeps)
-
-type verifierDeps struct {
-	now    func() time.Time
-	client *http.Client
-}
-
-// WithNow injects the clock (default time.Now).
-func WithNow(now func() time.Time) VerifierOption {
-	return func(d *verifierDeps) { d.now = now }
-}
-
-// WithHTTPClient sets the client that fetches jwks_url key sets (default:
-// a client with a 5 s timeout).
-func WithHTTPClient(c *http.Client) VerifierOption {
-	return func(d *verifierDeps) { d.client = c }
+// trust is one trusted issuer with its pinned suite and the keys that
+// suite loaded once.
+type trust struct {
+	issuer   string
+	prefix   string // subject prefix
+	suite    suite
+	verifier tokenVerifier
 }
 
 // NewVerifier validates cfg's trusted issuers and loads their keys.
 // audience is this node's identity (the top-level "issuer" setting): the
 // only aud it accepts. Relative key files resolve against baseDir.
-func NewVerifier(audience string, cfg Config, baseDir string, opts ...VerifierOption) (*Verifier, error) {
+func NewVerifier(audience string, cfg Config, baseDir string, opts Options) (*Verifier, error) {
 	if audience == "" {
 		return nil, errors.New("handshake: verifier needs an audience")
 	}
@@ -70,79 +58,41 @@ func NewVerifier(audience string, cfg Config, baseDir string, opts ...VerifierOp
 	if err != nil {
 		return nil, err
 	}
-	deps := verifierDeps{now: time.Now, client: &http.Client{Timeout: jwksTimeout}}
-	for _, o := range opts {
-		o(&deps)
-	}
 	v := &Verifier{
-		audience: audience, leeway: leeway, now: deps.now,
-		jwt: make(map[string][]*jwtIssuer), paseto: make(map[string][]*pasetoIssuer),
+		audience: audience, leeway: leeway, now: opts.now(),
+		jwt: make(map[string][]*trust), paseto: make(map[string][]*trust),
 	}
+	sets := make(map[string]*jwtcore.JWKS) // one per URL, so the rate limit is per issuer
 	seen := make(map[[2]string]bool)
 	for _, s := range cfg.TrustedIssuers {
-		if err := s.checkSource(); err != nil {
+		st, err := s.checkSource()
+		if err != nil {
 			return nil, err
 		}
 		if seen[[2]string{s.Issuer, s.Alg}] {
 			return nil, fmt.Errorf("handshake: trusted issuer %s listed twice for %s", s.Issuer, s.Alg)
 		}
 		seen[[2]string{s.Issuer, s.Alg}] = true
-		if err := v.add(s, baseDir, deps); err != nil {
+		var set *jwtcore.JWKS
+		if s.JWKSURL != "" {
+			if set = sets[s.JWKSURL]; set == nil {
+				set = jwtcore.NewJWKS(s.JWKSURL, opts.httpClient(), v.now)
+				sets[s.JWKSURL] = set
+			}
+		}
+		keyFile := resolve(baseDir, cmp.Or(s.KeyFile, s.PublicKeyFile)) // checkSource allows at most one
+		tv, err := st.verifier(keyFile, set)
+		if err != nil {
 			return nil, err
+		}
+		t := &trust{issuer: s.Issuer, prefix: s.subjectPrefix(st), suite: st, verifier: tv}
+		if st.format() == FormatJWT {
+			v.jwt[s.Issuer] = append(v.jwt[s.Issuer], t)
+		} else {
+			v.paseto[st.alg()+"."] = append(v.paseto[st.alg()+"."], t)
 		}
 	}
 	return v, nil
-}
-
-// add loads one trusted issuer's key, typed for its pinned alg.
-func (v *Verifier) add(s IssuerSpec, baseDir string, deps verifierDeps) error {
-	switch s.Alg {
-	case AlgHS256:
-		keys, err := loadSharedKeys(resolve(baseDir, s.KeyFile), s.Alg)
-		if err != nil {
-			return err
-		}
-		e := &jwtIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), alg: s.Alg}
-		for _, k := range keys {
-			e.static = append(e.static, k)
-		}
-		v.jwt[s.Issuer] = append(v.jwt[s.Issuer], e)
-	case AlgEdDSA, AlgES256:
-		e := &jwtIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), alg: s.Alg}
-		if s.JWKSURL != "" {
-			e.jwks = newJWKSCache(s.JWKSURL, s.Alg, deps.client, deps.now)
-		} else {
-			key, err := loadPublicKey(resolve(baseDir, s.PublicKeyFile), s.Alg)
-			if err != nil {
-				return err
-			}
-			e.static = []any{key}
-		}
-		v.jwt[s.Issuer] = append(v.jwt[s.Issuer], e)
-	case AlgV4Public:
-		pub, err := loadPublicKey(resolve(baseDir, s.PublicKeyFile), s.Alg)
-		if err != nil {
-			return err
-		}
-		key, err := paseto.NewV4AsymmetricPublicKeyFromEd25519(pub.(ed25519.PublicKey))
-		if err != nil {
-			return err
-		}
-		v.paseto[s.Alg] = append(v.paseto[s.Alg], &pasetoIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), public: key})
-	case AlgV4Local:
-		raws, err := loadSharedKeys(resolve(baseDir, s.KeyFile), s.Alg)
-		if err != nil {
-			return err
-		}
-		for _, raw := range raws { // each is tried in turn, like issuers of one purpose
-			key, err := paseto.V4SymmetricKeyFromBytes(raw)
-			if err != nil {
-				return err
-			}
-			v.paseto[s.Alg] = append(v.paseto[s.Alg], &pasetoIssuer{issuer: s.Issuer, prefix: s.subjectPrefix(), local: key})
-		}
-	}
-	return nil
 }
 
 // Verify checks raw completely (size, strict framing, pinned algorithm and
@@ -150,22 +100,106 @@ func (v *Verifier) add(s IssuerSpec, baseDir string, deps verifierDeps) error {
 // consume the token: use Exchange for that. Every rejection matches
 // ErrInvalid; see Reason.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	c, err := v.verify(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	return c, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) == 0 || len(raw) > MaxTokenSize {
 		return nil, reject(ErrMalformed, "empty or oversize token")
 	}
 	for i := 0; i < len(raw); i++ {
-		if !isB64Char(raw[i]) && raw[i] != '.' {
+		if !jwtcore.IsB64Char(raw[i]) && raw[i] != '.' {
 			return nil, reject(ErrMalformed, "character outside base64url and '.'")
 		}
 	}
 	now := v.now()
-	switch {
-	case strings.HasPrefix(raw, pasetoHeader(AlgV4Public)):
-		return v.verifyPASETO(raw, AlgV4Public, now)
-	case strings.HasPrefix(raw, pasetoHeader(AlgV4Local)):
-		return v.verifyPASETO(raw, AlgV4Local, now)
-	default:
-		return v.verifyJWT(ctx, raw, now)
+	// A PASETO token states its purpose up front. That only picks which
+	// configured issuers of that purpose to try, each with its own pinned
+	// suite and keys; anything else is parsed as a JWT.
+	for _, st := range suites {
+		if st.format() == FormatPASETO && strings.HasPrefix(raw, st.alg()+".") {
+			return v.verifyPASETO(ctx, raw, v.paseto[st.alg()+"."], now)
+		}
+	}
+	return v.verifyJWT(ctx, raw, now)
+}
+
+// verifyJWT selects the trusted issuer that the unverified iss names and,
+// among its pinned suites, the one whose alg the header states; that
+// suite's policy then pins the alg again and verifies.
+func (v *Verifier) verifyJWT(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+	u, err := jwtcore.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	iss, err := peekIssuer(u.Payload)
+	if err != nil {
+		return nil, err
+	}
+	trusts := v.jwt[iss]
+	if len(trusts) == 0 {
+		return nil, reject(ErrUnknownIssuer, "no JWT issuer configured")
+	}
+	for _, t := range trusts {
+		if t.suite.alg() == u.Header.Alg {
+			return t.verifier.verify(ctx, &token{raw: raw, jws: u}, v.check(t, now))
+		}
+	}
+	return nil, reject(ErrAlgorithm, "alg is not the issuer's pinned alg")
+}
+
+// verifyPASETO tries each issuer configured for the token's purpose; the
+// verified iss must name the issuer whose key verified it.
+func (v *Verifier) verifyPASETO(ctx context.Context, raw string, trusts []*trust, now time.Time) (*Claims, error) {
+	if len(trusts) == 0 {
+		return nil, reject(ErrUnknownIssuer, "no issuer configured for this PASETO purpose")
+	}
+	wrongIssuer := false
+	tok := &token{raw: raw}
+	for _, t := range trusts {
+		c, err := t.verifier.verify(ctx, tok, v.check(t, now))
+		switch {
+		case errors.Is(err, ErrSignature):
+			continue
+		case errors.Is(err, errOtherIssuer):
+			wrongIssuer = true
+			continue
+		}
+		return c, err
+	}
+	if wrongIssuer {
+		return nil, reject(ErrUnknownIssuer, "verified iss is not the key's issuer")
+	}
+	return nil, reject(ErrSignature, "PASETO does not verify")
+}
+
+// errOtherIssuer is the shared check's refusal of a token whose iss is not
+// the issuer whose keys verify it.
+var errOtherIssuer = jwtcore.Reject(ErrUnknownIssuer, "iss is not the key's issuer")
+
+// check is the shared claims check, run once for every token whatever its
+// suite: strict claims, iss equal to the trusted issuer, aud, the time
+// window with leeway, lifetime, auth_time, sid and a usable subject.
+func (v *Verifier) check(t *trust, now time.Time) claimsCheck {
+	return func(payload []byte, te timeEncoding) (*Claims, error) {
+		c, err := parseClaims(payload, te)
+		if err != nil {
+			return nil, err
+		}
+		if c.Issuer != t.issuer {
+			return nil, errOtherIssuer
+		}
+		if err := c.check(now, v.leeway, v.audience); err != nil {
+			return nil, err
+		}
+		if err := c.localize(t.prefix); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 }
 
@@ -186,7 +220,7 @@ func (v *Verifier) Exchange(ctx context.Context, raw string, guard ReplayGuard) 
 	// MaxLeeway more in case the store's clock runs ahead of this node's.
 	if err := guard.Consume(ctx, replayKey(c.Issuer, c.ID), c.ExpiresAt.Add(v.leeway+MaxLeeway)); err != nil {
 		if errors.Is(err, tether.ErrReplayed) {
-			return nil, ErrReplayed
+			return nil, fmt.Errorf("handshake: %w", ErrReplayed)
 		}
 		return nil, fmt.Errorf("handshake: replay guard: %w", err)
 	}

@@ -179,7 +179,6 @@ func TestVerifyRejects(t *testing.T) {
 		{"typ missing", craftJWT(`{"alg":"HS256"}`, ok, hs), "type"},
 		{"typ JWT", craftJWT(`{"alg":"HS256","typ":"JWT"}`, ok, hs), "type"},
 		{"typ at+jwt", craftJWT(`{"alg":"HS256","typ":"at+jwt"}`, ok, hs), "type"},
-		{"typ case variant", craftJWT(`{"alg":"HS256","typ":"Handshake+JWT"}`, ok, hs), "type"},
 		{"typ not a string", craftJWT(`{"alg":"HS256","typ":1}`, ok, hs), "type"},
 		// Audience and issuer.
 		{"wrong aud", craftJWT(hdrHS, claimsJSON(now, map[string]string{"aud": `"https://c.example"`}), hs), "audience"},
@@ -499,7 +498,11 @@ func TestSubjectPrefix(t *testing.T) {
 		{IssuerSpec{Issuer: "https://x.example", Alg: AlgEdDSA, SubjectPrefix: &empty}, ""},
 		{IssuerSpec{Issuer: "https://x.example", Alg: AlgES256, SubjectPrefix: &custom}, "partner:"},
 	} {
-		if got := tt.spec.subjectPrefix(); got != tt.want {
+		st, err := lookupSuite(formatOf(tt.spec.Alg), tt.spec.Alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tt.spec.subjectPrefix(st); got != tt.want {
 			t.Errorf("%s with prefix %v: got %q, want %q", tt.spec.Alg, tt.spec.SubjectPrefix, got, tt.want)
 		}
 	}
@@ -572,14 +575,14 @@ func TestSharedKeyRotation(t *testing.T) {
 	clock := newClock()
 	for _, alg := range []string{AlgHS256, AlgV4Local} {
 		minter := func(file string) *Minter {
-			m, err := NewMinter(issuerA, Config{Audiences: map[string]AudienceSpec{audB: {Format: formatOf(alg), Alg: alg, KeyFile: file}}}, nil, dir, clock.Now)
+			m, err := NewMinter(issuerA, Config{Audiences: map[string]AudienceSpec{audB: {Format: formatOf(alg), Alg: alg, KeyFile: file}}}, nil, dir, Options{Now: clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return m
 		}
 		verifier := func(file string) *Verifier {
-			v, err := NewVerifier(audB, Config{TrustedIssuers: []IssuerSpec{{Issuer: issuerA, Format: formatOf(alg), Alg: alg, KeyFile: file}}}, dir, WithNow(clock.Now))
+			v, err := NewVerifier(audB, Config{TrustedIssuers: []IssuerSpec{{Issuer: issuerA, Format: formatOf(alg), Alg: alg, KeyFile: file}}}, dir, Options{Now: clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -601,6 +604,124 @@ func TestSharedKeyRotation(t *testing.T) {
 		}
 		if _, err := verifier("old.key").Verify(context.Background(), tok); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: a token signed with the new key verified with the old one alone: %v", alg, err)
+		}
+	}
+}
+
+// TestTypMediaType: typ is a media type (RFC 7515 §4.1.9): "application/"
+// may be written or left out and ASCII case does not matter, in every JWT
+// format; any other typ is refused.
+func TestTypMediaType(t *testing.T) {
+	e := newEnv(t)
+	now := e.clock.Now()
+	_, edPriv := ringPrivate(t, e.ring, AlgEdDSA)
+	_, esPriv := ringPrivate(t, e.ring, AlgES256)
+	signers := map[string]func([]byte) []byte{
+		AlgHS256: signHS256(e.hsKey),
+		AlgEdDSA: signEd25519(edPriv.(ed25519.PrivateKey)),
+		AlgES256: signES256(esPriv.(*ecdsa.PrivateKey)),
+	}
+	cases := []struct {
+		typ    string
+		accept bool
+	}{
+		{"handshake+jwt", true},
+		{"application/handshake+jwt", true},
+		{"Handshake+JWT", true},
+		{"APPLICATION/HANDSHAKE+JWT", true},
+		{"Application/Handshake+Jwt", true},
+		{"JWT", false},
+		{"jwt", false},
+		{"at+jwt", false},
+		{"secevent+jwt", false},
+		{"application/jwt", false},
+		{"text/handshake+jwt", false},
+		{"application/handshake+jwt; charset=utf-8", false},
+		{"application//handshake+jwt", false},
+		{"handshake+jwt ", false},
+		{"application/handshake+jwt/x", false},
+		{`handshake+jwt\u0000`, false}, // a JSON escape: NUL after the type
+		{"hand\u017fhake+jwt", false},  // U+017F folds to "s" in Unicode, not in ASCII
+		{"handshake+jw\u212a", false},  // U+212A (Kelvin) folds to "k"
+		{"", false},
+	}
+	for alg, sign := range signers {
+		for _, c := range cases {
+			t.Run(alg+"/"+c.typ, func(t *testing.T) {
+				tok := craftJWT(`{"alg":"`+alg+`","typ":"`+c.typ+`"}`, claimsJSON(now, nil), sign)
+				_, err := e.verifier.Verify(context.Background(), tok)
+				switch {
+				case c.accept && err != nil:
+					t.Errorf("got %v, want accepted", err)
+				case !c.accept && Reason(err) != "type":
+					t.Errorf("got %v (reason %q), want refused as type", err, Reason(err))
+				}
+			})
+		}
+	}
+}
+
+// TestSessionID: sid travels in every format and comes back as
+// Claims.SessionID; it is optional, but when present must be a string.
+func TestSessionID(t *testing.T) {
+	e := newEnv(t)
+	for _, alg := range allAlgs {
+		tok, _, _, err := e.minters[alg].Mint(audB, "alice", WithSessionID("sess-1"))
+		if err != nil {
+			t.Fatalf("Mint(%s): %v", alg, err)
+		}
+		c, err := e.verifier.Verify(context.Background(), tok)
+		if err != nil || c.SessionID != "sess-1" {
+			t.Errorf("%s: got %+v, %v; want sid sess-1", alg, c, err)
+		}
+	}
+	if _, _, _, err := e.minters[AlgHS256].Mint(audB, "alice", WithSessionID(strings.Repeat("s", maxClaimString+1))); err == nil {
+		t.Error("Mint with an oversize sid: got no error")
+	}
+	if _, _, _, err := e.minters[AlgHS256].Mint(audB, ""); err == nil {
+		t.Error("Mint without a subject: got no error")
+	}
+	now := e.clock.Now()
+	for name, extra := range map[string]string{"sid number": `"sid":7`, "sid empty": `"sid":""`, "SID variant": `"SID":"x"`} {
+		tok := craftJWT(`{"alg":"HS256","typ":"handshake+jwt"}`, claimsJSON(now, nil, extra), signHS256(e.hsKey))
+		if _, err := e.verifier.Verify(context.Background(), tok); Reason(err) != "claims" {
+			t.Errorf("%s: got %v, want refused as claims", name, err)
+		}
+	}
+}
+
+// TestSuiteTable: the table holds each (format, alg) once, every suite is
+// found by its configuration names only, and its key kind matches what
+// DESIGN §6 says of it.
+func TestSuiteTable(t *testing.T) {
+	want := map[[2]string]struct{ shared, jwks bool }{
+		{FormatJWT, AlgHS256}:       {shared: true},
+		{FormatJWT, AlgEdDSA}:       {jwks: true},
+		{FormatJWT, AlgES256}:       {jwks: true},
+		{FormatPASETO, AlgV4Public}: {},
+		{FormatPASETO, AlgV4Local}:  {shared: true},
+	}
+	if len(suites) != len(want) {
+		t.Errorf("got %d suites, want %d", len(suites), len(want))
+	}
+	for _, s := range suites {
+		id := [2]string{s.format(), s.alg()}
+		w, ok := want[id]
+		if !ok {
+			t.Errorf("unexpected suite %v", id)
+			continue
+		}
+		delete(want, id)
+		if s.sharedKey() != w.shared || s.jwks() != w.jwks {
+			t.Errorf("%v: shared %v jwks %v, want %v %v", id, s.sharedKey(), s.jwks(), w.shared, w.jwks)
+		}
+		if got, err := lookupSuite(id[0], id[1]); err != nil || got != s {
+			t.Errorf("lookupSuite(%v): got %v, %v", id, got, err)
+		}
+	}
+	for _, bad := range [][2]string{{"JWT", AlgHS256}, {FormatJWT, "hs256"}, {FormatPASETO, AlgHS256}, {FormatJWT, "none"}, {"", ""}} {
+		if _, err := lookupSuite(bad[0], bad[1]); err == nil {
+			t.Errorf("lookupSuite(%v): got a suite", bad)
 		}
 	}
 }

@@ -2,9 +2,9 @@ package ssf
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
+	"github.com/tetherhq/tether/internal/jwtcore"
 )
 
 // TrustedTransmitter is a transmitter whose SETs this node accepts
@@ -53,7 +54,7 @@ type Receiver struct {
 
 type trusted struct {
 	TrustedTransmitter
-	keys *handshake.RemoteKeySet
+	policy *jwtcore.Policy[crypto.PublicKey]
 }
 
 // Acceptance window of a SET's iat, and the clock leeway.
@@ -81,11 +82,17 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		if t.Alg == "" {
 			t.Alg = handshake.AlgEdDSA
 		}
-		keys, err := handshake.NewRemoteKeySet(t.JWKSURL, t.Alg, cfg.HTTPClient, cfg.Now)
-		if err != nil {
-			return nil, fmt.Errorf("ssf: transmitter %s: %w", t.Issuer, err)
+		if t.Alg != handshake.AlgEdDSA && t.Alg != handshake.AlgES256 {
+			return nil, fmt.Errorf("ssf: transmitter %s: alg must be EdDSA or ES256", t.Issuer)
 		}
-		r.from = append(r.from, &trusted{TrustedTransmitter: t, keys: keys})
+		if err := checkEndpoint(t.JWKSURL); err != nil {
+			return nil, fmt.Errorf("ssf: transmitter %s: jwks_url: %w", t.Issuer, err)
+		}
+		r.from = append(r.from, &trusted{TrustedTransmitter: t, policy: &jwtcore.Policy[crypto.PublicKey]{
+			Algs: []jose.SignatureAlgorithm{jose.SignatureAlgorithm(t.Alg)},
+			Type: SETType,
+			Keys: jwtcore.JWKSKeys[crypto.PublicKey]{Set: jwtcore.NewJWKS(t.JWKSURL, cfg.HTTPClient, cfg.Now), Alg: t.Alg},
+		}})
 	}
 	return r, nil
 }
@@ -163,46 +170,24 @@ func (r *Receiver) Receive(ctx context.Context, authorization, contentType strin
 	if mt, _, _ := mime.ParseMediaType(contentType); mt != ContentType {
 		return nil, refuse(ErrCodeInvalidRequest, "Content-Type must be %s", ContentType)
 	}
-	if err := checkHeader(raw); err != nil {
-		return nil, err
-	}
-	jws, err := jose.ParseSignedCompact(string(raw), []jose.SignatureAlgorithm{jose.SignatureAlgorithm(t.Alg)})
-	if err != nil || len(jws.Signatures) != 1 {
-		return nil, refuse(ErrCodeInvalidRequest, "not a compact JWS signed with %s", t.Alg)
-	}
-	h := jws.Signatures[0].Protected
-	var peek struct {
-		Issuer string `json:"iss"`
-	}
-	if json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &peek) != nil {
-		return nil, refuse(ErrCodeInvalidRequest, "claims are not a JSON object")
-	}
-	if peek.Issuer != t.Issuer {
-		return nil, refuse(ErrCodeInvalidIssuer, "iss is not the authenticated transmitter")
-	}
-	key, err := t.keys.Key(ctx, h.KeyID)
-	if err != nil {
-		return nil, refuse(ErrCodeInvalidKey, "kid is not a %s key of the transmitter's JWKS", t.Alg)
-	}
-	payload, err := jws.Verify(key)
-	if err != nil {
-		return nil, refuse(ErrCodeAuthentication, "the signature does not verify")
-	}
-	c, err := parseSET(payload)
-	if err != nil {
-		return nil, err
-	}
 	now := r.cfg.Now()
-	iat := time.Unix(c.IssuedAt, 0)
+	c, err := jwtcore.Verify(ctx, string(raw), t.policy, func(_ jwtcore.Header, tainted []byte) (*received, error) {
+		return r.parseSET(tainted, t.Issuer, now)
+	})
+	var re *RefusedError
 	switch {
-	case c.Issuer != t.Issuer:
-		return nil, refuse(ErrCodeInvalidIssuer, "iss is not the authenticated transmitter")
-	case c.Audience != r.cfg.Audience:
-		return nil, refuse(ErrCodeInvalidAudience, "aud does not name this receiver")
-	case iat.After(now.Add(leeway)) || iat.Before(now.Add(-maxSETAge)):
-		return nil, refuse(ErrCodeInvalidRequest, "iat is not within the last %v", maxSETAge)
+	case errors.As(err, &re):
+		return nil, err
+	case errors.Is(err, jwtcore.ErrUnknownKey):
+		return nil, refuse(ErrCodeInvalidKey, "kid is not a %s key of the transmitter's JWKS", t.Alg)
+	case errors.Is(err, jwtcore.ErrSignature):
+		return nil, refuse(ErrCodeAuthentication, "the signature does not verify")
+	case errors.Is(err, jwtcore.ErrInvalid):
+		return nil, refuse(ErrCodeInvalidRequest, "not a SET of this transmitter (%s)", jwtcore.Reason(err))
+	case err != nil:
+		return nil, err
 	}
-	// Hashed: a jti is any string, and every store must be able to key it.
+	iat := time.Unix(c.IssuedAt, 0)
 	sum := sha256.Sum256([]byte(t.Issuer + "\x00" + c.ID))
 	err = r.cfg.Manager.Consume(ctx, "ssf:"+hex.EncodeToString(sum[:]), iat.Add(maxSETAge+leeway))
 	switch {
@@ -214,59 +199,7 @@ func (r *Receiver) Receive(ctx context.Context, authorization, contentType strin
 	return r.act(tether.WithActor(ctx, tether.Actor{Kind: tether.ActorCascade, ID: t.Issuer}), t, c)
 }
 
-// checkHeader reads the JWS header strictly: only alg, typ (which must be
-// secevent+jwt) and kid, so that no key, URL or processing rule (jwk, jku,
-// x5c, crit…) can come from the SET.
-func checkHeader(raw []byte) error {
-	enc, _, ok := strings.Cut(string(raw), ".")
-	if !ok || len(enc) > 1024 {
-		return refuse(ErrCodeInvalidRequest, "not a compact JWS")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(enc)
-	var h map[string]json.RawMessage
-	if err != nil || json.Unmarshal(b, &h) != nil {
-		return refuse(ErrCodeInvalidRequest, "not a compact JWS")
-	}
-	for name := range h {
-		if name != "alg" && name != "typ" && name != "kid" {
-			return refuse(ErrCodeInvalidRequest, "header parameter %q not accepted", truncate(name, 32))
-		}
-	}
-	var typ string
-	if json.Unmarshal(h["typ"], &typ) != nil || typ != SETType {
-		return refuse(ErrCodeInvalidRequest, "typ must be %s", SETType)
-	}
-	return nil
-}
-
-// set is a verified SET's claims as read strictly.
-type set struct {
-	Issuer   string                     `json:"iss"`
-	Audience audience                   `json:"aud"`
-	IssuedAt int64                      `json:"iat"`
-	ID       string                     `json:"jti"`
-	SubID    *SubjectID                 `json:"sub_id"`
-	Events   map[string]json.RawMessage `json:"events"`
-}
-
-// audience is aud as a string or an array of exactly one string.
-type audience string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audience(one)
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil || len(many) != 1 {
-		return errors.New("aud must be a string")
-	}
-	*a = audience(many[0])
-	return nil
-}
-
-// received is a verified SET with its one event.
+// received is a SET's claims, read strictly, with its one event.
 type received struct {
 	Issuer, Audience, ID string
 	IssuedAt             int64
@@ -275,24 +208,40 @@ type received struct {
 	Body                 json.RawMessage
 }
 
-func parseSET(payload []byte) (*received, error) {
-	var s set
-	if err := json.Unmarshal(payload, &s); err != nil {
-		return nil, refuse(ErrCodeInvalidRequest, "claims are not a SET")
+// parseSET reads and checks the claims of a SET from issuer (still
+// unverified: jwtcore.Verify returns them only once the signature holds).
+func (r *Receiver) parseSET(tainted []byte, issuer string, now time.Time) (*received, error) {
+	o, err := jwtcore.DecodeObject(tainted)
+	if err != nil {
+		return nil, refuse(ErrCodeInvalidRequest, "claims are not a strict JSON object")
 	}
-	switch {
-	case s.ID == "" || len(s.ID) > 256:
+	var c received
+	var ok bool
+	if c.Issuer, ok = o.String("iss"); !ok || c.Issuer != issuer {
+		return nil, refuse(ErrCodeInvalidIssuer, "iss is not the authenticated transmitter")
+	}
+	if c.Audience, ok = o.Audience(); !ok || c.Audience != r.cfg.Audience {
+		return nil, refuse(ErrCodeInvalidAudience, "aud does not name this receiver")
+	}
+	if c.ID, ok = o.String("jti"); !ok || len(c.ID) > 256 {
 		return nil, refuse(ErrCodeInvalidRequest, "jti missing or too long")
-	case s.IssuedAt <= 0:
-		return nil, refuse(ErrCodeInvalidRequest, "iat missing")
-	case len(s.Events) != 1:
+	}
+	iat, ok := o.NumericDate("iat")
+	if !ok || iat.After(now.Add(leeway)) || iat.Before(now.Add(-maxSETAge)) {
+		return nil, refuse(ErrCodeInvalidRequest, "iat missing or not within the last %v", maxSETAge)
+	}
+	c.IssuedAt = iat.Unix()
+	var events map[string]json.RawMessage
+	if json.Unmarshal(o["events"], &events) != nil || len(events) != 1 {
 		return nil, refuse(ErrCodeInvalidRequest, "a SET carries exactly one event")
 	}
-	out := &received{Issuer: s.Issuer, Audience: string(s.Audience), ID: s.ID, IssuedAt: s.IssuedAt, SubID: s.SubID}
-	for typ, body := range s.Events {
-		out.Event, out.Body = typ, body
+	for typ, body := range events {
+		c.Event, c.Body = typ, body
 	}
-	return out, nil
+	if v, present := o["sub_id"]; present && json.Unmarshal(v, &c.SubID) != nil {
+		return nil, refuse(ErrCodeInvalidRequest, "sub_id is not a subject identifier")
+	}
+	return &c, nil
 }
 
 // act does what a verified, consumed SET says and records it.

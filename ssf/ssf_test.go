@@ -66,7 +66,7 @@ func jsonOf(v any) string {
 // fuzzReceiver is a receiver trusting one transmitter whose JWKS is served
 // from a key ring, and a signer with that ring.
 func fuzzReceiver(t testing.TB) (*Receiver, signer, string) {
-	ring, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), nil)
+	ring, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), handshake.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

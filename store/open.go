@@ -1,10 +1,3 @@
-// Package store opens a tether.Store from a URL (DESIGN §4):
-//
-//	bolt:///path/tether.db   embedded and durable (the default, in the data dir)
-//	memory:                  in-process, not durable
-//	redis://host:port/db     Redis (also rediss://, redis+cluster://h1:p1,h2:p2,
-//	                         redis+sentinel://h1:p1/db?master=NAME), shared by many nodes
-//	postgres://…             PostgreSQL, shared by many nodes
 package store
 
 import (
@@ -55,6 +48,14 @@ func Open(ctx context.Context, rawURL, dataDir string, opts Options) (tether.Sto
 	default:
 		return nil, fmt.Errorf("store: unknown scheme %q (want bolt, memory, redis, rediss, redis+cluster, redis+sentinel, postgres)", scheme)
 	}
+}
+
+// Embedded reports whether rawURL names a store that only this process can
+// hold (the embedded bolt file, which bbolt locks, or memory:): no other node
+// shares its sessions.
+func Embedded(rawURL string) bool {
+	scheme, _, _ := strings.Cut(rawURL, ":")
+	return rawURL == "" || scheme == "bolt" || scheme == "memory"
 }
 
 // Redact returns the URL without its password, for logs and errors.

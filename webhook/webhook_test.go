@@ -261,7 +261,7 @@ func TestStandardWebhooksReceiver(t *testing.T) {
 		t.Skip("runs npm and node")
 	}
 	dir := filepath.Join("testdata", "receiver")
-	requireNode(t, dir)
+	servicetest.NPMInstall(t, dir)
 	secretText, key := newSecret(t)
 	port := servicetest.FreePort(t)
 	downFile := filepath.Join(t.TempDir(), "down")
@@ -324,20 +324,5 @@ func TestStandardWebhooksReceiver(t *testing.T) {
 				t.Errorf("data: %v; want session %s", d, s.ID)
 			}
 		}
-	}
-}
-
-// requireNode installs the receiver's pinned packages; without node or npm it
-// skips, or fails under CI=true.
-func requireNode(t *testing.T, dir string) {
-	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			servicetest.SkipOrFail(t, "%s not on PATH", tool)
-		}
-	}
-	cmd := exec.Command("npm", "ci", "--prefix", dir, "--ignore-scripts", "--no-audit", "--no-fund")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		servicetest.SkipOrFail(t, "npm ci: %v\n%s", err, out)
 	}
 }

@@ -119,7 +119,7 @@ func (d *demoNodes) saveSigningKey(alg string) (string, error) {
 // exchangeInProcess is a Go service receiving a handshake with the library
 // alone: a handshake.Verifier and a tether.Manager, no Tether server.
 func exchangeInProcess(ctx context.Context, audience string, trust handshake.IssuerSpec, raw string) (first, again string, err error) {
-	v, err := handshake.NewVerifier(audience, handshake.Config{TrustedIssuers: []handshake.IssuerSpec{trust}}, ".")
+	v, err := handshake.NewVerifier(audience, handshake.Config{TrustedIssuers: []handshake.IssuerSpec{trust}}, ".", handshake.Options{})
 	if err != nil {
 		return "", "", err
 	}

@@ -471,7 +471,7 @@ func benchExchangeHTTP(b *testing.B, storeURL string) {
 	})
 	minter, err := handshake.NewMinter(e2eIssuerA, handshake.Config{Audiences: map[string]handshake.AudienceSpec{
 		e2eIssuerB: {Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: keyFile},
-	}}, nil, dir, nil)
+	}}, nil, dir, handshake.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,6 +25,7 @@ type localNode struct {
 func localConfig(dir, storeURL string) config.Config {
 	cfg := config.Default()
 	cfg.Addr, cfg.AdminAddr, cfg.DataDir, cfg.Store, cfg.LogLevel = "127.0.0.1:0", "127.0.0.1:0", dir, storeURL, "error"
+	cfg.Server.DrainDelay = 0 // no load balancer to tell: stop at once
 	return cfg
 }
 

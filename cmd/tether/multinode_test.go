@@ -82,7 +82,7 @@ handshake:
 		Audiences: map[string]handshake.AudienceSpec{
 			nodeIssuer: {Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: keyFile},
 		},
-	}, nil, dir, nil)
+	}, nil, dir, handshake.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/server"
 	"github.com/tetherhq/tether/store"
 )
 
@@ -71,7 +72,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	// The verifier needs nothing from the data dir, so its key files are
 	// loaded (and refused) before the data dir is touched too. The config
 	// made the file's key paths absolute already.
-	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".")
+	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".", handshake.Options{})
 	if err != nil {
 		return err
 	}
@@ -96,18 +97,20 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	defer st.Close()
-	m, err := tether.NewManager(cfg.Manager(st, log))
+	mcfg := cfg.Manager(st, log)
+	mcfg.Cookies = tether.Cookies{Domain: cfg.Cookie.Domain}
+	m, err := tether.NewManager(mcfg)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	keys, err := handshake.LoadKeyRing(filepath.Join(cfg.DataDir, "keys"), nil)
+	keys, err := handshake.LoadKeyRing(filepath.Join(cfg.DataDir, "keys"), handshake.Options{})
 	if err != nil {
 		return err
 	}
 	// Both are built even when nothing is configured, so that every mistake in
 	// the handshake section stops the start with a clear error.
-	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, ".", nil)
+	minter, err := handshake.NewMinter(cfg.Issuer, cfg.Handshake, keys, ".", handshake.Options{})
 	if err != nil {
 		return err
 	}
@@ -116,17 +119,40 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	admin.RecordFailures(m)
+	authz, err := newAuthorizer(cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer reloadOnSIGHUP(cfg.File, authz, log)()
+	oidcCfg, err := oidcConfig(cfg)
+	if err != nil {
+		return err
+	}
 	transmitter, receiver, err := startSSF(cfg, m, st, keys, verifier, log)
 	if err != nil {
 		return err
 	}
 	defer transmitter.Close()
 	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier,
+		ForwardAuth: authz, OIDC: oidcCfg, Cookies: mcfg.Cookies, SignInURL: signInURL(oidcCfg),
 		Transmitter: transmitter, Receiver: receiver})
 	if err != nil {
 		return err
 	}
 
+	// Envoy's gRPC ext_authz, if configured, on a listener of its own, until
+	// serve returns.
+	if addr := cfg.ForwardAuth.GRPCAddr; addr != "" {
+		stop, err := serveExtAuthz(addr, authz, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+			defer cancel()
+			stop(ctx)
+		}()
+	}
 	pubLn, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("public listener: %w", err)
@@ -140,17 +166,22 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if tlsConfig != nil {
 		public = hsts(public)
 	}
-	servers := []*http.Server{newHTTPServer(public, log), newHTTPServer(srv.Admin(), log)}
+	pubHTTP := newHTTPServer(public, log)
+	pubHTTP.TLSConfig = tlsConfig
+	lim := cfg.Server
+	servers := []*server.Server{
+		server.New("public", pubHTTP, pubLn, server.Limits{MaxInflight: lim.MaxInflight, MaxConns: lim.MaxConns}, log),
+		server.New("admin", newHTTPServer(srv.Admin(), log), admLn, server.Limits{MaxInflight: lim.Admin.MaxInflight, MaxConns: lim.Admin.MaxConns}, log),
+	}
 	errc := make(chan error, 2)
 	go func() {
 		if tlsConfig != nil {
-			servers[0].TLSConfig = tlsConfig
-			errc <- servers[0].ServeTLS(pubLn, "", "")
+			errc <- servers[0].ServeTLS("", "") // the certificate is in TLSConfig
 		} else {
-			errc <- servers[0].Serve(pubLn)
+			errc <- servers[0].Serve()
 		}
 	}()
-	go func() { errc <- servers[1].Serve(admLn) }()
+	go func() { errc <- servers[1].Serve() }()
 
 	log.Info("tether ready", "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
 		"store", storeKind(cfg.Store), "data_dir", cfg.DataDir)
@@ -164,11 +195,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	case err = <-errc:
 		err = fmt.Errorf("listener stopped: %w", err)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, s := range servers {
-		s.Shutdown(shutdownCtx)
-	}
+	drainAndShutdown(servers, lim, errc, log)
 	log.Info("tether stopped")
 	return err
 }

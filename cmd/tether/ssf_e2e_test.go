@@ -240,7 +240,7 @@ func signSET(t *testing.T, key crypto.Signer, kid, typ string, claims map[string
 // testRefusedSETs posts SETs to B that must be refused with the RFC 8935
 // code, and checks that bobsB, which any of them would end, lives on.
 func testRefusedSETs(t *testing.T, p *ssfPair, bobsB string) {
-	ring, err := handshake.LoadKeyRing(filepath.Join(p.a.dataDir, "keys"), nil) // A's own keys: what only A can sign
+	ring, err := handshake.LoadKeyRing(filepath.Join(p.a.dataDir, "keys"), handshake.Options{}) // A's own keys: what only A can sign
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,9 +53,18 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if ok, wait := s.creates.Allow(req.Subject); !ok {
 		return httperr.RateLimited("too many sessions created for this subject", wait)
 	}
+	jkt, err := s.bindingKey(w, r)
+	switch {
+	case err != nil:
+		return err
+	case jkt != "" && req.DPoPJKT != "" && jkt != req.DPoPJKT:
+		return httperr.BadRequest(`"dpop_jkt" is not the thumbprint of the DPoP proof's key`)
+	case jkt == "":
+		jkt = req.DPoPJKT
+	}
 	token, sess, err := s.m.Create(r.Context(), tether.CreateParams{
 		Subject: req.Subject, Roles: req.Roles, Metadata: req.Metadata,
-		Lifetime: time.Duration(req.TTL), IdleTimeout: time.Duration(req.IdleTTL),
+		Lifetime: time.Duration(req.TTL), IdleTimeout: time.Duration(req.IdleTTL), JKT: jkt,
 	})
 	if err != nil {
 		return err
@@ -143,10 +152,10 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 		roles = []string{}
 	}
 	return writeJSON(w, http.StatusOK, apitype.Introspection{
-		Active: true, TokenType: "tether_session",
+		Active: true, TokenType: tokenTypeOf(sess),
 		Subject: sess.Subject, SessionID: sess.ID, Roles: roles,
 		Scope:    strings.Join(sess.Roles, " "),
 		IssuedAt: sess.CreatedAt.Unix(), ExpiresAt: sess.ExpiresAt.Unix(),
-		IdleExp: sess.IdleExpiresAt.Unix(),
+		IdleExp: sess.IdleExpiresAt.Unix(), Cnf: cnf(sess),
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/forwardauth"
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/adminauth"
 	"github.com/tetherhq/tether/internal/apitype"
@@ -43,6 +44,8 @@ type Server struct {
 	minter   *handshake.Minter   // nil: this node mints no handshakes
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
+	authz    *forwardauth.Authorizer
+	oidc     *oidcLogin // nil: no sign-in through an OpenID provider
 
 	transmitter *ssf.Transmitter // nil: no SSF transmitter routes
 	receiver    *ssf.Receiver    // nil: POST /ssf/events refuses every caller
@@ -59,6 +62,10 @@ type Config struct {
 	Keys     *handshake.KeyRing  // the node's signing keys, published as JWKS; nil: none
 	Minter   *handshake.Minter   // optional
 	Verifier *handshake.Verifier // optional
+
+	ForwardAuth *forwardauth.Authorizer // served at /v1/authz; nil: no rules, loopback proxies trusted
+	OIDC        *OIDCConfig             // sign-in at /v1/login; nil: off
+	Cookies     tether.Cookies          // the session cookie that sign-in sets
 
 	// Shared Signals (DESIGN §11): the transmitter's metadata and stream
 	// management routes, and the receiver of pushed SETs. Optional.
@@ -96,6 +103,16 @@ func New(cfg Config) (*Server, error) {
 		receiver:         cfg.Receiver,
 	}
 	var err error
+	if s.authz = cfg.ForwardAuth; s.authz == nil {
+		if s.authz, err = defaultAuthorizer(cfg.Manager); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.OIDC != nil {
+		if s.oidc, err = newOIDCLogin(*cfg.OIDC, cfg.Cookies); err != nil {
+			return nil, err
+		}
+	}
 	s.web, err = web.New(web.Config{Manager: cfg.Manager, Admin: cfg.Admin, Keys: cfg.Keys, Logger: cfg.Logger, SignInURL: cfg.SignInURL})
 	return s, err
 }
@@ -121,6 +138,9 @@ func (s *Server) handle(h handler) http.Handler {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := httperr.Classify(r, err, s.log)
 	e.SetHeaders(w.Header())
+	if e.Status == http.StatusUnauthorized {
+		tether.SetChallenge(w.Header(), err) // DPoP, for a bound session
+	}
 	writeJSON(w, e.Status, apitype.Error{Error: e.Code, Message: e.Message})
 }
 

@@ -55,11 +55,17 @@ func (s *Server) exchangeHandshake(w http.ResponseWriter, r *http.Request) error
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	token, sess, err := s.exchange(r, req.Token)
+	jkt, err := s.bindingKey(w, r)
 	if err != nil {
 		return err
 	}
-	tether.SetCookie(w, r, token, sess.ExpiresAt)
+	token, sess, err := s.exchange(r, req.Token, jkt)
+	if err != nil {
+		return err
+	}
+	if jkt == "" { // a bound token in a cookie would be refused anyway
+		tether.SetCookie(w, r, token, sess.ExpiresAt)
+	}
 	return writeJSON(w, http.StatusCreated, apitype.TokenResponse{Token: token, Session: sess})
 }
 
@@ -107,18 +113,26 @@ func (s *Server) tokenExchangeGrant(w http.ResponseWriter, r *http.Request) erro
 		s.refuseExchange(r, "token_type")
 		return oauthError("invalid_grant", "")
 	}
-	token, sess, err := s.exchange(r, raw)
+	jkt, err := s.bindingKey(w, r)
+	if err != nil {
+		return dpopOAuthError(err)
+	}
+	token, sess, err := s.exchange(r, raw, jkt)
 	if errors.Is(err, tether.ErrInvalidToken) {
 		return oauthError("invalid_grant", "")
 	}
 	if err != nil {
 		return err
 	}
+	tokenType := "Bearer"
+	if jkt != "" {
+		tokenType = "DPoP" // RFC 9449 §5
+	}
 	w.Header().Set("Pragma", "no-cache")
 	return writeJSON(w, http.StatusOK, apitype.OAuthToken{
 		AccessToken:     token,
 		IssuedTokenType: tokenTypeAccessToken,
-		TokenType:       "Bearer",
+		TokenType:       tokenType,
 		// The session was created just now: its lifetime, without reading a
 		// second clock (the Manager's may be injected).
 		ExpiresIn: int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
@@ -160,13 +174,14 @@ func (s *Server) refuseExchange(r *http.Request, reason string) error {
 
 // exchange has the library trade raw for a local session: the client's
 // metadata go on it, and the session a browser's cookie stood for ends.
-// Every refusal is the same 401: which check failed goes to the log and a
-// metric, never to the client.
-func (s *Server) exchange(r *http.Request, raw string) (string, *tether.Session, error) {
+// The session is bound to the DPoP key jkt, if not "". Every refusal is the
+// same 401: which check failed goes to the log and a metric, never to the
+// client.
+func (s *Server) exchange(r *http.Request, raw, jkt string) (string, *tether.Session, error) {
 	if s.verifier == nil {
 		return "", nil, s.refuseExchange(r, "issuer")
 	}
-	p := tether.ExchangeParams{Metadata: tether.ClientMetadata(r)}
+	p := tether.ExchangeParams{Metadata: tether.ClientMetadata(r), JKT: jkt}
 	if token, fromCookie := tether.TokenFromRequest(r); fromCookie {
 		p.Replaces = token
 	}

@@ -107,12 +107,12 @@ func newHSFixture(t *testing.T) *hsFixture {
 	writeKey("hs.key")
 	writeKey("local.key")
 	var err error
-	if f.ringA, err = handshake.LoadKeyRing(filepath.Join(f.dir, "keys-a"), f.clock.Now); err != nil {
+	if f.ringA, err = handshake.LoadKeyRing(filepath.Join(f.dir, "keys-a"), handshake.Options{Now: f.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
 
 	audiences := map[string]handshake.AudienceSpec{issB: {Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: "hs.key"}}
-	minter, err := handshake.NewMinter(issA, handshake.Config{Audiences: audiences}, f.ringA, f.dir, f.clock.Now)
+	minter, err := handshake.NewMinter(issA, handshake.Config{Audiences: audiences}, f.ringA, f.dir, handshake.Options{Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func newHSFixture(t *testing.T) *hsFixture {
 		case handshake.AlgV4Public:
 			spec.Format = handshake.FormatPASETO
 		}
-		m, err := handshake.NewMinter(issA, handshake.Config{Audiences: map[string]handshake.AudienceSpec{issB: spec}}, f.ringA, f.dir, f.clock.Now)
+		m, err := handshake.NewMinter(issA, handshake.Config{Audiences: map[string]handshake.AudienceSpec{issB: spec}}, f.ringA, f.dir, handshake.Options{Now: f.clock.Now})
 		if err != nil {
 			t.Fatalf("minter %s: %v", alg, err)
 		}
@@ -146,7 +146,7 @@ func newHSFixture(t *testing.T) *hsFixture {
 		{Issuer: issA, Format: handshake.FormatPASETO, Alg: handshake.AlgV4Public, PublicKeyFile: "a-ed25519.pem"},
 		{Issuer: issA, Format: handshake.FormatPASETO, Alg: handshake.AlgV4Local, KeyFile: "local.key"},
 	}}
-	verifier, err := handshake.NewVerifier(issB, trust, f.dir, handshake.WithNow(f.clock.Now))
+	verifier, err := handshake.NewVerifier(issB, trust, f.dir, handshake.Options{Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestHandshakeExchangeFailures(t *testing.T) {
 		t.Helper()
 		m, err := handshake.NewMinter(issuer, handshake.Config{Audiences: map[string]handshake.AudienceSpec{
 			audience: {Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: "hs.key"},
-		}}, nil, f.dir, f.clock.Now)
+		}}, nil, f.dir, handshake.Options{Now: f.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,10 +28,11 @@ func (s *Server) Public() http.Handler {
 		writeJSON(w, http.StatusOK, apitype.Status{Status: "ok"})
 	})
 	mux.Handle("GET /readyz", s.handle(s.ready))
+	s.routeLogin(mux)
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
 	s.ssfRoutes(mux)
-	return s.common("public", s.jsonErrors(mux))
+	return s.common("public", s.authzFirst(s.jsonErrors(mux)))
 }
 
 // jsonErrors answers a request that matches no route (404), or no method of a
@@ -73,6 +74,7 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, sess *tet
 		if err != nil {
 			return err
 		}
+		s.m.SetDPoPNonce(w.Header(), sess)
 		return h(w, r.WithContext(tether.NewContext(r.Context(), sess)), sess, token)
 	})
 }

@@ -98,7 +98,7 @@ func newSSFEnv(t *testing.T) *ssfEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), nil)
+	keys, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), handshake.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,9 @@ type CreateSessionRequest struct {
 	TTL      Duration          `json:"ttl,omitzero"`
 	IdleTTL  Duration          `json:"idle_ttl,omitzero"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// DPoPJKT binds the session to the DPoP key with this RFC 7638
+	// thumbprint (a DPoP proof header on the request does the same).
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 // TokenResponse answers a create, rotate or exchange: the token, shown only
@@ -71,6 +74,14 @@ type Introspection struct {
 	IssuedAt  int64    `json:"iat,omitempty"`
 	ExpiresAt int64    `json:"exp,omitempty"`
 	IdleExp   int64    `json:"idle_exp,omitempty"`
+	// Cnf names the key a DPoP-bound session's proofs must be made with
+	// (RFC 9449 §6.2); TokenType is then "DPoP".
+	Cnf *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is RFC 7800's cnf claim, with RFC 9449's jkt member.
+type Confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // Key is one of the node's signing keys, as GET /v1/keys lists it.

@@ -50,6 +50,35 @@ type SoakConfig struct {
 	// token, to check that revocations hold [100].
 	RetryRevoked int
 	Progress     io.Writer // if not nil, a line per window as it closes
+	// Faults are injected during the run. Errors from a fault's start until
+	// Settle after it ends are the fault's, reported apart from the run's;
+	// a revoked session accepted is never excused.
+	Faults []SoakFault
+	Settle time.Duration // [10s]
+}
+
+// SoakFault is one fault: at At, either Do runs (a store restart, a
+// failover…) and the fault lasts until it returns, or, with Flood > 0, that
+// many clients send GET /v1/session as fast as they can for For.
+type SoakFault struct {
+	Name  string
+	At    time.Duration
+	Do    func(ctx context.Context) error
+	Flood int
+	For   time.Duration
+}
+
+// SoakFaultReport is what happened during one fault.
+type SoakFaultReport struct {
+	Name   string        `json:"name"`
+	Start  time.Duration `json:"start_ns"` // since the run began
+	End    time.Duration `json:"end_ns"`
+	Err    string        `json:"err,omitempty"` // Do's error
+	Errors int64         `json:"errors"`        // the soak's errors during it and its settling
+	// A flood's own requests: those answered 503 with Retry-After were shed
+	// by the node's in-flight limit, the contract's answer to overload.
+	FloodRequests int64 `json:"flood_requests,omitempty"`
+	FloodShed     int64 `json:"flood_shed,omitempty"`
 }
 
 // SoakReport is the outcome of a soak run; durations are in nanoseconds.
@@ -70,6 +99,12 @@ type SoakReport struct {
 	Max            time.Duration `json:"max_ns"`
 	Windows        []SoakWindow  `json:"windows"`
 	Memory         []MemSample   `json:"memory"`
+	// Shed counts the soak's own requests answered 503 with Retry-After:
+	// load shed by a node, not errors. FaultErrors are the errors counted
+	// against a fault (see Faults), not in Errors.
+	Shed        int64             `json:"shed"`
+	FaultErrors int64             `json:"fault_errors"`
+	Faults      []SoakFaultReport `json:"faults,omitempty"`
 }
 
 // SoakWindow is one window of a soak (a minute by default).
@@ -77,9 +112,11 @@ type SoakWindow struct {
 	Start    time.Duration `json:"start_ns"` // since the run began
 	Requests int           `json:"requests"`
 	Errors   int64         `json:"errors"`
-	P50      time.Duration `json:"p50_ns"`
-	P99      time.Duration `json:"p99_ns"`
-	Max      time.Duration `json:"max_ns"`
+	// FaultErrors are errors counted against a fault, not in Errors.
+	FaultErrors int64         `json:"fault_errors"`
+	P50         time.Duration `json:"p50_ns"`
+	P99         time.Duration `json:"p99_ns"`
+	Max         time.Duration `json:"max_ns"`
 	// ServiceP99 is the p99 from when a request was sent rather than when it
 	// was due: when it is far below P99, the requests waited to be sent (the
 	// load generator or the machine stalled), not for the nodes.
@@ -116,6 +153,7 @@ func (c *SoakConfig) defaults() {
 	def(&c.Staleness, time.Second)
 	def(&c.Window, time.Minute)
 	def(&c.Sample, 10*time.Second)
+	def(&c.Settle, 10*time.Second)
 }
 
 // checkLoopback refuses any URL whose host is not a loopback IP literal: a
@@ -145,8 +183,10 @@ type soak struct {
 	lat     map[int][]time.Duration // from when due, by window index
 	svc     map[int][]time.Duration // from when sent, by window index
 	werr    map[int]int64           // errors by window index
+	wferr   map[int]int64           // fault errors by window index
+	faults  []SoakFaultReport       // as they start; End 0 while running
 
-	requests, errors, refused, revocations, roleChanges atomic.Int64
+	requests, errors, refused, revocations, roleChanges, shed, faultErrors atomic.Int64
 }
 
 type soakSession struct{ subject, token, id string }
@@ -185,6 +225,7 @@ func Soak(ctx context.Context, cfg SoakConfig) (SoakReport, error) {
 		lat:     make(map[int][]time.Duration),
 		svc:     make(map[int][]time.Duration),
 		werr:    make(map[int]int64),
+		wferr:   make(map[int]int64),
 	}
 	run := rand.Int64()
 	s.pool = make([]soakSession, cfg.Sessions)
@@ -206,6 +247,9 @@ func Soak(ctx context.Context, cfg SoakConfig) (SoakReport, error) {
 	if cfg.Progress != nil {
 		bg.Go(func() { s.progress(ctx) })
 	}
+	for _, f := range cfg.Faults {
+		bg.Go(func() { s.inject(ctx, f) })
+	}
 	s.drive(ctx)
 	bg.Wait()
 
@@ -213,7 +257,9 @@ func Soak(ctx context.Context, cfg SoakConfig) (SoakReport, error) {
 	rep.Rate, rep.Duration, rep.Sessions = cfg.Rate, elapsed, cfg.Sessions
 	rep.Requests, rep.Errors, rep.RevokedRefused = s.requests.Load(), s.errors.Load(), s.refused.Load()
 	rep.Revocations, rep.RoleChanges = s.revocations.Load(), s.roleChanges.Load()
+	rep.Shed, rep.FaultErrors = s.shed.Load(), s.faultErrors.Load()
 	s.mu.Lock()
+	rep.Faults = s.faults
 	defer s.mu.Unlock()
 	if len(s.errKind) > 0 {
 		rep.ErrorKinds = s.errKind
@@ -221,13 +267,13 @@ func Soak(ctx context.Context, cfg SoakConfig) (SoakReport, error) {
 	var all []time.Duration
 	for w := 0; w <= int(elapsed/cfg.Window); w++ {
 		lat := s.lat[w]
-		if len(lat) == 0 && s.werr[w] == 0 {
+		if len(lat) == 0 && s.werr[w] == 0 && s.wferr[w] == 0 {
 			continue
 		}
 		slices.Sort(lat)
 		slices.Sort(s.svc[w])
 		all = append(all, lat...)
-		win := SoakWindow{Start: time.Duration(w) * cfg.Window, Requests: len(lat), Errors: s.werr[w],
+		win := SoakWindow{Start: time.Duration(w) * cfg.Window, Requests: len(lat), Errors: s.werr[w], FaultErrors: s.wferr[w],
 			P50: Percentile(lat, 50), P99: Percentile(lat, 99), ServiceP99: Percentile(s.svc[w], 99)}
 		if len(lat) > 0 {
 			win.Max = lat[len(lat)-1]
@@ -286,7 +332,8 @@ func (s *soak) get(ctx context.Context, due time.Time) {
 	s.mu.RUnlock()
 
 	sent := time.Now()
-	code, err := s.call(ctx, http.MethodGet, s.cfg.Nodes[node].Public+"/v1/session", token, nil, nil)
+	code, hdr, err := s.request(ctx, http.MethodGet, s.cfg.Nodes[node].Public+"/v1/session", token, nil, nil)
+	retryAfter := hdr.Get("Retry-After") != ""
 	if ctx.Err() != nil {
 		return // the run ended mid-request: neither a sample nor an error
 	}
@@ -306,6 +353,8 @@ func (s *soak) get(ctx context.Context, due time.Time) {
 		} else {
 			kind = "401 for a live session"
 		}
+	case code == http.StatusServiceUnavailable && retryAfter:
+		s.shed.Add(1)
 	default:
 		kind = "status " + strconv.Itoa(code)
 	}
@@ -313,14 +362,96 @@ func (s *soak) get(ctx context.Context, due time.Time) {
 	s.mu.Lock()
 	s.lat[w] = append(s.lat[w], lat)
 	s.svc[w] = append(s.svc[w], svc)
-	if kind != "" {
-		s.errKind[kind]++
-		s.werr[w]++
-	}
 	s.mu.Unlock()
 	if kind != "" {
-		s.errors.Add(1)
+		// Only a revoked session accepted is never a fault's doing.
+		// When the answer came decides which fault it belongs to.
+		s.record(kind, time.Now(), !strings.HasPrefix(kind, "200 for a session revoked"))
 	}
+}
+
+// record counts an error of kind that happened at t: against the fault in
+// progress then, if excusable and there is one, else against the run.
+func (s *soak) record(kind string, t time.Time, excusable bool) {
+	at := t.Sub(s.start)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if excusable {
+		for i := range s.faults {
+			f := &s.faults[i]
+			if at >= f.Start && (f.End == 0 || at <= f.End+s.cfg.Settle) {
+				f.Errors++
+				s.wferr[int(at/s.cfg.Window)]++
+				s.faultErrors.Add(1)
+				return
+			}
+		}
+	}
+	s.errKind[kind]++
+	s.werr[int(at/s.cfg.Window)]++
+	s.errors.Add(1)
+}
+
+// inject runs fault f at its time, unless the run ends first.
+func (s *soak) inject(ctx context.Context, f SoakFault) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Until(s.start.Add(f.At))):
+	}
+	s.mu.Lock()
+	i := len(s.faults)
+	s.faults = append(s.faults, SoakFaultReport{Name: f.Name, Start: time.Since(s.start)})
+	s.mu.Unlock()
+	var err error
+	var requests, shed int64
+	if f.Flood > 0 {
+		requests, shed = s.flood(ctx, f.Flood, f.For)
+	} else if f.Do != nil {
+		err = f.Do(ctx)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &s.faults[i]
+	r.End, r.FloodRequests, r.FloodShed = time.Since(s.start), requests, shed
+	if err != nil {
+		r.Err = err.Error()
+	}
+}
+
+// flood sends GET /v1/session with pooled tokens from workers clients of
+// their own, as fast as each gets answers, for d.
+func (s *soak) flood(ctx context.Context, workers int, d time.Duration) (requests, shed int64) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var n, sh atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				s.mu.RLock()
+				token := s.pool[rand.IntN(len(s.pool))].token
+				s.mu.RUnlock()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.Nodes[rand.IntN(len(s.cfg.Nodes))].Public+"/v1/session", nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := client.Do(req)
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				n.Add(1)
+				if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
+					sh.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return n.Load(), sh.Load()
 }
 
 // grace is how long node may still accept a session after r returned.
@@ -412,12 +543,7 @@ func (s *soak) fail(ctx context.Context, kind string) {
 	if ctx.Err() != nil {
 		return
 	}
-	s.errors.Add(1)
-	w := int(time.Since(s.start) / s.cfg.Window)
-	s.mu.Lock()
-	s.errKind[kind]++
-	s.werr[w]++
-	s.mu.Unlock()
+	s.record(kind, time.Now(), true)
 }
 
 func (s *soak) create(ctx context.Context, node int, subject string) (soakSession, error) {
@@ -444,6 +570,12 @@ func (s *soak) create(ctx context.Context, node int, subject string) (soakSessio
 // call sends one request with a Bearer token and an optional JSON body, and
 // decodes a 2xx reply into out when out is not nil.
 func (s *soak) call(ctx context.Context, method, url, bearer string, body, out any) (int, error) {
+	code, _, err := s.request(ctx, method, url, bearer, body, out)
+	return code, err
+}
+
+// request is call that also returns the reply's header.
+func (s *soak) request(ctx context.Context, method, url, bearer string, body, out any) (int, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -451,7 +583,7 @@ func (s *soak) call(ctx context.Context, method, url, bearer string, body, out a
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	if body != nil {
@@ -459,14 +591,14 @@ func (s *soak) call(ctx context.Context, method, url, bearer string, body, out a
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	if out != nil && resp.StatusCode/100 == 2 {
-		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+		return resp.StatusCode, resp.Header, json.NewDecoder(resp.Body).Decode(out)
 	}
 	io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header, nil
 }
 
 // sampleMemory reads every node's resident memory now and every cfg.Sample
@@ -568,12 +700,25 @@ func WriteSoakReport(w io.Writer, rep SoakReport) {
 	}
 	fmt.Fprintf(w, "\n- churn: %d revocations, %d role changes; %d expected 401s for revoked tokens\n",
 		rep.Revocations, rep.RoleChanges, rep.RevokedRefused)
+	fmt.Fprintf(w, "- shed (503 + Retry-After, not errors): %d; errors during faults (apart from the above): %d\n", rep.Shed, rep.FaultErrors)
 	fmt.Fprintf(w, "- latency over the run: p50 %s, p99 %s, max %s\n\n", ms(rep.P50), ms(rep.P99), ms(rep.Max))
+	if len(rep.Faults) > 0 {
+		fmt.Fprintln(w, "| fault | from | to | errors during it | its own requests | shed |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+		for _, f := range rep.Faults {
+			name := f.Name
+			if f.Err != "" {
+				name += " (failed: " + f.Err + ")"
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %d |\n", name, clock(f.Start), clock(f.End), f.Errors, f.FloodRequests, f.FloodShed)
+		}
+		fmt.Fprintln(w)
+	}
 
-	fmt.Fprintln(w, "| from | requests | errors | p50 | p99 | max | p99 from send |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| from | requests | errors | fault errors | p50 | p99 | max | p99 from send |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, win := range rep.Windows {
-		fmt.Fprintf(w, "| %s | %d | %d | %s | %s | %s | %s |\n", clock(win.Start), win.Requests, win.Errors,
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %s | %s | %s |\n", clock(win.Start), win.Requests, win.Errors, win.FaultErrors,
 			ms(win.P50), ms(win.P99), ms(win.Max), ms(win.ServiceP99))
 	}
 	if len(rep.Memory) == 0 {

@@ -50,8 +50,14 @@ type Config struct {
 	Bolt      Bolt             `yaml:"bolt"`
 	Redis     Redis            `yaml:"redis"`
 	Postgres  Postgres         `yaml:"postgres"`
+	Server    Server           `yaml:"server"`    // listener limits and shutdown: server.go
 	Handshake handshake.Config `yaml:"handshake"` // whom this node mints for and whose tokens it exchanges
-	SSF       SSF              `yaml:"ssf"`       // revocations across services
+	DPoP      DPoP             `yaml:"dpop"`
+	// Tether in front of apps behind a proxy: see forwardauth.go.
+	ForwardAuth ForwardAuth `yaml:"forward_auth"`
+	Cookie      Cookie      `yaml:"cookie"`
+	OIDC        OIDC        `yaml:"oidc"`
+	SSF         SSF         `yaml:"ssf"` // revocations across services
 
 	// File is the path the file settings came from, if any.
 	File string `yaml:"-"`
@@ -262,5 +268,11 @@ func (c *Config) Resolve() error {
 	default:
 		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	return c.Sessions.check()
+	if err := c.Server.check(); err != nil {
+		return err
+	}
+	if err := c.Sessions.check(); err != nil {
+		return err
+	}
+	return c.checkFront()
 }

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/dpop"
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/store"
 	"github.com/tetherhq/tether/store/boltstore"
@@ -652,7 +653,7 @@ func TestManager(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	got := c.Manager(st, log)
 	want := tether.Config{Store: st, Logger: log, Lifetime: 3 * time.Hour, IdleTimeout: time.Hour, TouchInterval: 5 * time.Second,
-		MaxStaleness: 2 * time.Second, CacheSize: 9, MaxSessionsPerSubject: 4}
+		MaxStaleness: 2 * time.Second, CacheSize: 9, MaxSessionsPerSubject: 4, DPoP: dpop.Config{SingleNode: true}}
 	if got.Store != want.Store || got.Logger != want.Logger {
 		t.Errorf("store or logger not passed on")
 	}
@@ -664,6 +665,24 @@ func TestManager(t *testing.T) {
 		c.Sessions.MaxStaleness = staleness
 		if got := c.Manager(st, log).MaxStaleness; got >= 0 {
 			t.Errorf("max_staleness %v: got tether.Config.MaxStaleness %v, want negative (no cache)", staleness, got)
+		}
+	}
+
+	// Only a store one process holds lets DPoP do without a shared replay guard.
+	for _, tc := range []struct {
+		store        string
+		requireNonce bool
+		want         dpop.Config
+	}{
+		{"", false, dpop.Config{SingleNode: true}},
+		{"memory:", false, dpop.Config{SingleNode: true}},
+		{"bolt:///var/lib/tether/tether.db", true, dpop.Config{SingleNode: true, RequireNonce: true}},
+		{"redis://127.0.0.1:6379/0", false, dpop.Config{}},
+		{"postgres://db/tether", true, dpop.Config{RequireNonce: true}},
+	} {
+		c.Store, c.DPoP.RequireNonce = tc.store, tc.requireNonce
+		if diff := cmp.Diff(tc.want, c.Manager(st, log).DPoP); diff != "" {
+			t.Errorf("store %q, require_nonce %v: DPoP config (-want +got):\n%s", tc.store, tc.requireNonce, diff)
 		}
 	}
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/dpop"
+	"github.com/tetherhq/tether/store"
 )
 
 // Sessions tunes the session manager.
@@ -67,5 +69,8 @@ func (c *Config) Manager(st tether.Store, log *slog.Logger) tether.Config {
 		Lifetime: c.Sessions.Lifetime, IdleTimeout: c.Sessions.IdleTimeout,
 		TouchInterval: c.Sessions.TouchInterval, MaxStaleness: staleness,
 		CacheSize: c.Sessions.CacheSize, MaxSessionsPerSubject: c.Sessions.MaxPerSubject,
+		// An embedded store is held by one process: no other node can be
+		// shown a proof, so this node's memory is the whole replay guard.
+		DPoP: dpop.Config{RequireNonce: c.DPoP.RequireNonce, SingleNode: store.Embedded(c.Store)},
 	}
 }

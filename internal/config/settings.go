@@ -37,8 +37,11 @@ func Settings() []Setting {
 		serverSettings,
 		tlsSettings,
 		sessionSettings,
+		listenerSettings,
 		storeSettings,
 		handshakeSettings,
+		dpopSettings,
+		frontSettings,
 		ssfSettings,
 	} {
 		all = append(all, section...)

@@ -54,7 +54,7 @@ func newEnvOn(t testing.TB, st tether.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), nil)
+	keys, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), handshake.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

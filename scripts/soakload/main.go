@@ -4,15 +4,24 @@
 // rather than in the tether binary; the logic is internal/bench.Soak.
 //
 //	soakload -admin-key K -node PUBLIC,ADMIN,PID [-node …] [-rate 1000] [-duration 10m] [-json FILE]
+//	         [-fault AT,NAME,COMMAND …] [-flood AT,FOR,CLIENTS …] [-chart FILE.svg]
+//
+// A -fault runs COMMAND with sh -c at AT into the run (restart the store,
+// promote a replica…); the fault lasts until it exits. A -flood sends
+// GET /v1/session from CLIENTS clients as fast as they go, for FOR. Errors
+// during a fault and -settle after it are reported against it; only errors
+// outside faults, and any revoked session accepted, fail the run.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -59,6 +68,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Window, "window", time.Minute, "latency percentiles per window")
 	fs.DurationVar(&cfg.Sample, "sample", 10*time.Second, "resident memory sampled this often")
 	fs.StringVar(&jsonFile, "json", "", "also write the report as JSON to this file")
+	fs.Func("fault", "AT,NAME,COMMAND: run COMMAND (sh -c) at AT into the run (repeat)", func(v string) error {
+		f := strings.SplitN(v, ",", 3)
+		if len(f) != 3 || f[1] == "" || f[2] == "" {
+			return fmt.Errorf("want AT,NAME,COMMAND")
+		}
+		at, err := time.ParseDuration(f[0])
+		if err != nil {
+			return err
+		}
+		command := f[2]
+		cfg.Faults = append(cfg.Faults, bench.SoakFault{Name: f[1], At: at, Do: func(ctx context.Context) error {
+			cmd := exec.CommandContext(ctx, "sh", "-c", command)
+			cmd.Stdout, cmd.Stderr = stderr, stderr
+			return cmd.Run()
+		}})
+		return nil
+	})
+	fs.Func("flood", "AT,FOR,CLIENTS: a flood of GET /v1/session (repeat)", func(v string) error {
+		f := strings.Split(v, ",")
+		if len(f) != 3 {
+			return fmt.Errorf("want AT,FOR,CLIENTS")
+		}
+		at, err1 := time.ParseDuration(f[0])
+		d, err2 := time.ParseDuration(f[1])
+		n, err3 := strconv.Atoi(f[2])
+		if err := errors.Join(err1, err2, err3); err != nil || n <= 0 {
+			return fmt.Errorf("want AT,FOR,CLIENTS: %v", err)
+		}
+		cfg.Faults = append(cfg.Faults, bench.SoakFault{Name: fmt.Sprintf("flood ×%d", n), At: at, Flood: n, For: d})
+		return nil
+	})
+	fs.DurationVar(&cfg.Settle, "settle", 10*time.Second, "after a fault, how long errors still count against it")
+	var chartFile string
+	fs.StringVar(&chartFile, "chart", "", "also draw errors, p99 and memory over time, faults shaded, as SVG to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,6 +118,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if jsonFile != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(jsonFile, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if chartFile != "" {
+		f, err := os.Create(chartFile)
+		if err != nil {
+			return err
+		}
+		err = bench.SoakChart(f, rep)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -47,8 +47,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -193,7 +195,19 @@ func createBuckets(db *bolt.DB) error {
 // unavailable wraps a bbolt or I/O error. Keys and values never appear in
 // bbolt's messages, so no token or hash can leak through it.
 func unavailable(op string, err error) error {
+	if diskFull(err) {
+		return fmt.Errorf("%w: %w: boltstore: %s: %w", tether.ErrUnavailable, tether.ErrStorageFull, op, err)
+	}
 	return fmt.Errorf("%w: boltstore: %s: %w", tether.ErrUnavailable, op, err)
+}
+
+// diskFull reports whether err is the file system running out of room. A
+// failed commit is rolled back whole (bbolt writes the meta page last), so
+// the file stays consistent and the next write after space returns succeeds.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		// bbolt formats a failed file resize with %s, losing the errno.
+		strings.Contains(err.Error(), syscall.ENOSPC.Error())
 }
 
 // fail classifies an error from a transaction: bbolt's size limits mean the

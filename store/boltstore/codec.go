@@ -11,8 +11,16 @@ import (
 )
 
 // recordV1 is the first byte of every encoded record, so a later format can
-// be told apart and migrated lazily.
-const recordV1 = 1
+// be told apart and migrated lazily. recordV2 is v1 followed by the DPoP key
+// thumbprint; it is written only for a bound session, so that unbound records
+// stay readable by a binary that knows only v1. recordV3 is v2 (its
+// thumbprint may be empty) followed by the session's origin, written only
+// for a session made from a handshake.
+const (
+	recordV1 = 1
+	recordV2 = 2
+	recordV3 = 3
+)
 
 // errCorrupt is wrapped into ErrUnavailable by the caller: a record we cannot
 // decode is a storage fault, and validation must fail closed. It carries no
@@ -41,11 +49,19 @@ func appendString(b []byte, s string) []byte {
 //	version(1) secretHash(32) created lastSeen expires idleExpires authTime (8 each)
 //	idleTimeout(8) subject authMethod (uvarint length + bytes)
 //	metadata: uvarint count, then key and value pairs sorted by key
-//	origin, only when set: issuer, subject, session ID (as strings); records
-//	written before origins existed simply end after the metadata
+//	v2 and v3: JKT (uvarint length + bytes)
+//	v3 only: origin issuer, subject, session ID (uvarint length + bytes each)
 func encodeRecord(r *tether.Record) []byte {
-	b := make([]byte, 0, 96+len(r.Subject)+len(r.AuthMethod)+32*len(r.Metadata))
-	b = append(b, recordV1)
+	o := r.Origin
+	b := make([]byte, 0, 96+len(r.Subject)+len(r.AuthMethod)+32*len(r.Metadata)+len(r.JKT)+len(o.Issuer)+len(o.Subject)+len(o.SessionID))
+	version := byte(recordV1)
+	switch {
+	case !o.IsZero():
+		version = recordV3
+	case r.JKT != "":
+		version = recordV2
+	}
+	b = append(b, version)
 	b = append(b, r.SecretHash[:]...)
 	for _, t := range []time.Time{r.CreatedAt, r.LastSeenAt, r.ExpiresAt, r.IdleExpiresAt, r.AuthTime} {
 		b = appendTime(b, t)
@@ -57,8 +73,11 @@ func encodeRecord(r *tether.Record) []byte {
 	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 		b = appendString(appendString(b, k), r.Metadata[k])
 	}
-	if !r.Origin.IsZero() {
-		b = appendString(appendString(appendString(b, r.Origin.Issuer), r.Origin.Subject), r.Origin.SessionID)
+	if version >= recordV2 {
+		b = appendString(b, r.JKT)
+	}
+	if version == recordV3 {
+		b = appendString(appendString(appendString(b, o.Issuer), o.Subject), o.SessionID)
 	}
 	return b
 }
@@ -115,7 +134,8 @@ func (d *decoder) time() time.Time {
 
 func decodeRecord(id string, b []byte) (*tether.Record, error) {
 	d := &decoder{b: b}
-	if v := d.next(1); d.err == nil && v[0] != recordV1 {
+	v := d.next(1)
+	if d.err == nil && (v[0] < recordV1 || v[0] > recordV3) {
 		return nil, errCorrupt
 	}
 	r := &tether.Record{ID: id}
@@ -133,8 +153,17 @@ func decodeRecord(id string, b []byte) (*tether.Record, error) {
 			r.Metadata[k] = d.string()
 		}
 	}
-	if d.err == nil && len(d.b) > 0 {
+	if d.err == nil && v[0] == recordV2 {
+		if r.JKT = d.string(); r.JKT == "" {
+			return nil, errCorrupt
+		}
+	}
+	if d.err == nil && v[0] == recordV3 {
+		r.JKT = d.string()
 		r.Origin = tether.Origin{Issuer: d.string(), Subject: d.string(), SessionID: d.string()}
+		if r.Origin.IsZero() {
+			return nil, errCorrupt
+		}
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errCorrupt

@@ -9,7 +9,7 @@
 //
 //	tether_sessions           id PK, secret_hash bytea, subject, created_at, last_seen_at,
 //	                          expires_at, idle_expires_at, idle_timeout interval,
-//	                          metadata jsonb, auth_time, auth_method;
+//	                          metadata jsonb, auth_time, auth_method, dpop_jkt;
 //	                          indexes (subject, created_at) and (expires_at)
 //	tether_subjects           subject PK, roles text[]
 //	tether_consumed           key PK, until  (the handshake replay guard)
@@ -37,6 +37,16 @@
 // one INSERT … ON CONFLICT … DO UPDATE … WHERE: among concurrent calls for one
 // live key, exactly one wins.
 //
+// Across a failover, a write survives if the standby promoted had it: with
+// the standby named in the primary's synchronous_standby_names (and
+// synchronous_commit on), every write returns nil only once the standby has
+// flushed it. A COMMIT still waiting for the standby when QueryTimeout ends
+// fails with ErrUnavailable: the call's deadline always passes before the
+// server's statement_timeout, which would instead cancel the wait and report
+// the COMMIT as done (so do not set a shorter statement_timeout in the URL).
+// Give the URL every host and target_session_attrs=read-write to follow a
+// promotion. TestStandbyFailover checks this with a real standby.
+//
 // Every failure to reach or use the database is an error wrapping
 // tether.ErrUnavailable; only a missing or expired row is tether.ErrNotFound.
 // Callers fail closed.
@@ -52,10 +62,11 @@
 // for NOTIFY's 8000-byte limit is announced as "*", which makes every
 // listener flush its whole cache.
 //
-// Watch holds its own connection, outside the pool. It reports ChannelLost as
-// soon as that connection fails (or a heartbeat Ping fails on a silent
-// network, within HeartbeatInterval plus a few seconds), reconnects with
-// backoff and reports ChannelRestored once listening again. A cache on another
+// Watch runs store/changefeed's loop on a connection of its own, outside the
+// pool. It reports ChannelLost as soon as that connection fails (or a
+// heartbeat Ping fails on a silent network, within HeartbeatInterval plus a
+// few seconds), reconnects with backoff and reports ChannelRestored once
+// listening again. A cache on another
 // node is therefore stale by at most the NOTIFY delivery time while the
 // channel is up (sub-millisecond to a few ms on a LAN; see
 // BenchmarkRevocationPropagation), and never beyond the Manager's
@@ -81,6 +92,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/changefeed"
 )
 
 // Options configures a Store. Zero fields take the documented defaults.
@@ -259,7 +271,7 @@ func scrub(err error, password string) error {
 const live = `expires_at > now() AND idle_expires_at > now()`
 
 const recordColumns = `id, secret_hash, subject, created_at, last_seen_at, expires_at,
-	idle_expires_at, idle_timeout, metadata, auth_time, auth_method,
+	idle_expires_at, idle_timeout, metadata, auth_time, auth_method, dpop_jkt,
 	origin_iss, origin_sub, origin_sid`
 
 // Create inserts r. An expired row with the same ID counts as absent and is
@@ -278,20 +290,20 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 	err := s.pool.QueryRow(ctx, `
 WITH c AS (
 INSERT INTO tether_sessions (`+recordColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (id) DO UPDATE SET
 	secret_hash = EXCLUDED.secret_hash, subject = EXCLUDED.subject,
 	created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at,
 	expires_at = EXCLUDED.expires_at, idle_expires_at = EXCLUDED.idle_expires_at,
 	idle_timeout = EXCLUDED.idle_timeout, metadata = EXCLUDED.metadata,
-	auth_time = EXCLUDED.auth_time, auth_method = EXCLUDED.auth_method,
+	auth_time = EXCLUDED.auth_time, auth_method = EXCLUDED.auth_method, dpop_jkt = EXCLUDED.dpop_jkt,
 	origin_iss = EXCLUDED.origin_iss, origin_sub = EXCLUDED.origin_sub, origin_sid = EXCLUDED.origin_sid
 WHERE NOT (tether_sessions.expires_at > now() AND tether_sessions.idle_expires_at > now())
 RETURNING subject, `+live+` AS live
-), `+insertEvents("c", "c.live", 15)+`
+), `+insertEvents("c", "c.live", 16)+`
 SELECT true FROM c`,
 		r.ID, r.SecretHash[:], r.Subject, r.CreatedAt, r.LastSeenAt, r.ExpiresAt,
-		r.IdleExpiresAt, interval(r.IdleTimeout), md, authTime, r.AuthMethod,
+		r.IdleExpiresAt, interval(r.IdleTimeout), md, authTime, r.AuthMethod, r.JKT,
 		r.Origin.Issuer, r.Origin.Subject, r.Origin.SessionID, eventsParam(evs),
 	).Scan(new(bool))
 	var pgErr *pgconn.PgError
@@ -497,7 +509,7 @@ func scanRecord(row pgx.Row) (*tether.Record, error) {
 		authTime pgtype.Timestamptz
 	)
 	err := row.Scan(&r.ID, &hash, &r.Subject, &r.CreatedAt, &r.LastSeenAt, &r.ExpiresAt,
-		&r.IdleExpiresAt, &idle, &md, &authTime, &r.AuthMethod,
+		&r.IdleExpiresAt, &idle, &md, &authTime, &r.AuthMethod, &r.JKT,
 		&r.Origin.Issuer, &r.Origin.Subject, &r.Origin.SessionID)
 	if err != nil {
 		return nil, err
@@ -540,9 +552,13 @@ func consumedKey(key string) string {
 // maxPayload stays under NOTIFY's 8000-byte limit (minus the prefix).
 const maxPayload = 7900
 
-func sessionPayload(id string) string { return capped("s:" + id) }
+func sessionPayload(id string) string {
+	return capped(changefeed.Payload(tether.Change{Kind: tether.SessionChanged, SessionID: id}))
+}
 
-func subjectPayload(subject string) string { return capped("u:" + subject) }
+func subjectPayload(subject string) string {
+	return capped(changefeed.Payload(tether.Change{Kind: tether.SubjectChanged, Subject: subject}))
+}
 
 // capped turns a payload too long for NOTIFY into "*" (flush everything):
 // failing the write instead would let a long subject block its own revocation.

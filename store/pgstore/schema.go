@@ -64,7 +64,9 @@ CREATE TABLE tether_state (
 	value bytea NOT NULL
 );
 `,
-	3: `
+	// DPoP (RFC 9449): the thumbprint of the key a session is bound to.
+	3: `ALTER TABLE tether_sessions ADD COLUMN dpop_jkt text NOT NULL DEFAULT '';`,
+	4: `
 -- Where a session made from a handshake came from (DESIGN §11): the minting
 -- service, its subject and session. Read through the subject index only, so
 -- no index of its own.

@@ -26,7 +26,8 @@ import (
 //	 82   [8] AuthTime, if flagged
 //	  …       Subject, AuthMethod: uvarint length + bytes each;
 //	          metadata: uvarint count, then key and value as above;
-//	          origin issuer, subject, session ID as above, if flagged.
+//	          JKT, if flagged (bit 1): uvarint length + bytes;
+//	          origin issuer, subject, session ID, if flagged (bit 2): as above.
 //
 // Microseconds are the finest precision every backend keeps, and they stay
 // exact in the doubles Lua computes with until the year 2255.
@@ -44,7 +45,8 @@ const (
 	headLen     = 82
 
 	flagAuthTime = 1
-	flagOrigin   = 2
+	flagJKT      = 2
+	flagOrigin   = 4
 )
 
 var errCorrupt = errors.New("corrupt session record")
@@ -58,7 +60,8 @@ func getTime(b []byte) time.Time {
 // encode returns r's stored form, stamped with the subject generation gen.
 func encode(r *tether.Record, gen int64) []byte {
 	o := r.Origin
-	n := headLen + 8 + 6*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(o.Issuer) + len(o.Subject) + len(o.SessionID)
+	n := headLen + 8 + 7*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(r.JKT) +
+		len(o.Issuer) + len(o.Subject) + len(o.SessionID)
 	for k, v := range r.Metadata {
 		n += 2*binary.MaxVarintLen32 + len(k) + len(v)
 	}
@@ -81,6 +84,10 @@ func encode(r *tether.Record, gen int64) []byte {
 	for k, v := range r.Metadata {
 		b = appendString(b, k)
 		b = appendString(b, v)
+	}
+	if r.JKT != "" {
+		b[offFlags] |= flagJKT
+		b = appendString(b, r.JKT)
 	}
 	if !o.IsZero() {
 		b[offFlags] |= flagOrigin
@@ -142,6 +149,11 @@ func decode(id string, b []byte) (*tether.Record, int64, error) {
 			return nil, 0, errCorrupt
 		}
 		r.Metadata[k] = v
+	}
+	if b[offFlags]&flagJKT != 0 {
+		if r.JKT, rest, ok = readString(rest); !ok || r.JKT == "" {
+			return nil, 0, errCorrupt
+		}
 	}
 	if b[offFlags]&flagOrigin != 0 {
 		for _, f := range []*string{&r.Origin.Issuer, &r.Origin.Subject, &r.Origin.SessionID} {

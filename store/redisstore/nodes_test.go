@@ -17,7 +17,11 @@ import (
 // the test's own, as servers sharing it would have.
 func nodes(tb testing.TB) storetest.Open {
 	addr := servicetest.SharedRedis(tb)
-	url := "redis://" + addr + "?prefix=" + servicetest.RedisPrefix(tb, addr)
+	return opener("redis://" + addr + "?prefix=" + servicetest.RedisPrefix(tb, addr))
+}
+
+// opener returns an Open of stores on url, which names their prefix.
+func opener(url string) storetest.Open {
 	return func(tb testing.TB) tether.Store {
 		s, err := Open(context.Background(), url, Options{Timeout: 10 * time.Second}) // generous: CI runs many packages at once
 		if err != nil {

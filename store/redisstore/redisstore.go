@@ -4,17 +4,19 @@
 //
 // # URLs
 //
-//	redis://[[user]:password@]host[:port][/db][?prefix=P]
+//	redis://[[user]:password@]host[:port][/db][?prefix=P][&min_replicas=N[&replica_timeout=D]]
 //	rediss://…                                      (TLS)
-//	redis+cluster://[[user]:password@]h1:p1,h2:p2[?prefix=P]
-//	redis+sentinel://[[user]:password@]h1:p1,h2:p2[/db]?master=NAME[&prefix=P]
+//	redis+cluster://[[user]:password@]h1:p1,h2:p2[?prefix=P…]
+//	redis+sentinel://[[user]:password@]h1:p1,h2:p2[/db]?master=NAME[&prefix=P…]
 //
 // rediss+cluster and rediss+sentinel are the TLS forms. The credentials are
 // the data nodes'; sentinels are reached without AUTH. prefix (default
 // Options.Prefix, else "tether:") namespaces every key, so that several
 // deployments or test runs can share one server; it must not contain '{' or
-// '}'. Errors never contain
-// the URL, since it may hold a password.
+// '}'. min_replicas and replica_timeout make the writes a failover must not
+// lose wait for replicas (below); D is a Go duration such as 500ms (default
+// 1s), shorter than Options.Timeout. Errors never contain the URL, since it
+// may hold a password.
 //
 // # Key layout
 //
@@ -66,23 +68,36 @@
 // cache whose invalidations arrive after the command's reply (rueidis #534)
 // and which tracks keys, while what callers drop is sessions and subjects.
 //
-// Watch subscribes on a connection of its own, reports ChannelRestored once
-// the subscription is confirmed, and ChannelLost as soon as that connection
-// breaks (changes may then be missed); it resubscribes with capped exponential
-// backoff. A dead peer that sends no FIN is noticed by rueidis' periodic PING
+// Watch runs store/changefeed's loop on a connection of its own: it reports
+// ChannelRestored once the subscription is confirmed, and ChannelLost as soon
+// as that connection breaks (changes may then be missed); it resubscribes with
+// capped, jittered exponential backoff. A dead peer that sends no FIN is noticed by rueidis' periodic PING
 // within about Options.Timeout plus one second.
 //
 // Staleness bound: a node's cache learns of a change one pub/sub hop after the
 // write's script ran (about 0.1–0.5 ms on a LAN; BenchmarkRevocationPropagation
 // measures it), and never later than the Manager's MaxStaleness in any case,
 // because no cache entry outlives that. The node that makes a change reads the
-// store, never its cache (STYLE.md habit 12).
+// store, never its cache, since the invalidation reaches it only after the
+// write's reply.
 //
 // # What Redis guarantees, and what to configure
 //
 //   - Replication is asynchronous: after a failover (Sentinel or Cluster) an
 //     acknowledged write may be lost, so a revocation or a replay-guard key may
-//     be undone. Reads go to primaries only, never replicas.
+//     be undone, unless the URL sets min_replicas=N. Then Create, Rotate,
+//     Delete, DeleteSubject, SetRoles and Consume send WAIT N on the same
+//     connection right behind the write (in a Cluster, on the connection to
+//     the key's shard) and return nil only once N replicas acknowledged it;
+//     otherwise an error wrapping tether.ErrUnavailable (503), although the
+//     primary may have applied the write. A failover that promotes one of
+//     those replicas keeps the write. With N equal to the number of replicas
+//     that holds whichever is promoted; with fewer it rests on the failover
+//     choosing the replica with the most data, as Sentinel and Cluster do
+//     after replica-priority. Touch does not wait: a lost idle slide only
+//     shortens a session. TestSentinelFailover checks this against a real
+//     Sentinel group.
+//     Reads go to primaries only, never replicas.
 //   - Configure maxmemory-policy noeviction. Under any eviction policy Redis
 //     may silently delete replay-guard keys (a replay) or a subject's state
 //     (revoked sessions come back). With noeviction a full Redis refuses
@@ -98,9 +113,12 @@
 //
 //   - DeleteSubject's count can miss a session that a concurrent Delete
 //     removed in the same instant; which sessions die is exact.
-//   - Revocations and replay-guard writes are not followed by WAITAOF or
-//     WAIT, so their durability is Redis' persistence setting (above).
-//   - Sentinels are reached without AUTH, and failover has not been tested.
+//   - min_replicas makes a write reach replicas' memory, not their disks:
+//     WAITAOF is not used, so a crash of every node at once loses what Redis'
+//     persistence setting (above) would lose.
+//   - With min_replicas, a write that timed out waiting for replicas may still
+//     have been applied: a consumed key then refuses a retry (fail closed).
+//   - Sentinels are reached without AUTH.
 //   - The scripts use Redis' Lua struct library (Redis 7.x, Valkey).
 //
 // # Failure
@@ -128,6 +146,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/changefeed"
 )
 
 var (
@@ -163,6 +182,13 @@ const subjectMargin = time.Minute
 // DefaultPrefix namespaces keys when neither the URL nor Options.Prefix sets one.
 const DefaultPrefix = "tether:"
 
+// DefaultReplicaTimeout is how long a write waits for min_replicas when the
+// URL sets no replica_timeout.
+const DefaultReplicaTimeout = time.Second
+
+// maxReplicas bounds min_replicas: a typo must not make every write wait.
+const maxReplicas = 16
+
 // Store is a tether.Store and tether.Watcher on Redis. It is safe for
 // concurrent use; Close it to release its connections.
 type Store struct {
@@ -174,6 +200,11 @@ type Store struct {
 	timeout time.Duration
 	now     func() time.Time
 	log     *slog.Logger
+
+	// From the URL's min_replicas and replica_timeout: writes that must
+	// survive a failover wait for this many replicas (see Store.write).
+	minReplicas    int64
+	replicaTimeout time.Duration
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close; ends every Watch
@@ -200,6 +231,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if cfg.minReplicas > 0 && cfg.replicaTimeout >= opts.Timeout {
+		return nil, errURL("replica_timeout (%v) must be shorter than the store's timeout (%v)", cfg.replicaTimeout, opts.Timeout)
 	}
 	opt := rueidis.ClientOption{
 		InitAddress:       cfg.addrs,
@@ -239,6 +273,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	return &Store{
 		c: c, opt: opt, prefix: cfg.prefix, channel: cfg.prefix + "changes", stream: streamKey(cfg),
 		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
+		minReplicas: int64(cfg.minReplicas), replicaTimeout: cfg.replicaTimeout,
 		done: make(chan struct{}),
 	}, nil
 }
@@ -259,6 +294,8 @@ type urlConfig struct {
 	db                 int
 	master             string
 	prefix             string
+	minReplicas        int
+	replicaTimeout     time.Duration
 }
 
 // errURL never carries the URL: it may hold a password.
@@ -271,7 +308,7 @@ func parseURL(raw, prefix string) (urlConfig, error) {
 	if strings.ContainsAny(prefix, "{}") {
 		return urlConfig{}, errors.New("redisstore: the prefix must be free of '{' and '}'")
 	}
-	cfg := urlConfig{prefix: prefix}
+	cfg := urlConfig{prefix: prefix, replicaTimeout: DefaultReplicaTimeout}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return cfg, errURL("no scheme")
@@ -357,6 +394,18 @@ func parseURL(raw, prefix string) (urlConfig, error) {
 				return cfg, errURL("master is for redis+sentinel only")
 			}
 			cfg.master = v[0]
+		case "min_replicas":
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n < 0 || n > maxReplicas {
+				return cfg, errURL("min_replicas must be a whole number from 0 to %d", maxReplicas)
+			}
+			cfg.minReplicas = n
+		case "replica_timeout":
+			d, err := time.ParseDuration(v[0])
+			if err != nil || d < time.Millisecond {
+				return cfg, errURL("replica_timeout must be a duration of at least 1ms, such as 500ms")
+			}
+			cfg.replicaTimeout = d
 		default:
 			return cfg, errURL("unknown parameter %q", k)
 		}
@@ -374,10 +423,14 @@ func (s *Store) stateKey(sub string) string { return s.prefix + "{u:" + sub + "}
 func (s *Store) indexKey(sub string) string { return s.prefix + "{u:" + sub + "}:ids" }
 func (s *Store) rolesKey(sub string) string { return s.prefix + "{u:" + sub + "}:roles" }
 func (s *Store) consumeKey(k string) string { return s.prefix + "{c:" + k + "}" }
-func sessionMsg(id string) string           { return "s:" + id }
-func subjectMsg(sub string) string          { return "u:" + sub }
-func micros(t time.Time) string             { return itoa(t.UnixMicro()) }
-func (s *Store) nowMicros() string          { return micros(s.now()) }
+func sessionMsg(id string) string {
+	return changefeed.Payload(tether.Change{Kind: tether.SessionChanged, SessionID: id})
+}
+func subjectMsg(sub string) string {
+	return changefeed.Payload(tether.Change{Kind: tether.SubjectChanged, Subject: sub})
+}
+func micros(t time.Time) string    { return itoa(t.UnixMicro()) }
+func (s *Store) nowMicros() string { return micros(s.now()) }
 func unavailable(op string, err error) error {
 	return fmt.Errorf("redisstore: %s: %w: %w", op, tether.ErrUnavailable, err)
 }
@@ -396,9 +449,57 @@ func ceilMillis(t time.Time) int64 {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// bound gives a call the store's timeout unless ctx ends sooner.
+// bound gives a call the store's timeout unless ctx ends sooner. After
+// Close the context is already over, so that every call fails whatever the
+// closed client would do (a Cluster client may still answer a keyless PING).
 func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	select {
+	case <-s.done:
+		cancel()
+	default:
+	}
+	return ctx, cancel
+}
+
+// write sends cmd, a write to key's slot. When the URL sets min_replicas it
+// sends WAIT right behind it on the same connection (in a Cluster, the
+// connection to key's shard), and the write counts as done only once that
+// many replicas acknowledged it: a failover to one of them keeps it. The
+// returned error is that shortfall, an error wrapping tether.ErrUnavailable,
+// set only when the write itself succeeded; it may then have been applied
+// on the primary, and the caller must report failure all the same.
+func (s *Store) write(ctx context.Context, op, key string, cmd rueidis.Completed) (rueidis.RedisResult, error) {
+	if s.minReplicas == 0 {
+		return s.c.Do(ctx, cmd), nil
+	}
+	wait := s.c.B().Wait().Numreplicas(s.minReplicas).Timeout(s.replicaTimeout.Milliseconds()).Build().SetSlot(key)
+	res := s.c.DoMulti(ctx, cmd, wait)
+	if res[0].Error() != nil { // nothing written (a nil reply included)
+		return res[0], nil
+	}
+	n, err := res[1].AsInt64()
+	if err != nil {
+		return res[0], unavailable(op+": wait for replicas", err)
+	}
+	if n < s.minReplicas {
+		return res[0], unavailable(op, fmt.Errorf("%d of %d replicas acknowledged within %v", n, s.minReplicas, s.replicaTimeout))
+	}
+	return res[0], nil
+}
+
+// eval runs sc, as write runs a command, on the slot of its first key.
+func (s *Store) eval(ctx context.Context, op string, sc *script, keys, args []string) (rueidis.RedisResult, error) {
+	if s.minReplicas == 0 {
+		return sc.Exec(ctx, s.c, keys, args), nil
+	}
+	n := int64(len(keys))
+	res, werr := s.write(ctx, op, keys[0], s.c.B().Evalsha().Sha1(sc.sha).Numkeys(n).Key(keys...).Arg(args...).Build())
+	if e, ok := rueidis.IsRedisErr(res.Error()); ok && e.IsNoScript() {
+		// A new primary after a failover has an empty script cache.
+		res, werr = s.write(ctx, op, keys[0], s.c.B().Eval().Script(sc.src).Numkeys(n).Key(keys...).Arg(args...).Build())
+	}
+	return res, werr
 }
 
 // current reports whether a record stamped with gen is still current for its
@@ -468,21 +569,25 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 	}
 	ttl := ceilMillis(minTime(r.ExpiresAt, r.IdleExpiresAt))
 	val := encode(r, g)
-	err = createScript.Exec(ctx, s.c, s.keys(s.recKey(r.ID)),
-		s.eventArgs(evs, rueidis.BinaryString(val), itoa(ttl), r.Subject)).Error()
+	res, werr := s.eval(ctx, "create", createScript, s.keys(s.recKey(r.ID)),
+		s.eventArgs(evs, rueidis.BinaryString(val), itoa(ttl), r.Subject))
+	err = res.Error()
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrExists
 	}
 	if err != nil {
 		return unavailable("create", err)
 	}
-	err = indexScript.Exec(ctx, s.c, []string{s.indexKey(r.Subject)}, []string{micros(r.CreatedAt), r.ID, exp}).Error()
-	if err != nil {
+	if werr != nil {
+		return werr
+	}
+	res, werr = s.eval(ctx, "create: index", indexScript, []string{s.indexKey(r.Subject)}, []string{micros(r.CreatedAt), r.ID, exp})
+	if err := res.Error(); err != nil {
 		// The record exists and is live; it is only missing from List. Report
 		// the failure: the caller cannot know the session is usable.
 		return unavailable("create: index", err)
 	}
-	return nil
+	return werr
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -526,9 +631,13 @@ func (s *Store) Touch(ctx context.Context, id string, lastSeen, idleExpires time
 func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	b, err := rotateScript.Exec(ctx, s.c, s.keys(s.recKey(id)),
-		s.eventArgs(evs, string(old[:]), string(new[:]), s.nowMicros(), s.channel, sessionMsg(id))).AsBytes()
-	return s.afterWrite("rotate", ctx, id, b, err)
+	res, werr := s.eval(ctx, "rotate", rotateScript, s.keys(s.recKey(id)),
+		s.eventArgs(evs, string(old[:]), string(new[:]), s.nowMicros(), s.channel, sessionMsg(id)))
+	b, err := res.AsBytes()
+	if err := s.afterWrite("rotate", ctx, id, b, err); err != nil {
+		return err
+	}
+	return werr
 }
 
 // afterWrite turns the result of a script that returns the record as it was
@@ -556,8 +665,9 @@ func (s *Store) afterWrite(op string, ctx context.Context, id string, b []byte, 
 func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	b, err := deleteScript.Exec(ctx, s.c, s.keys(s.recKey(id)),
-		s.eventArgs(evs, s.channel, sessionMsg(id), s.nowMicros())).AsBytes()
+	res, werr := s.eval(ctx, "delete", deleteScript, s.keys(s.recKey(id)),
+		s.eventArgs(evs, s.channel, sessionMsg(id), s.nowMicros()))
+	b, err := res.AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrNotFound
 	}
@@ -573,7 +683,7 @@ func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) erro
 	if !live {
 		return tether.ErrNotFound
 	}
-	return nil
+	return werr
 }
 
 // DeleteSubject revokes every record of subject but keepID atomically (see
@@ -600,10 +710,14 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs .
 			}
 		}
 	}
-	res, err := revokeScript.Exec(ctx, s.c, s.keys(s.stateKey(subject), s.indexKey(subject)),
-		s.eventArgs(evs, keepID, itoa(keepGen), s.channel, subjectMsg(subject), subject)).ToArray()
+	reply, werr := s.eval(ctx, "delete subject", revokeScript, s.keys(s.stateKey(subject), s.indexKey(subject)),
+		s.eventArgs(evs, keepID, itoa(keepGen), s.channel, subjectMsg(subject), subject))
+	res, err := reply.ToArray()
 	if err != nil {
 		return 0, unavailable("delete subject", err)
+	}
+	if werr != nil {
+		return 0, werr
 	}
 	if len(res) != 3 {
 		return 0, unavailable("delete subject", errors.New("malformed script reply"))
@@ -729,12 +843,12 @@ func (s *Store) SetRoles(ctx context.Context, subject string, roles []string, ev
 		}
 		enc = string(b)
 	}
-	err := rolesScript.Exec(ctx, s.c, s.keys(s.rolesKey(subject)),
-		s.eventArgs(evs, enc, s.channel, subjectMsg(subject), subject)).Error()
-	if err != nil {
+	res, werr := s.eval(ctx, "set roles", rolesScript, s.keys(s.rolesKey(subject)),
+		s.eventArgs(evs, enc, s.channel, subjectMsg(subject), subject))
+	if err := res.Error(); err != nil {
 		return unavailable("set roles", err)
 	}
-	return nil
+	return werr
 }
 
 // Consume records key as used until the given time: one SET NX PXAT, atomic
@@ -746,14 +860,16 @@ func (s *Store) Consume(ctx context.Context, key string, until time.Time) error 
 		return nil // a window already over guards nothing, as in memstore
 	}
 	// Rounded up: a replay-guard key may outlive its window, never fall short.
-	err := s.c.Do(ctx, s.c.B().Set().Key(s.consumeKey(key)).Value("1").Nx().Pxat(time.UnixMilli(ceilMillis(until))).Build()).Error()
+	res, werr := s.write(ctx, "consume", s.consumeKey(key),
+		s.c.B().Set().Key(s.consumeKey(key)).Value("1").Nx().Pxat(time.UnixMilli(ceilMillis(until))).Build())
+	err := res.Error()
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrReplayed
 	}
 	if err != nil {
 		return unavailable("consume", err)
 	}
-	return nil
+	return werr
 }
 
 // Ping reports whether Redis answers.

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -45,9 +46,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConformanceCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Redis Cluster")
-	}
+	servicetest.SkipShort(t, "starts a Redis Cluster")
 	addrs := servicetest.StartRedisCluster(t)
 	storetest.Run(t, func(t *testing.T) tether.Store {
 		return openTest(t, "redis+cluster://"+strings.Join(addrs, ","), "")
@@ -68,12 +67,20 @@ func TestParseURL(t *testing.T) {
 			mode: modeSentinel, addrs: []string{"s1:26379", "s2:26379"}, db: 3, master: "mymaster", prefix: DefaultPrefix}},
 		{"rediss+sentinel://s1?master=m", urlConfig{mode: modeSentinel, tls: true, addrs: []string{"s1:26379"}, master: "m", prefix: DefaultPrefix}},
 		{"redis://[::1]:7000", urlConfig{addrs: []string{"[::1]:7000"}, prefix: DefaultPrefix}},
+		{"redis+sentinel://s1,s2,s3?master=m&min_replicas=1&replica_timeout=250ms", urlConfig{
+			mode: modeSentinel, addrs: []string{"s1:26379", "s2:26379", "s3:26379"}, master: "m", prefix: DefaultPrefix,
+			minReplicas: 1, replicaTimeout: 250 * time.Millisecond}},
+		{"redis+cluster://a:1?min_replicas=2", urlConfig{mode: modeCluster, addrs: []string{"a:1"}, prefix: DefaultPrefix,
+			minReplicas: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			got, err := parseURL(tt.url, DefaultPrefix)
 			if err != nil {
 				t.Fatalf("parseURL: %v", err)
+			}
+			if tt.want.replicaTimeout == 0 {
+				tt.want.replicaTimeout = DefaultReplicaTimeout
 			}
 			if d := cmp.Diff(tt.want, got, cmp.AllowUnexported(urlConfig{})); d != "" {
 				t.Fatalf("parseURL (-want +got):\n%s", d)
@@ -115,6 +122,11 @@ func TestParseURLErrorsHideThePassword(t *testing.T) {
 		"redis://:" + pw + "@h:1/%zz",
 		"redis://:" + pw + " x@h:1",
 		"redis://:" + pw + "@",
+		"redis://:" + pw + "@h:1?min_replicas=-1",
+		"redis://:" + pw + "@h:1?min_replicas=x",
+		"redis://:" + pw + "@h:1?min_replicas=17",
+		"redis://:" + pw + "@h:1?min_replicas=1&replica_timeout=0s",
+		"redis://:" + pw + "@h:1?min_replicas=1&replica_timeout=100",
 	} {
 		_, err := parseURL(raw, DefaultPrefix)
 		if err == nil {
@@ -124,6 +136,10 @@ func TestParseURLErrorsHideThePassword(t *testing.T) {
 		if strings.Contains(err.Error(), pw) || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("error leaks the password: %v", err)
 		}
+	}
+	if _, err := Open(context.Background(), "redis://127.0.0.1:1?min_replicas=1&replica_timeout=2s", Options{}); err == nil ||
+		errors.Is(err, tether.ErrUnavailable) {
+		t.Errorf("Open with replica_timeout not below the store timeout = %v; want a URL error", err)
 	}
 	_, err := Open(context.Background(), "redis://:"+pw+"@127.0.0.1:1", Options{DialTimeout: 200 * time.Millisecond})
 	if !errors.Is(err, tether.ErrUnavailable) || strings.Contains(err.Error(), pw) {
@@ -284,11 +300,96 @@ func TestTTLs(t *testing.T) {
 }
 
 func TestConformanceSentinel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Redis and a Sentinel")
-	}
+	servicetest.SkipShort(t, "starts Redis and a Sentinel")
 	addr := servicetest.StartSentinel(t, "tether")
 	storetest.Run(t, func(t *testing.T) tether.Store {
 		return openTest(t, "redis+sentinel://"+addr+"/0?master=tether", "")
 	})
+}
+
+// TestMinReplicasUnreached: with min_replicas set and no replica to
+// acknowledge, every write that must survive a failover fails with
+// ErrUnavailable (a 503), reads go on, and Touch, which need not wait, works.
+func TestMinReplicasUnreached(t *testing.T) {
+	addr := servicetest.StartRedis(t).Addr() // a server of its own: surely no replica
+	s := opener("redis://" + addr + "?min_replicas=1&replica_timeout=20ms")(t)
+	plain := opener("redis://" + addr)(t)
+	ctx := context.Background()
+	n := time.Now()
+	rec := func() *tether.Record {
+		return &tether.Record{ID: tether.NewID(), Subject: "dave", CreatedAt: n, LastSeenAt: n,
+			ExpiresAt: n.Add(time.Hour), IdleExpiresAt: n.Add(time.Hour), IdleTimeout: time.Hour}
+	}
+	r := rec()
+	if err := plain.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	var h [32]byte
+	for _, op := range []struct {
+		name string
+		call func() error
+	}{
+		{"Create", func() error { return s.Create(ctx, rec()) }},
+		{"Rotate", func() error { return s.Rotate(ctx, r.ID, r.SecretHash, h) }},
+		{"Delete", func() error { return s.Delete(ctx, r.ID) }},
+		{"DeleteSubject", func() error { _, err := s.DeleteSubject(ctx, "dave", ""); return err }},
+		{"SetRoles", func() error { return s.SetRoles(ctx, "dave", []string{"x"}) }},
+		{"Consume", func() error { return s.Consume(ctx, "jti-"+tether.NewID(), n.Add(time.Minute)) }},
+	} {
+		err := op.call()
+		if !errors.Is(err, tether.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
+			t.Errorf("%s without a replica = %v; want ErrUnavailable (0 of 1 replicas)", op.name, err)
+		}
+	}
+	if err := s.Touch(ctx, tether.NewID(), n, n.Add(time.Hour)); !errors.Is(err, tether.ErrNotFound) {
+		t.Errorf("Touch = %v; want ErrNotFound (it does not wait)", err)
+	}
+	if _, err := s.Roles(ctx, "dave"); err != nil {
+		t.Errorf("Roles = %v; reads do not wait", err)
+	}
+	// A missing session is reported as missing, not as a replica shortfall.
+	if err := s.Delete(ctx, tether.NewID()); !errors.Is(err, tether.ErrNotFound) {
+		t.Errorf("Delete(missing) = %v; want ErrNotFound", err)
+	}
+}
+
+// TestConformanceReplicated runs the suite with min_replicas=1 on a primary
+// with one replica: every waited write goes through EVALSHA (or EVAL on a
+// cold script cache) and WAIT on one connection.
+func TestConformanceReplicated(t *testing.T) {
+	servicetest.SkipShort(t, "starts two Redis servers")
+	g := servicetest.StartSentinels(t, "tether", 1, 1)
+	storetest.Run(t, func(t *testing.T) tether.Store {
+		return openTest(t, "redis://"+g.Primary.Addr()+"?min_replicas=1&replica_timeout=5s", "") // generous: CI is loaded
+	})
+}
+
+// TestMinReplicasCluster checks that in a Cluster the WAIT goes to the shard
+// that took the write: with the replica of one shard hung, a write to that
+// shard fails with ErrUnavailable while a write to another shard succeeds.
+// A WAIT sent to any other connection would find a healthy replica.
+func TestMinReplicasCluster(t *testing.T) {
+	servicetest.SkipShort(t, "starts a Redis Cluster with replicas")
+	c := servicetest.StartReplicatedRedisCluster(t)
+	s := openTest(t, "redis+cluster://"+strings.Join(c.Addrs(), ",")+"?min_replicas=1&replica_timeout=1s", "") // generous: CI is loaded
+	ctx := context.Background()
+	until := time.Now().Add(time.Minute)
+	if err := s.Consume(ctx, "first", until); err != nil {
+		t.Fatalf("Consume with every replica up: %v", err)
+	}
+	hung := c.ReplicaOf(t, s.consumeKey("on-hung-shard"))
+	other := ""
+	for i := 0; other == ""; i++ {
+		if k := fmt.Sprint("elsewhere-", i); c.ReplicaOf(t, s.consumeKey(k)) != hung {
+			other = k
+		}
+	}
+	hung.Pause()
+	defer hung.Resume()
+	if err := s.Consume(ctx, "on-hung-shard", until); !errors.Is(err, tether.ErrUnavailable) {
+		t.Errorf("Consume on the shard whose replica hangs = %v; want ErrUnavailable", err)
+	}
+	if err := s.Consume(ctx, other, until); err != nil {
+		t.Errorf("Consume on another shard = %v; want nil", err)
+	}
 }

@@ -1,6 +1,23 @@
 package redisstore
 
-import "github.com/redis/rueidis"
+import (
+	"crypto/sha1"
+	"encoding/hex"
+
+	"github.com/redis/rueidis"
+)
+
+// script is a Lua script that also knows its source and SHA-1, so that a
+// write can be pipelined with WAIT on one connection (Store.eval).
+type script struct {
+	*rueidis.Lua
+	src, sha string
+}
+
+func newScript(src string) *script {
+	sum := sha1.Sum([]byte(src))
+	return &script{Lua: rueidis.NewLuaScript(src), src: src, sha: hex.EncodeToString(sum[:])}
+}
 
 // eventsLua is prepended to every script that writes events (DESIGN §10): the
 // events come last in ARGV, as JSON, and go to the stream passed as the key
@@ -37,7 +54,7 @@ end
 //
 // KEYS[1] record, [KEYS[2] event stream]; ARGV[1] encoded record, ARGV[2]
 // expiry (Unix ms), ARGV[3] subject, ARGV[4…] events.
-var createScript = rueidis.NewLuaScript(eventsLua + `
+var createScript = newScript(eventsLua + `
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return false end
 addEvents(1, 4, ARGV[3])
 return 1
@@ -46,7 +63,7 @@ return 1
 // appendScript writes events that accompany no change.
 //
 // [KEYS[1] event stream]; ARGV events.
-var appendScript = rueidis.NewLuaScript(eventsLua + `
+var appendScript = newScript(eventsLua + `
 addEvents(0, 1, '')
 return 1
 `)
@@ -63,7 +80,7 @@ return 1
 // makes sure that state outlives the new record (its expiry only grows).
 //
 // KEYS[1] subject state; ARGV[1] record's absolute expiry, Unix ms.
-var stampScript = rueidis.NewLuaScript(`
+var stampScript = newScript(`
 local g = redis.call('HGET', KEYS[1], 'g')
 if not g then
   g = '0'
@@ -83,7 +100,7 @@ return g
 //
 // KEYS[1] subject index; ARGV[1] score (CreatedAt, Unix µs), ARGV[2] id,
 // ARGV[3] record's absolute expiry, Unix ms.
-var indexScript = rueidis.NewLuaScript(`
+var indexScript = newScript(`
 redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2])
 if redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIREAT', KEYS[1], ARGV[3])
@@ -101,7 +118,7 @@ return 1
 //
 // KEYS[1] record; ARGV[1] 16 bytes: new LastSeenAt and IdleExpiresAt;
 // ARGV[2] new idle expiry, Unix ms; ARGV[3] now, Unix µs.
-var touchScript = rueidis.NewLuaScript(`
+var touchScript = newScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = tonumber(ARGV[3])
@@ -120,7 +137,7 @@ return v
 //
 // KEYS[1] record; ARGV[1] old hash, ARGV[2] new hash, ARGV[3] now (Unix µs),
 // ARGV[4] change channel, ARGV[5] message, ARGV[6…] events; [KEYS[2] event stream].
-var rotateScript = rueidis.NewLuaScript(eventsLua + `
+var rotateScript = newScript(eventsLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = tonumber(ARGV[3])
@@ -138,7 +155,7 @@ return v
 //
 // KEYS[1] record, [KEYS[2] event stream]; ARGV[1] change channel, ARGV[2]
 // message, ARGV[3] now (Unix µs), ARGV[4…] events.
-var deleteScript = rueidis.NewLuaScript(eventsLua + `
+var deleteScript = newScript(eventsLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 redis.call('DEL', KEYS[1])
@@ -164,7 +181,7 @@ return v
 // ARGV[2] its record's generation, or -1 if it is not a live record of this
 // subject; ARGV[3] change channel, ARGV[4] message, ARGV[5] subject, ARGV[6…]
 // events; [KEYS[3] event stream].
-var revokeScript = rueidis.NewLuaScript(eventsLua + `
+var revokeScript = newScript(eventsLua + `
 local st = redis.call('HMGET', KEYS[1], 'g', 'k')
 local removed = {}
 if st[1] then
@@ -194,7 +211,7 @@ return {st[1], st[2], removed}
 //
 // KEYS[1] roles, [KEYS[2] event stream]; ARGV[1] encoded roles (empty for
 // none), ARGV[2] change channel, ARGV[3] message, ARGV[4] subject, ARGV[5…] events.
-var rolesScript = rueidis.NewLuaScript(eventsLua + `
+var rolesScript = newScript(eventsLua + `
 if ARGV[1] == '' then
   redis.call('DEL', KEYS[1])
 else

@@ -2,121 +2,45 @@ package redisstore
 
 import (
 	"context"
-	"math/rand/v2"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/redis/rueidis"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/changefeed"
 )
 
-// Resubscription backoff: doubling from minBackoff up to maxBackoff, jittered
-// so that a fleet of nodes does not reconnect in lockstep after an outage.
-const (
-	minBackoff = 50 * time.Millisecond
-	maxBackoff = 2 * time.Second
-)
-
-// Watch implements tether.Watcher. Each call subscribes on a client of its own,
-// so that ending one Watch (which closes that client) can never unsubscribe
-// another, and no subscription outlives its Watch. It returns nil when ctx
-// ends or the store is closed.
+// Watch implements tether.Watcher on changefeed.Follow. Each subscription
+// runs on a client of its own, so that ending one Watch (which closes that
+// client) can never unsubscribe another, and no subscription outlives its
+// Watch.
 func (s *Store) Watch(ctx context.Context, fn func(tether.Change)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { // ends with Watch: cancel runs on return
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	delay := minBackoff
-	for {
-		wasUp, err := s.watchOnce(ctx, fn)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if wasUp {
-			// Changes may be missed from now on: say so at once, before any
-			// backoff, so that caches stop serving.
-			fn(tether.Change{Kind: tether.ChannelLost})
-			s.log.Warn("redisstore: change channel lost; resubscribing", "err", err)
-			delay = minBackoff
-		} else {
-			s.log.Debug("redisstore: change channel: subscribe failed", "err", err, "retry_in", delay)
-		}
-		t := time.NewTimer(delay/2 + rand.N(delay/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		delay = min(2*delay, maxBackoff)
-	}
+	return changefeed.Follow(ctx, changefeed.Config{
+		Name:      "redisstore",
+		Subscribe: s.subscribe,
+		Closed:    s.done,
+		Logger:    s.log,
+	}, fn)
 }
 
-// watchOnce connects, subscribes and delivers changes until the subscription
-// ends. It reports whether the subscription was ever confirmed, in which case
-// ChannelRestored was delivered.
-//
-// rueidis reports the confirmation on its connection's reader goroutine and
-// messages on the one calling Receive (this one); a mutex serialises the two,
-// and the reader reports the confirmation before it reads any message, so fn
-// sees ChannelRestored first and is never called concurrently. Messages are
-// delivered straight from Receive's callback: no extra goroutine hop on the
-// path that propagates revocations.
-func (s *Store) watchOnce(ctx context.Context, fn func(tether.Change)) (up bool, err error) {
+// subscribe connects, subscribes and passes messages on until the
+// subscription ends. rueidis reports the confirmation on its connection's
+// reader goroutine, before it reads any message, and messages on this one;
+// changefeed.Conn serialises the two. Messages go straight from Receive's
+// callback: no extra goroutine hop on the path that propagates revocations.
+func (s *Store) subscribe(ctx context.Context, conn *changefeed.Conn) error {
 	c, err := dial(ctx, s.opt)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer c.Close()
-	var mu sync.Mutex
-	over := false // set when Receive returns: a late confirmation is ignored
-	deliver := func(ch tether.Change) {
-		mu.Lock()
-		defer mu.Unlock()
-		if over {
-			return
-		}
-		if ch.Kind == tether.ChannelRestored {
-			if up {
-				return
-			}
-			up = true
-		}
-		fn(ch)
-	}
 	hook := func(sub rueidis.PubSubSubscription) {
 		if sub.Kind == "subscribe" && sub.Channel == s.channel {
-			deliver(tether.Change{Kind: tether.ChannelRestored})
+			conn.Up()
 		}
 	}
-	err = c.Receive(rueidis.WithOnSubscriptionHook(ctx, hook),
+	return c.Receive(rueidis.WithOnSubscriptionHook(ctx, hook),
 		c.B().Subscribe().Channel(s.channel).Build(),
-		func(m rueidis.PubSubMessage) {
-			if ch, ok := parseChange(m.Message); ok {
-				deliver(ch)
-			}
-		})
-	mu.Lock()
-	defer mu.Unlock()
-	over = true
-	return up, err
-}
-
-func parseChange(msg string) (tether.Change, bool) {
-	if id, ok := strings.CutPrefix(msg, "s:"); ok {
-		return tether.Change{Kind: tether.SessionChanged, SessionID: id}, true
-	}
-	if sub, ok := strings.CutPrefix(msg, "u:"); ok {
-		return tether.Change{Kind: tether.SubjectChanged, Subject: sub}, true
-	}
-	return tether.Change{}, false
+		func(m rueidis.PubSubMessage) { conn.Send(m.Message) })
 }
 
 // dial makes a rueidis client, which connects at once, within ctx.

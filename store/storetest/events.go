@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -364,4 +365,100 @@ func BenchmarkEventCost(b *testing.B, s tether.Store) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creates/s")
 		})
 	}
+}
+
+// RunEventFaults is the event log's fault case, for networked stores that
+// keep one: creates with their events run while the connection is cut and
+// restored. Afterwards, for every create attempted — acknowledged, failed or
+// of unknown outcome — the session exists if and only if its event does, and
+// every acknowledged one has both: no change without its event, no event
+// without its change.
+func RunEventFaults(t *testing.T, newFault NewFault) {
+	t.Run("EventsMatchChanges", func(t *testing.T) {
+		f := newFault(t)
+		t.Cleanup(f.Restore)
+		s := f.Open(t)
+		sub := subject(t)
+		var (
+			mu        sync.Mutex
+			attempted []string
+			acked     = map[string]bool{}
+			stop      atomic.Bool
+			wg        sync.WaitGroup
+			calls     atomic.Int64
+		)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					r := record(sub, time.Hour)
+					mu.Lock()
+					attempted = append(attempted, r.ID)
+					mu.Unlock()
+					err := s.Create(ctx, r, event(tether.EventSessionCreated, sub, r.ID))
+					calls.Add(1)
+					if err == nil {
+						mu.Lock()
+						acked[r.ID] = true
+						mu.Unlock()
+					} else if !errors.Is(err, tether.ErrUnavailable) {
+						t.Errorf("Create during a fault: %v; want nil or ErrUnavailable", err)
+					}
+				}
+			}()
+		}
+		waitCalls := func(n int64) {
+			eventually(t, "traffic", func() error {
+				if c := calls.Load(); c < n {
+					return fmt.Errorf("%d calls", c)
+				}
+				return nil
+			})
+		}
+		waitCalls(40)
+		f.Cut()
+		waitCalls(calls.Load() + 20)
+		f.Restore()
+		check := f.Open(t)
+		eventually(t, "Ping after Restore", func() error { return check.Ping(ctx) })
+		waitCalls(calls.Load() + 40)
+		stop.Store(true)
+		wg.Wait()
+
+		var evs []tether.Event
+		eventually(t, "the event log", func() (err error) {
+			q := tether.EventQuery{Subject: sub, Limit: tether.MaxEventLimit}
+			evs = nil
+			for {
+				p, err := check.Events(ctx, q)
+				if err != nil {
+					return err
+				}
+				evs = append(evs, p.Events...)
+				if len(p.Events) == 0 {
+					return nil
+				}
+				q.After = p.Next
+			}
+		})
+		logged := map[string]bool{}
+		for _, e := range evs {
+			logged[e.SessionID] = true
+		}
+		for _, id := range attempted {
+			_, err := check.Get(ctx, id)
+			exists := err == nil
+			if err != nil && !errors.Is(err, tether.ErrNotFound) {
+				t.Fatalf("Get after restore: %v", err)
+			}
+			switch {
+			case acked[id] && (!exists || !logged[id]):
+				t.Errorf("acknowledged create %s: session %v, event %v; want both", id, exists, logged[id])
+			case exists != logged[id]:
+				t.Errorf("create %s of unknown outcome: session %v but event %v", id, exists, logged[id])
+			}
+		}
+		t.Logf("%d creates attempted, %d acknowledged, %d events", len(attempted), len(acked), len(evs))
+	})
 }

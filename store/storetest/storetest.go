@@ -18,6 +18,12 @@
 //   - BenchmarkPropagation: revocation latency between two nodes, reported
 //     as p50/p99 metrics.
 //
+// A networked backend also passes a NewFault, which puts the backend behind
+// something a test can cut (internal/servicetest's Proxy), to RunFaults: the
+// same fault cases for every such store. Traffic, the recorded stream of
+// writes those cases drive, is exported for backend-specific fault tests
+// (a failover) that check the same history.
+//
 // BenchmarkGet reads one session from a store. For the TETHER_SCALE tests,
 // ScaleSessions gates them and sizes the load, MeasureSubjectOps times List
 // and DeleteSubject on stores that the backend's own bulk loader has filled,
@@ -96,6 +102,7 @@ func record(subject string, lifetime time.Duration) *tether.Record {
 		CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(lifetime), IdleExpiresAt: n.Add(lifetime),
 		IdleTimeout: lifetime, Metadata: map[string]string{"ip": "192.0.2.1", "user_agent": "storetest/1.0"},
 		AuthTime: n.Add(-time.Minute), AuthMethod: "password",
+		JKT:    "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", // RFC 8037 §A.3
 		Origin: tether.Origin{Issuer: "https://a.example", Subject: subject, SessionID: "sid-" + subject},
 	}
 	copy(r.SecretHash[:], fmt.Sprintf("hash-of-%-24s", r.ID))
@@ -137,11 +144,11 @@ func testCreateGet(t *testing.T, s tether.Store) {
 		t.Fatalf("store shares its record with callers")
 	}
 	bare := record(subject(t), time.Hour)
-	bare.Metadata, bare.AuthTime, bare.AuthMethod, bare.Origin = nil, time.Time{}, "", tether.Origin{}
+	bare.Metadata, bare.AuthTime, bare.AuthMethod, bare.JKT, bare.Origin = nil, time.Time{}, "", "", tether.Origin{}
 	mustCreate(t, s, bare)
 	got, err = s.Get(ctx, bare.ID)
-	if err != nil || !got.AuthTime.IsZero() || len(got.Metadata) != 0 || !got.Origin.IsZero() {
-		t.Fatalf("Get(bare) = %+v, %v; want zero auth time, no metadata, no origin", got, err)
+	if err != nil || !got.AuthTime.IsZero() || len(got.Metadata) != 0 || got.JKT != "" || !got.Origin.IsZero() {
+		t.Fatalf("Get(bare) = %+v, %v; want zero auth time, no metadata, no DPoP key and no origin", got, err)
 	}
 }
 
