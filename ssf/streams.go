@@ -290,13 +290,19 @@ func (t *Transmitter) localSubject(id *SubjectID) (string, error) {
 	return sub, nil
 }
 
-// AddSubject makes the stream cover a subject.
-func (t *Transmitter) AddSubject(ctx context.Context, c *Client, req *SubjectRequest) error {
+// subjectOf returns the client's stream and the local subject req names.
+func (t *Transmitter) subjectOf(ctx context.Context, c *Client, req *SubjectRequest) (*Stream, string, error) {
 	sub, err := t.localSubject(req.Subject)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	s, err := t.own(ctx, c, req.ID)
+	return s, sub, err
+}
+
+// AddSubject makes the stream cover a subject.
+func (t *Transmitter) AddSubject(ctx context.Context, c *Client, req *SubjectRequest) error {
+	s, sub, err := t.subjectOf(ctx, c, req)
 	if err != nil {
 		return err
 	}
@@ -312,11 +318,7 @@ func (t *Transmitter) AddSubject(ctx context.Context, c *Client, req *SubjectReq
 
 // RemoveSubject makes the stream stop covering a subject.
 func (t *Transmitter) RemoveSubject(ctx context.Context, c *Client, req *SubjectRequest) error {
-	sub, err := t.localSubject(req.Subject)
-	if err != nil {
-		return err
-	}
-	s, err := t.own(ctx, c, req.ID)
+	s, sub, err := t.subjectOf(ctx, c, req)
 	if err != nil {
 		return err
 	}

@@ -8,10 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -164,10 +162,7 @@ func NewTransmitter(cfg TransmitterConfig) (*Transmitter, error) {
 		auds[c.Audience] = true
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{
-			Timeout:       10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		cfg.HTTPClient = delivery.NewClient()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -272,30 +267,21 @@ func (t *Transmitter) push(ctx context.Context, s *Stream, c *Claims) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Delivery.EndpointURL, strings.NewReader(set))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", ContentType)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "tether-ssf/1")
+	h := http.Header{}
+	h.Set("Content-Type", ContentType)
+	h.Set("Accept", "application/json")
+	h.Set("User-Agent", "tether-ssf/1")
 	if s.Delivery.AuthorizationHeader != "" {
-		req.Header.Set("Authorization", s.Delivery.AuthorizationHeader)
+		h.Set("Authorization", s.Delivery.AuthorizationHeader)
 	}
-	resp, err := t.cfg.HTTPClient.Do(req)
+	status, body, err := delivery.Post(ctx, t.cfg.HTTPClient, s.Delivery.EndpointURL, h, []byte(set))
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL may carry a token in its query
-		}
 		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	switch {
-	case resp.StatusCode == http.StatusAccepted:
+	case status == http.StatusAccepted:
 		return nil
-	case resp.StatusCode == http.StatusBadRequest:
+	case status == http.StatusBadRequest:
 		var pe pushError
 		json.Unmarshal(body, &struct {
 			Err  *string `json:"err"`
@@ -305,7 +291,7 @@ func (t *Transmitter) push(ctx context.Context, s *Stream, c *Claims) error {
 			"err", truncate(pe.Err, 64), "description", truncate(pe.Description, 200))
 		return nil
 	default:
-		return fmt.Errorf("the receiver answered %d", resp.StatusCode)
+		return fmt.Errorf("the receiver answered %d", status)
 	}
 }
 

@@ -16,7 +16,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -25,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -113,10 +111,7 @@ func New(cfg Config) (*Deliverer, error) {
 		}
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{
-			Timeout:       10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		cfg.Client = delivery.NewClient()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -191,27 +186,18 @@ func (d *Deliverer) send(ctx context.Context, ep Endpoint, e *tether.Event) erro
 		return err
 	}
 	ts := d.cfg.Now().Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "tether-webhook/1")
+	h.Set("webhook-id", e.ID)
+	h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	h.Set("webhook-signature", Sign(ep.Secret, e.ID, ts, body))
+	status, _, err := delivery.Post(ctx, d.cfg.Client, ep.URL, h, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "tether-webhook/1")
-	req.Header.Set("webhook-id", e.ID)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("webhook-signature", Sign(ep.Secret, e.ID, ts, body))
-	resp, err := d.cfg.Client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL may carry a token in its query
-		}
-		return err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("the endpoint answered %d", resp.StatusCode)
+	if status < 200 || status > 299 {
+		return fmt.Errorf("the endpoint answered %d", status)
 	}
 	return nil
 }

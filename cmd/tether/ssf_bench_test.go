@@ -25,16 +25,7 @@ import (
 //
 //	go test -run '^$' -bench SSFRevocation -benchtime 200x ./cmd/tether/
 func BenchmarkSSFRevocation(b *testing.B) {
-	for _, be := range []struct {
-		name string
-		url  func(b *testing.B) string
-	}{
-		{"redis", func(b *testing.B) string {
-			addr := servicetest.SharedRedis(b)
-			return "redis://" + addr + "/0?prefix=" + servicetest.RedisPrefix(b, addr)
-		}},
-		{"postgres", func(b *testing.B) string { return servicetest.FreshPostgres(b) }},
-	} {
+	for _, be := range ssfBackends {
 		b.Run(be.name, func(b *testing.B) { benchSSFRevocation(b, be.url(b), be.url(b)) })
 	}
 }

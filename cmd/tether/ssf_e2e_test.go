@@ -33,13 +33,13 @@ import (
 // ssfBackends give each of A and B a store of its own on one server.
 var ssfBackends = []struct {
 	name string
-	url  func(t *testing.T) string
+	url  func(t testing.TB) string
 }{
-	{"redis", func(t *testing.T) string {
+	{"redis", func(t testing.TB) string {
 		addr := servicetest.SharedRedis(t)
 		return "redis://" + addr + "/0?prefix=" + servicetest.RedisPrefix(t, addr)
 	}},
-	{"postgres", func(t *testing.T) string { return servicetest.FreshPostgres(t) }},
+	{"postgres", func(t testing.TB) string { return servicetest.FreshPostgres(t) }},
 }
 
 const captureAudience = "https://capture.example"
