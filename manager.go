@@ -185,7 +185,7 @@ type CreateParams struct {
 	// (OIDC sign-in: iss, sub, sid), so that the provider's logout can end
 	// it (RevokeOrigin). A handshake exchange sets it from the token.
 	Origin Origin
-	JKT         string            // binds the session to this DPoP key's RFC 7638 thumbprint; "": a bearer session
+	JKT    string // binds the session to this DPoP key's RFC 7638 thumbprint; "": a bearer session
 }
 
 // Create starts a session and returns its token, which is shown only this once.
