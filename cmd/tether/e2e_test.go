@@ -259,6 +259,7 @@ func (n *node) call(method, url, auth, contentType, body string) (int, []byte, e
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	n.recordAnswer(req, resp.StatusCode, resp.Header, b)
 	return resp.StatusCode, b, err
 }
 

@@ -169,9 +169,11 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	pubHTTP := newHTTPServer(public, log)
 	pubHTTP.TLSConfig = tlsConfig
 	lim := cfg.Server
+	admHTTP := newHTTPServer(srv.Admin(), log)
+	admHTTP.RegisterOnShutdown(srv.Close) // change streams never go idle by themselves
 	servers := []*server.Server{
 		server.New("public", pubHTTP, pubLn, server.Limits{MaxInflight: lim.MaxInflight, MaxConns: lim.MaxConns}, log),
-		server.New("admin", newHTTPServer(srv.Admin(), log), admLn, server.Limits{MaxInflight: lim.Admin.MaxInflight, MaxConns: lim.Admin.MaxConns}, log),
+		server.New("admin", admHTTP, admLn, server.Limits{MaxInflight: lim.Admin.MaxInflight, MaxConns: lim.Admin.MaxConns}, log),
 	}
 	errc := make(chan error, 2)
 	go func() {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -18,7 +17,7 @@ import (
 // token; failed attempts are rate-limited per client IP. The /admin/ console
 // pages take a console cookie instead, got by signing in with the same key.
 func (s *Server) Admin() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.newMux("admin", true)
 	mux.Handle("POST /v1/sessions", s.handle(s.createSession))
 	mux.Handle("GET /v1/sessions/{id}", s.handle(s.getSession))
 	mux.Handle("DELETE /v1/sessions/{id}", s.handle(s.revokeSession))
@@ -26,11 +25,12 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("DELETE /v1/subjects/{subject}/sessions", s.handle(s.revokeSubject))
 	mux.Handle("PUT /v1/subjects/{subject}/roles", s.handle(s.setRoles))
 	mux.Handle("POST /v1/introspect", s.handle(s.introspect))
+	mux.Handle("GET /v1/changes", s.handle(s.changes))
 	mux.Handle("GET /v1/keys", s.handle(s.listKeys))
 	mux.Handle("POST /v1/keys/rotate", s.handle(s.rotateKeys))
 	mux.Handle("GET /v1/events", s.handle(s.listEvents))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	routes := s.jsonErrors(mux)
+	routes := s.jsonErrors(mux.ServeMux)
 	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.admin.CheckRequest(r); err != nil {
 			s.writeError(w, r, err)
@@ -38,8 +38,9 @@ func (s *Server) Admin() http.Handler {
 		}
 		routes.ServeHTTP(w, r)
 	})
-	root := http.NewServeMux()
-	root.Handle("/admin/", s.web.Admin()) // the console: signed in with a cookie, not the Bearer key
+	root := s.newMux("admin", false)
+	root.Handle("GET /openapi.json", s.openAPI("admin")) // without the key, like the console's pages
+	root.Handle("/admin/", s.web.Admin())                // the console: signed in with a cookie, not the Bearer key
 	root.Handle("GET /favicon.ico", s.web.Favicon())
 	root.Handle("/", admin)
 	return s.common("admin", root)
@@ -122,18 +123,11 @@ func (s *Server) setRoles(w http.ResponseWriter, r *http.Request) error {
 // introspect answers RFC 7662: active with the session's claims, or just
 // {"active": false} for anything that is not a live session.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	// Media types are case-insensitive (RFC 9110 §8.3.1).
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		return badRequest("Content-Type must be application/x-www-form-urlencoded")
+	form, err := readForm(w, r)
+	if err != nil {
+		return err
 	}
-	if err := r.ParseForm(); err != nil {
-		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
-			return badRequest("request body larger than %d bytes", MaxBodyBytes)
-		}
-		return badRequest("malformed form body")
-	}
-	token := r.PostForm.Get("token")
+	token := form.Get("token")
 	if token == "" {
 		return badRequest(`"token" is required`)
 	}
@@ -157,5 +151,6 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) error {
 		Scope:    strings.Join(sess.Roles, " "),
 		IssuedAt: sess.CreatedAt.Unix(), ExpiresAt: sess.ExpiresAt.Unix(),
 		IdleExp: sess.IdleExpiresAt.Unix(), Cnf: cnf(sess),
+		Session: sess, // the whole session, so that package remote answers as Manager.Validate does
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 
 	"golang.org/x/time/rate"
 
@@ -39,6 +40,7 @@ type Server struct {
 
 	creates          *ratelimit.Keyed // admin session creations per subject
 	exchangeFailures *ratelimit.Keyed // refused handshake exchanges per client IP
+	revokeMisses     *ratelimit.Keyed // RFC 7009 revocations of tokens that were not live, per client IP
 
 	keys     *handshake.KeyRing
 	minter   *handshake.Minter   // nil: this node mints no handshakes
@@ -46,6 +48,11 @@ type Server struct {
 	web      *web.Pages          // /account/ and the /admin/ console
 	authz    *forwardauth.Authorizer
 	oidc     *oidcLogin // nil: no sign-in through an OpenID provider
+
+	feed *changeFeed // GET /v1/changes; nil when the store announces no changes
+
+	routesMu sync.Mutex
+	routes   map[string]*[]string // listener → patterns registered by Public and Admin
 
 	transmitter *ssf.Transmitter // nil: no SSF transmitter routes
 	receiver    *ssf.Receiver    // nil: POST /ssf/events refuses every caller
@@ -96,11 +103,15 @@ func New(cfg Config) (*Server, error) {
 		metrics:          newMetrics(cfg.Manager, cfg.Admin),
 		creates:          ratelimit.New(rate.Limit(50), 100),
 		exchangeFailures: ratelimit.New(rate.Limit(20), 100),
+		revokeMisses:     ratelimit.New(rate.Limit(20), 100),
 		keys:             cfg.Keys,
 		minter:           cfg.Minter,
 		verifier:         cfg.Verifier,
 		transmitter:      cfg.Transmitter,
 		receiver:         cfg.Receiver,
+	}
+	if w, ok := cfg.Manager.Watcher(); ok {
+		s.feed = newChangeFeed(w, cfg.Manager.Invalidate, cfg.Logger)
 	}
 	var err error
 	if s.authz = cfg.ForwardAuth; s.authz == nil {

@@ -73,13 +73,7 @@ func (s *Server) exchangeHandshake(w http.ResponseWriter, r *http.Request) error
 // 6749 §5.2 error responses, {"error","error_description"}, which OAuth
 // clients parse; other failures (403, 429, 503) keep the API's own shape.
 func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
-	err := s.tokenExchangeGrant(w, r)
-	var oe *oauthErr
-	if !errors.As(err, &oe) {
-		return err
-	}
-	w.Header().Set("Pragma", "no-cache")
-	return writeJSON(w, http.StatusBadRequest, apitype.OAuthError{Error: oe.code, ErrorDescription: oe.description})
+	return s.oauthErrors(w, s.tokenExchangeGrant(w, r))
 }
 
 func (s *Server) tokenExchangeGrant(w http.ResponseWriter, r *http.Request) error {

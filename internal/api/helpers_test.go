@@ -45,7 +45,8 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: st, m: m, pub: srv.Public(), adm: srv.Admin(), log: logs}
+	// Every response of every handler test is checked against the OpenAPI documents.
+	e := &env{store: st, m: m, pub: validated(t, "public", srv.Public()), adm: validated(t, "admin", srv.Admin()), log: logs}
 	t.Cleanup(func() {
 		m.Close()
 		st.Close()

@@ -165,7 +165,7 @@ func loginCookie(r *http.Request) *http.Cookie {
 }
 
 // routeLogin adds the sign-in routes to the public mux.
-func (s *Server) routeLogin(mux *http.ServeMux) {
+func (s *Server) routeLogin(mux router) {
 	mux.Handle("GET /v1/login", s.handle(s.login))
 	mux.Handle("GET /v1/login/callback", s.handle(s.loginCallback))
 	mux.Handle("POST /v1/logout", s.handle(s.oidcLogout))

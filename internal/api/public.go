@@ -13,7 +13,8 @@ import (
 // Public returns the public API: what a session holder may do with its own
 // session. The token comes as a Bearer header or the session cookie.
 func (s *Server) Public() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.newMux("public", true)
+	mux.Handle("GET /openapi.json", s.openAPI("public"))
 	mux.Handle("GET /v1/session", s.authed(s.whoami))
 	mux.Handle("DELETE /v1/session", s.authed(s.logout))
 	mux.Handle("POST /v1/session/rotate", s.authed(s.rotate))
@@ -23,6 +24,7 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("POST /v1/handshakes", s.authed(s.mintHandshake))
 	mux.Handle("POST /v1/handshakes/exchange", s.handle(s.exchangeHandshake))
 	mux.Handle("POST /oauth2/token", s.handle(s.tokenExchange))
+	mux.Handle("POST /oauth2/revoke", s.handle(s.revokeToken))
 	mux.Handle("GET /.well-known/jwks.json", s.handle(s.jwks))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, apitype.Status{Status: "ok"})
@@ -32,7 +34,8 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
 	s.ssfRoutes(mux)
-	return s.common("public", s.authzFirst(s.jsonErrors(mux)))
+	mux.served(authzPrefix, authzPrefix+"/{path...}") // by authzFirst, in front of the mux
+	return s.common("public", s.authzFirst(s.jsonErrors(mux.ServeMux)))
 }
 
 // jsonErrors answers a request that matches no route (404), or no method of a

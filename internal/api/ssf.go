@@ -12,12 +12,12 @@ import (
 
 // ssfRoutes mounts the Shared Signals transmitter and receiver (DESIGN §11)
 // on the public listener.
-func (s *Server) ssfRoutes(mux *http.ServeMux) {
+func (s *Server) ssfRoutes(mux router) {
 	mux.Handle("POST /ssf/events", http.HandlerFunc(s.ssfEvents))
-	if s.transmitter == nil {
-		return
-	}
 	mux.Handle("GET /.well-known/ssf-configuration", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if s.transmitter == nil {
+			return errNoTransmitter
+		}
 		return writeJSON(w, http.StatusOK, s.transmitter.Metadata())
 	}))
 	mux.Handle("POST "+ssf.PathStreams, s.ssfClient(func(w http.ResponseWriter, r *http.Request, c *ssf.Client) error {
@@ -123,10 +123,18 @@ func (s *Server) ssfRoutes(mux *http.ServeMux) {
 	}))
 }
 
+// errNoTransmitter: a Server built without a transmitter (serve always has
+// one) routes the SSF paths all the same, so every listener's routes match
+// its OpenAPI document.
+var errNoTransmitter = httperr.New(http.StatusNotFound, httperr.CodeNotFound, "the Shared Signals transmitter is not configured")
+
 // ssfClient runs h for a request with a stream client's bearer token, and
 // words the transmitter's errors.
 func (s *Server) ssfClient(h func(w http.ResponseWriter, r *http.Request, c *ssf.Client) error) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if s.transmitter == nil {
+			return errNoTransmitter
+		}
 		c, err := s.transmitter.Authorize(r.Header.Get("Authorization"))
 		if err == nil {
 			err = h(w, r, c)

@@ -124,7 +124,7 @@ func newSSFEnv(t *testing.T) *ssfEnv {
 			t.Errorf("the log holds a credential:\n%s", logs)
 		}
 	})
-	return &ssfEnv{env: &env{store: st, m: m, pub: srv.Public(), adm: srv.Admin(), log: logs}, rc: rc, url: hs.URL + "/events"}
+	return &ssfEnv{env: &env{store: st, m: m, pub: validated(t, "public", srv.Public()), adm: validated(t, "admin", srv.Admin()), log: logs}, rc: rc, url: hs.URL + "/events"}
 }
 
 // client calls the stream management API as the stream client.
@@ -132,9 +132,9 @@ func (e *ssfEnv) client(method, target, body string) *httptest.ResponseRecorder 
 	return serve(e.pub, req(method, target, strings.NewReader(body), "Authorization", "Bearer "+ssfToken, "Content-Type", "application/json"))
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second) // a bound for a hang, not a timing
+	deadline := time.Now().Add(waitFor) // a bound for a hang, not a timing
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -212,7 +212,7 @@ func TestSSFStreamPush(t *testing.T) {
 			t.Fatalf("revoke: %d", w.Code)
 		}
 	}
-	waitFor(t, "alice's revocation", func() bool { return len(e.rc.events()) == 1 })
+	waitUntil(t, "alice's revocation", func() bool { return len(e.rc.events()) == 1 })
 
 	if w := e.client(http.MethodPost, ssf.PathStatus, `{"stream_id":"`+id+`","status":"paused"}`); w.Code != http.StatusOK {
 		t.Fatalf("pause: %d %s", w.Code, w.Body)
@@ -225,12 +225,12 @@ func TestSSFStreamPush(t *testing.T) {
 	if w := e.client(http.MethodPost, ssf.PathStatus, `{"stream_id":"`+id+`","status":"enabled"}`); w.Code != http.StatusOK {
 		t.Fatalf("enable: %d %s", w.Code, w.Body)
 	}
-	waitFor(t, "the revocation held while paused", func() bool { return len(e.rc.events()) == 2 })
+	waitUntil(t, "the revocation held while paused", func() bool { return len(e.rc.events()) == 2 })
 
 	if w := e.client(http.MethodPost, ssf.PathVerify, `{"stream_id":"`+id+`","state":"s-1"}`); w.Code != http.StatusNoContent {
 		t.Fatalf("verify: %d %s", w.Code, w.Body)
 	}
-	waitFor(t, "the verification event", func() bool { return len(e.rc.events()) == 3 })
+	waitUntil(t, "the verification event", func() bool { return len(e.rc.events()) == 3 })
 	if w := e.client(http.MethodPost, ssf.PathVerify, `{"stream_id":"`+id+`"}`); w.Code != http.StatusTooManyRequests {
 		t.Fatalf("verify again at once: got %d, want 429", w.Code)
 	}

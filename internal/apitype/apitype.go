@@ -74,6 +74,9 @@ type Introspection struct {
 	IssuedAt  int64    `json:"iat,omitempty"`
 	ExpiresAt int64    `json:"exp,omitempty"`
 	IdleExp   int64    `json:"idle_exp,omitempty"`
+	// Session is Tether's extension member (RFC 7662 §2.2): the whole
+	// session, so that package remote answers as Manager.Validate does.
+	Session *tether.Session `json:"session,omitempty"`
 	// Cnf names the key a DPoP-bound session's proofs must be made with
 	// (RFC 9449 §6.2); TokenType is then "DPoP".
 	Cnf *Confirmation `json:"cnf,omitempty"`

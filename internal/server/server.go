@@ -182,9 +182,23 @@ func (s *Server) limit(h http.Handler) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "overloaded", "too many requests in flight; retry shortly")
 			return
 		}
-		defer s.inflight.Add(-1)
-		h.ServeHTTP(w, r)
+		var once sync.Once
+		release := func() { once.Do(func() { s.inflight.Add(-1) }) }
+		defer release()
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), releaseKey{}, release)))
 	})
+}
+
+type releaseKey struct{}
+
+// Release gives back r's slot of the in-flight budget, for a handler that
+// goes on for long once it has started (a change stream, bounded by its own
+// limit), so that it does not starve the short requests the budget is for.
+// It is idempotent, and does nothing for a request not served by a Server.
+func Release(r *http.Request) {
+	if release, ok := r.Context().Value(releaseKey{}).(func()); ok {
+		release()
+	}
 }
 
 // writeError writes the API's error shape, {"error","message"}; code and
