@@ -47,7 +47,7 @@ type cacheShard struct {
 // It is never mutated once cached; a touch replaces it.
 type entry struct {
 	id, subject, authMethod string
-	jkt                     string
+	jkt, dbsc               string
 	hash                    [32]byte
 	created, lastSeen       int64
 	expires, idleExpires    int64
@@ -105,7 +105,7 @@ func (c *cache) shard(id string) *cacheShard {
 
 func newEntry(r *Record, readAt time.Time) *entry {
 	e := &entry{
-		id: r.ID, subject: r.Subject, authMethod: r.AuthMethod, jkt: r.JKT, hash: r.SecretHash,
+		id: r.ID, subject: r.Subject, authMethod: r.AuthMethod, jkt: r.JKT, dbsc: r.DBSC, hash: r.SecretHash,
 		created: r.CreatedAt.UnixNano(), lastSeen: r.LastSeenAt.UnixNano(),
 		expires: r.ExpiresAt.UnixNano(), idleExpires: r.IdleExpiresAt.UnixNano(),
 		idleTimeout: r.IdleTimeout, readAt: readAt,
@@ -152,7 +152,7 @@ func (e *entry) session(roles []string) *Session {
 	} else {
 		s = &Session{Roles: slices.Clone(roles)}
 	}
-	s.ID, s.Subject, s.AuthMethod, s.JKT = e.id, e.subject, e.authMethod, e.jkt
+	s.ID, s.Subject, s.AuthMethod, s.JKT, s.DBSC = e.id, e.subject, e.authMethod, e.jkt, e.dbsc
 	s.CreatedAt, s.LastSeenAt = fromNano(e.created), fromNano(e.lastSeen)
 	s.ExpiresAt, s.IdleExpiresAt = fromNano(e.expires), fromNano(e.idleExpires)
 	if len(e.metadata) > 0 { // nil otherwise: a map costs an allocation on every validation

@@ -47,6 +47,10 @@ func (c Cookies) Clear(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, ck)
 }
 
+// Template is the cookie Set writes for r, without a value or expiry: its
+// name and attributes, which a DBSC session's instructions repeat.
+func (c Cookies) Template(r *http.Request) http.Cookie { return *c.cookie(r) }
+
 func (c Cookies) cookie(r *http.Request) *http.Cookie {
 	ck := sessionCookie(r)
 	if c.Domain != "" && ck.Secure {

@@ -67,7 +67,7 @@ func RequestURL(r *http.Request) string {
 // forwarded for checking (forward auth): the token and any DPoP proof are
 // r's, but a proof must name the original request's method and absolute URL.
 func (m *Manager) AuthenticateOriginal(r *http.Request, method, url string) (*Session, string, error) {
-	return m.authenticate(r, method, url)
+	return m.authenticate(r, method, func() string { return url })
 }
 
 // credentials is Cookies.Token that also takes "Authorization: DPoP".
@@ -82,7 +82,7 @@ func credentials(r *http.Request, c Cookies) (token string, dpopScheme, fromCook
 // checkBinding lets a bound session through only as "Authorization: DPoP"
 // with one valid proof by its key for this request; and an unbound one only
 // as Bearer or cookie.
-func (m *Manager) checkBinding(r *http.Request, s *Session, token string, dpopScheme bool, method, url string) error {
+func (m *Manager) checkBinding(r *http.Request, s *Session, token string, dpopScheme bool, method string, url func() string) error {
 	switch {
 	case s.JKT == "" && dpopScheme:
 		return m.dpopError("invalid_token", errors.New("a bearer session presented as DPoP"))
@@ -95,7 +95,7 @@ func (m *Manager) checkBinding(r *http.Request, s *Session, token string, dpopSc
 	if len(proofs) != 1 {
 		return m.dpopError("invalid_dpop_proof", errors.New("want exactly one DPoP header"))
 	}
-	_, err := m.dpop.Verify(r.Context(), proofs[0], dpop.Request{Method: method, URL: url, AccessToken: token, JKT: s.JKT})
+	_, err := m.dpop.Verify(r.Context(), proofs[0], dpop.Request{Method: method, URL: url(), AccessToken: token, JKT: s.JKT})
 	switch {
 	case err == nil:
 		return nil

@@ -76,10 +76,12 @@ func CheckCSRF(r *http.Request) error {
 // came from the cookie, and the DPoP proof when the session is bound to a key
 // (see DPoPError). It returns the session and the token.
 func (m *Manager) Authenticate(r *http.Request) (*Session, string, error) {
-	return m.authenticate(r, r.Method, RequestURL(r))
+	return m.authenticate(r, r.Method, func() string { return RequestURL(r) })
 }
 
-func (m *Manager) authenticate(r *http.Request, method, url string) (*Session, string, error) {
+// authenticate is Authenticate for method and url, which only a DPoP-bound
+// session needs: url is called then, and a bearer read pays nothing for it.
+func (m *Manager) authenticate(r *http.Request, method string, url func() string) (*Session, string, error) {
 	token, dpopScheme, fromCookie := credentials(r, m.cfg.Cookies)
 	if token == "" {
 		m.stats.count(ErrInvalidToken)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,12 @@ type Config struct {
 	// and with DPoP.SingleNode (an embedded store) there is no other node:
 	// memory suffices for both. DPoP.Now defaults to Now.
 	DPoP dpop.Config
+
+	// DBSCCookieLifetime is how long the token of a session bound to a
+	// browser key by DBSC (BindDevice) is accepted after its last refresh
+	// signed by that key (RefreshDevice). Use never extends it. Default 10m;
+	// at least a minute, at most IdleTimeout.
+	DBSCCookieLifetime time.Duration
 
 	// EventRetention is how long the event log keeps events; older ones are
 	// trimmed in the background, hourly. Default 30 days; negative keeps
@@ -120,6 +127,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.DBSCCookieLifetime == 0 {
+		cfg.DBSCCookieLifetime = min(10*time.Minute, cfg.IdleTimeout)
+	}
 	if cfg.EventRetention == 0 {
 		cfg.EventRetention = 30 * 24 * time.Hour
 	}
@@ -131,6 +141,8 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("tether: Lifetime %v out of range (0, %v]", cfg.Lifetime, MaxLifetime)
 	case cfg.IdleTimeout < 0:
 		return nil, fmt.Errorf("tether: IdleTimeout %v is negative", cfg.IdleTimeout)
+	case cfg.DBSCCookieLifetime < time.Minute || cfg.DBSCCookieLifetime > cfg.IdleTimeout:
+		return nil, fmt.Errorf("tether: DBSCCookieLifetime %v out of range [1m, IdleTimeout]", cfg.DBSCCookieLifetime)
 	case cfg.CacheSize < 0 || cfg.MaxSessionsPerSubject < 0:
 		return nil, errors.New("tether: CacheSize and MaxSessionsPerSubject must not be negative")
 	}
@@ -181,11 +193,14 @@ type CreateParams struct {
 	Metadata    map[string]string // client facts: ip, user_agent, device…
 	AuthTime    time.Time         // when the subject authenticated, if known
 	AuthMethod  string            // how, if known ("password", "handshake"…)
+	JKT         string            // binds the session to this DPoP key's RFC 7638 thumbprint; "": a bearer session
 	// Origin names the identity provider's session this one was made from
 	// (OIDC sign-in: iss, sub, sid), so that the provider's logout can end
 	// it (RevokeOrigin). A handshake exchange sets it from the token.
 	Origin Origin
-	JKT    string // binds the session to this DPoP key's RFC 7638 thumbprint; "": a bearer session
+
+	dbsc     string // the DBSC key's thumbprint, set only by BindDevice
+	replaces string // the session BindDevice ends, for the event
 }
 
 // Create starts a session and returns its token, which is shown only this once.
@@ -242,13 +257,18 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 		CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(lifetime), IdleExpiresAt: minTime(now.Add(idle), now.Add(lifetime)),
 		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod, JKT: p.JKT,
+		DBSC: p.dbsc,
 	}
 	rec.Origin = p.Origin
 	if h != nil {
 		rec.Origin = Origin{Issuer: h.Issuer, Subject: cmp.Or(h.IssuerSubject, h.Subject), SessionID: h.SessionID}
 	}
 	rec = rec.Clone()
-	evs := []Event{m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, map[string]any{"auth_method": p.AuthMethod})}
+	detail := map[string]any{"auth_method": p.AuthMethod}
+	if p.dbsc != "" {
+		detail["bound"], detail["replaces"] = "dbsc", p.replaces
+	}
+	evs := []Event{m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, detail)}
 	if h != nil {
 		evs = append(evs, m.newEvent(ctx, EventHandshakeExchanged, p.Subject, rec.ID, map[string]any{"issuer": h.Issuer, "jti": h.ID}))
 	}
@@ -268,7 +288,7 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 	} else {
 		roles = r
 	}
-	if err := m.enforceSessionCap(ctx, p.Subject, rec.ID); err != nil {
+	if err := m.enforceSessionCap(ctx, p.Subject, rec.ID, p.replaces); err != nil {
 		// The session stands; an over-full subject is trimmed on its next create.
 		m.log.Warn("tether: could not enforce the per-subject session cap", "err", err)
 	}
@@ -276,8 +296,9 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 }
 
 // enforceSessionCap revokes the subject's oldest sessions beyond the cap,
-// never the one just created.
-func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) error {
+// never the one just created; the one it replaces (newID's DBSC binding ends
+// that one itself) is neither counted nor revoked here.
+func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID, replaces string) error {
 	if m.cfg.MaxSessionsPerSubject <= 0 {
 		return nil
 	}
@@ -286,11 +307,14 @@ func (m *Manager) enforceSessionCap(ctx context.Context, subject, newID string) 
 		return fmt.Errorf("tether: create session: %w", err)
 	}
 	excess := len(recs) - m.cfg.MaxSessionsPerSubject
+	if replaces != "" && slices.ContainsFunc(recs, func(r *Record) bool { return r.ID == replaces }) {
+		excess--
+	}
 	for _, r := range recs {
 		if excess <= 0 {
 			break
 		}
-		if r.ID == newID {
+		if r.ID == newID || r.ID == replaces {
 			continue
 		}
 		// The cap, not the caller, ends the oldest session.
@@ -409,6 +433,14 @@ func (m *Manager) accept(ctx context.Context, pt parsedToken, e *entry, roles []
 	}
 	if !e.live(now) {
 		return nil, fmt.Errorf("%w: expired", ErrInvalidToken)
+	}
+	if e.dbsc != "" {
+		// Use never slides a DBSC-bound session: only a refresh signed by its
+		// key moves lastSeen, so a copied token dies with its cookie.
+		if now.UnixNano()-e.lastSeen >= int64(m.cfg.DBSCCookieLifetime) {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrRefreshRequired)
+		}
+		return e.session(roles), nil
 	}
 	// A session with a short idle timeout is touched more often, or it would
 	// die while in use.

@@ -126,7 +126,8 @@ func (a *Authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var up *stepUp
 	switch {
 	case errors.Is(err, ErrBadRequest):
-		writeError(w, http.StatusBadRequest, "bad_request", strings.TrimPrefix(err.Error(), ErrBadRequest.Error()+": "))
+		msg, _ := tether.PublicMessage(err)
+		writeError(w, http.StatusBadRequest, "bad_request", msg)
 	case errors.As(err, &up):
 		age := strconv.Itoa(int(up.maxAge / time.Second))
 		if a.redirect(w, r, p, o, "max_age", age) {

@@ -7,12 +7,20 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/tetherhq/tether"
 )
 
 // ErrBadRequest: the proxy's description of the original request cannot be
 // read safely. Callers answer 400: a guess could let through what a rule
 // meant to refuse.
 var ErrBadRequest = errors.New("forwardauth: bad original request")
+
+// badRequest is an ErrBadRequest whose message, made as by fmt.Sprintf, may
+// be shown to the client.
+func badRequest(format string, args ...any) error {
+	return &tether.PublicError{Kind: ErrBadRequest, Message: fmt.Sprintf(format, args...)}
+}
 
 // MaxURILen bounds the original request URI; longer ones are refused.
 const MaxURILen = 8 << 10
@@ -81,10 +89,10 @@ func readOriginal(r *http.Request, prefix string, trusted bool, peer netip.Addr)
 		}
 	}
 	if !knownMethods[o.Method] {
-		return original{}, fmt.Errorf("%w: unknown method", ErrBadRequest)
+		return original{}, badRequest("unknown method")
 	}
 	if o.Scheme != "http" && o.Scheme != "https" {
-		return original{}, fmt.Errorf("%w: scheme must be http or https", ErrBadRequest)
+		return original{}, badRequest("scheme must be http or https")
 	}
 	host, err := cleanHost(o.Host)
 	if err != nil {
@@ -127,7 +135,7 @@ func forwardedFor(values []string) (netip.Addr, bool) {
 	return ip.Unmap(), err == nil
 }
 
-var errBadHost = fmt.Errorf("%w: malformed host", ErrBadRequest)
+var errBadHost = badRequest("malformed host")
 
 // cleanHost checks a Host value: a DNS name or an IP literal, with an
 // optional port, and returns it in lower case.
@@ -168,14 +176,14 @@ func cleanHost(h string) (string, error) {
 // refuses instead of guessing: see the package doc.
 func normalisePath(uri string) (string, error) {
 	if len(uri) > MaxURILen {
-		return "", fmt.Errorf("%w: URI longer than %d bytes", ErrBadRequest, MaxURILen)
+		return "", badRequest("URI longer than %d bytes", MaxURILen)
 	}
 	if !strings.HasPrefix(uri, "/") {
-		return "", fmt.Errorf("%w: URI must start with /", ErrBadRequest)
+		return "", badRequest("URI must start with /")
 	}
 	for i := range len(uri) {
 		if c := uri[i]; c <= ' ' || c >= 0x7f || c == '#' || c == '\\' {
-			return "", fmt.Errorf("%w: URI holds a space, a control character, '#', '\\' or a byte outside ASCII", ErrBadRequest)
+			return "", badRequest("URI holds a space, a control character, '#', '\\' or a byte outside ASCII")
 		}
 	}
 	rawPath, _, _ := strings.Cut(uri, "?")
@@ -192,29 +200,29 @@ func resolvePath(rawPath string) (string, error) {
 	for raw := range strings.SplitSeq(rawPath[1:], "/") {
 		seg, err := url.PathUnescape(raw)
 		if err != nil {
-			return "", fmt.Errorf("%w: bad percent-encoding in the path", ErrBadRequest)
+			return "", badRequest("bad percent-encoding in the path")
 		}
 		for i := range len(seg) {
 			switch c := seg[i]; {
 			case c < ' ' || c == 0x7f:
-				return "", fmt.Errorf("%w: the path encodes a control character", ErrBadRequest)
+				return "", badRequest("the path encodes a control character")
 			case c == '/' || c == '\\':
-				return "", fmt.Errorf("%w: the path encodes a slash or backslash", ErrBadRequest)
+				return "", badRequest("the path encodes a slash or backslash")
 			case c == '%' && i+2 < len(seg) && isHex(seg[i+1]) && isHex(seg[i+2]):
-				return "", fmt.Errorf("%w: the path is encoded twice", ErrBadRequest)
+				return "", badRequest("the path is encoded twice")
 			}
 		}
 		// Path parameters: Tomcat and others ignore them in matching.
 		base, _, _ := strings.Cut(seg, ";")
 		if (base == "." || base == "..") && raw != base {
-			return "", fmt.Errorf("%w: an encoded or parameterised dot-segment", ErrBadRequest)
+			return "", badRequest("an encoded or parameterised dot-segment")
 		}
 		trailing = base == "" || base == "." || base == ".."
 		switch base {
 		case "", ".":
 		case "..":
 			if len(out) == 0 {
-				return "", fmt.Errorf("%w: the path climbs above the root", ErrBadRequest)
+				return "", badRequest("the path climbs above the root")
 			}
 			out = out[:len(out)-1]
 		default:

@@ -87,6 +87,7 @@ func runDemoWeb(ctx context.Context, out io.Writer) error {
 	}
 	signIn, err := web.DemoSignIn(web.DemoConfig{
 		Subjects: []string{"alice", "bob"}, Next: node.public + "/account/sessions", Create: create, End: end,
+		DBSCRegisterURL: node.public + web.DBSCRegisterPath,
 	})
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/httperr"
+	"github.com/tetherhq/tether/internal/web"
 )
 
 // OIDCConfig configures sign-in through an OpenID provider (DESIGN §9).
@@ -336,6 +337,9 @@ func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) error {
 		s.log.Warn("sign-in: oidc.login event not recorded", "err", err)
 	}
 	l.cookies.Set(w, r, token, sess.ExpiresAt)
+	if l.cookies.Domain == "" { // a DBSC session covers one origin, never the apps under a shared domain
+		web.OfferDBSC(w.Header(), web.DBSCRegisterPath, token, s.m.Now())
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, cmp.Or(l.checkRd(st.Rd), defaultAfterRd), http.StatusFound)
 	return nil

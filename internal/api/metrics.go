@@ -2,8 +2,12 @@ package api
 
 import (
 	"errors"
+	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +23,10 @@ type Metrics struct {
 	validationSeconds *prometheus.HistogramVec
 	requests          *prometheus.CounterVec
 	exchangeFailures  *prometheus.CounterVec
+
+	// validationBy holds validationSeconds' observer for each result,
+	// resolved once rather than hashed from its label on every request.
+	validationBy map[string]prometheus.Observer
 }
 
 func newMetrics(m *tether.Manager, admin *adminauth.Authenticator) *Metrics {
@@ -41,6 +49,11 @@ func newMetrics(m *tether.Manager, admin *adminauth.Authenticator) *Metrics {
 	}
 	reg.MustRegister(x.validationSeconds, x.requests, admin.Collector(), x.exchangeFailures,
 		managerCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	x.validationBy = map[string]prometheus.Observer{}
+	for _, err := range []error{nil, tether.ErrInvalidToken, tether.ErrCrossOrigin, tether.ErrUnavailable} {
+		r := validationResult(err)
+		x.validationBy[r] = x.validationSeconds.WithLabelValues(r)
+	}
 	return x
 }
 
@@ -48,7 +61,7 @@ func newMetrics(m *tether.Manager, admin *adminauth.Authenticator) *Metrics {
 func (x *Metrics) Registry() *prometheus.Registry { return x.registry }
 
 func (x *Metrics) observeValidation(err error, d time.Duration) {
-	x.validationSeconds.WithLabelValues(validationResult(err)).Observe(d.Seconds())
+	x.validationBy[validationResult(err)].Observe(d.Seconds())
 }
 
 func validationResult(err error) string {
@@ -99,13 +112,21 @@ func (c managerCollector) Collect(ch chan<- prometheus.Metric) {
 
 // common wraps a listener's handler with what every response needs: security
 // headers, a request log line (never a token: paths hold none) and metrics.
+// It runs on every request, so it allocates nothing it can avoid: the header
+// values are shared, the counters resolved once per route and status, and the
+// log line is built only when debug logging is on.
 func (s *Server) common(listener string, next http.Handler) http.Handler {
+	counters := s.metrics.requestCounters(listener)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		debug := s.log.Enabled(r.Context(), slog.LevelDebug)
+		var start time.Time
+		if debug {
+			start = time.Now()
+		}
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
+		h["X-Content-Type-Options"] = nosniff
+		h["X-Frame-Options"] = frameDeny
+		h["Referrer-Policy"] = noReferrer
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			// Changes are attributed in the event log: to the admin on the admin
@@ -122,11 +143,22 @@ func (s *Server) common(listener string, next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		s.metrics.requests.WithLabelValues(listener, route, strconv.Itoa(rec.status)).Inc()
-		s.log.Debug("request", "listener", listener, "method", r.Method, "route", route,
-			"status", rec.status, "duration", time.Since(start), "remote", tether.ClientIP(r))
+		counters.get(route, rec.status).Inc()
+		if debug {
+			s.log.Debug("request", "listener", listener, "method", r.Method, "route", route,
+				"status", rec.status, "duration", time.Since(start), "remote", tether.ClientIP(r))
+		}
 	})
 }
+
+// Header values every response carries, shared rather than allocated per
+// request. Their capacity is their length, so an Add copies instead of
+// writing into the shared array.
+var (
+	nosniff    = []string{"nosniff"}
+	frameDeny  = []string{"DENY"}
+	noReferrer = []string{"no-referrer"}
+)
 
 type statusRecorder struct {
 	http.ResponseWriter
@@ -139,3 +171,39 @@ func (s *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// routeCounters is one listener's tether_http_requests_total counters by
+// route and status. Reads are lock-free: the map is replaced, never changed,
+// and grows only to the routes times the statuses they answer.
+type routeCounters struct {
+	vec      *prometheus.CounterVec
+	listener string
+	mu       sync.Mutex // serializes adding a counter
+	m        atomic.Pointer[map[routeStatus]prometheus.Counter]
+}
+
+type routeStatus struct {
+	route  string
+	status int
+}
+
+func (x *Metrics) requestCounters(listener string) *routeCounters {
+	c := &routeCounters{vec: x.requests, listener: listener}
+	c.m.Store(&map[routeStatus]prometheus.Counter{})
+	return c
+}
+
+func (c *routeCounters) get(route string, status int) prometheus.Counter {
+	key := routeStatus{route, status}
+	if counter, ok := (*c.m.Load())[key]; ok {
+		return counter
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := maps.Clone(*c.m.Load())
+	if m[key] == nil {
+		m[key] = c.vec.WithLabelValues(c.listener, route, strconv.Itoa(status))
+		c.m.Store(&m)
+	}
+	return m[key]
+}

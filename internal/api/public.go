@@ -3,11 +3,13 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/apitype"
 	"github.com/tetherhq/tether/internal/httperr"
+	"github.com/tetherhq/tether/internal/web"
 )
 
 // Public returns the public API: what a session holder may do with its own
@@ -32,6 +34,9 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("GET /readyz", s.handle(s.ready))
 	s.routeLogin(mux)
 	mux.Handle("/account/", s.web.Account()) // pages, authenticated by the session cookie
+	dbscH := s.web.DBSC()                    // device binding of browser sessions (W3C DBSC)
+	mux.Handle("POST "+web.DBSCRegisterPath, dbscH)
+	mux.Handle("POST "+web.DBSCRefreshPath, dbscH)
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
 	s.ssfRoutes(mux)
 	mux.served(authzPrefix, authzPrefix+"/{path...}") // by authzFirst, in front of the mux
@@ -43,8 +48,15 @@ func (s *Server) Public() http.Handler {
 func (s *Server) jsonErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
+		switch {
+		case pattern != "" && !strings.Contains(pattern, "{"):
+			// What mux.ServeHTTP would do, without matching the route a
+			// second time: a pattern without wildcards has no path values.
+			r.Pattern = pattern
+			h.ServeHTTP(w, r)
+			return
+		case pattern != "":
+			mux.ServeHTTP(w, r) // which sets the path values
 			return
 		}
 		probe := &statusProbe{header: http.Header{}}
@@ -78,12 +90,25 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, sess *tet
 			return err
 		}
 		s.m.SetDPoPNonce(w.Header(), sess)
-		return h(w, r.WithContext(tether.NewContext(r.Context(), sess)), sess, token)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// Reads, the hot path, skip the request copy: h gets the session
+			// as its argument, and nothing a read calls looks in the context.
+			r = r.WithContext(tether.NewContext(r.Context(), sess))
+		}
+		return h(w, r, sess, token)
 	})
 }
 
+// whoami writes what writeJSON would, less encoding/json's reflection and
+// its re-check of the bytes MarshalJSON returns.
 func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, sess *tether.Session, _ string) error {
-	return writeJSON(w, http.StatusOK, sess)
+	b, err := sess.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	setJSONHeaders(w.Header())
+	_, err = w.Write(append(b, '\n')) // as json.Encoder ends a value
+	return err
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *tether.Session, _ string) error {

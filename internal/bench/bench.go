@@ -53,7 +53,7 @@ type Target struct {
 // d and reports throughput and latency. Statuses other than want count as
 // errors. Progress, if not nil, receives a progress bar.
 func HTTPLoad(ctx context.Context, url, token string, want, conc int, d time.Duration, progress io.Writer) Load {
-	return loadOnce(ctx, Target{url, token}, want, conc, d, progress).load()
+	return loadOnce(ctx, Target{url, token}, want, conc, d, 0, progress).load()
 }
 
 // HTTPLoads loads each target for d in all, in rounds: each round gives every
@@ -68,10 +68,35 @@ func HTTPLoads(ctx context.Context, targets []Target, want, conc int, d time.Dur
 			if ctx.Err() != nil {
 				break
 			}
-			all[i].add(loadOnce(ctx, t, want, conc, d/time.Duration(rounds), progress))
+			all[i].add(loadOnce(ctx, t, want, conc, d/time.Duration(rounds), 0, progress))
 		}
 	}
-	loads := make([]Load, len(targets))
+	return loads(all)
+}
+
+// HTTPRequestLoads is HTTPLoads by count rather than time, for Go benchmarks
+// whose b.N sets the work: each target answers n requests in all, n/rounds a
+// round, with targets taking turns within each round.
+func HTTPRequestLoads(ctx context.Context, targets []Target, want, conc, n, rounds int) []Load {
+	rounds = max(rounds, 1)
+	all := make([]sample, len(targets))
+	for r := range rounds {
+		share := n / rounds
+		if r < n%rounds {
+			share++
+		}
+		for i, t := range targets {
+			if ctx.Err() != nil || share == 0 {
+				break
+			}
+			all[i].add(loadOnce(ctx, t, want, conc, 0, share, nil))
+		}
+	}
+	return loads(all)
+}
+
+func loads(all []sample) []Load {
+	loads := make([]Load, len(all))
 	for i := range all {
 		loads[i] = all[i].load()
 	}
@@ -108,21 +133,30 @@ func (s sample) load() Load {
 	return l
 }
 
-func loadOnce(ctx context.Context, t Target, want, conc int, d time.Duration, progress io.Writer) sample {
+// loadOnce loads t from conc clients for d, or, when n > 0, for n requests
+// in all.
+func loadOnce(ctx context.Context, t Target, want, conc int, d time.Duration, n int, progress io.Writer) sample {
 	transport := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: 5 * time.Second}
-	ctx, cancel := context.WithTimeout(ctx, d)
+	var cancel context.CancelFunc
+	if n > 0 {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, d)
+	}
 	defer cancel()
 
 	var errs atomic.Int64
+	var left atomic.Int64
+	left.Store(int64(n))
 	lat := make([][]time.Duration, conc)
 	var wg sync.WaitGroup
 	cpu0, cpuKnown := processCPU()
 	start := time.Now()
 	for i := range conc {
 		wg.Go(func() {
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && (n == 0 || left.Add(-1) >= 0) {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
 				req.Header.Set("Authorization", "Bearer "+t.Token)
 				t0 := time.Now()
@@ -143,10 +177,10 @@ func loadOnce(ctx context.Context, t Target, want, conc int, d time.Duration, pr
 		})
 	}
 	var drawing sync.WaitGroup // the bar is erased only once it has stopped
-	if progress != nil {
+	if progress != nil && n == 0 {
 		drawing.Go(func() { bar(ctx, progress, start, d) })
 	}
-	wg.Wait() // the workers stop only when ctx has ended, which stops the bar too
+	wg.Wait() // the workers stop when ctx has ended (which stops the bar too) or n is spent
 	drawing.Wait()
 	s := sample{lat: slices.Concat(lat...), errs: int(errs.Load()), elapsed: time.Since(start)}
 	if cpu1, ok := processCPU(); ok && cpuKnown {

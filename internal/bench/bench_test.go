@@ -67,3 +67,35 @@ func TestHTTPLoads(t *testing.T) {
 		}
 	}
 }
+
+// HTTPRequestLoads gives every target exactly n requests, however they split
+// into rounds and clients.
+func TestHTTPRequestLoads(t *testing.T) {
+	for _, tc := range []struct{ n, conc, rounds int }{
+		{n: 1, conc: 4, rounds: 3}, // fewer requests than rounds or clients
+		{n: 100, conc: 3, rounds: 4},
+		{n: 101, conc: 16, rounds: 1},
+	} {
+		var mu sync.Mutex
+		seen := map[int]int{}
+		var targets []Target
+		for i := range 2 {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				seen[i]++
+				mu.Unlock()
+			}))
+			t.Cleanup(srv.Close)
+			targets = append(targets, Target{URL: srv.URL, Token: "tok"})
+		}
+		loads := HTTPRequestLoads(context.Background(), targets, http.StatusOK, tc.conc, tc.n, tc.rounds)
+		for i, l := range loads {
+			mu.Lock()
+			got := seen[i]
+			mu.Unlock()
+			if l.Requests != tc.n || got != tc.n || l.Errors != 0 || l.RPS <= 0 {
+				t.Errorf("%+v, target %d: load %+v, server saw %d; want %d requests, no errors", tc, i, l, got, tc.n)
+			}
+		}
+	}
+}

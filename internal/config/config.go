@@ -57,6 +57,7 @@ type Config struct {
 	ForwardAuth ForwardAuth `yaml:"forward_auth"`
 	Cookie      Cookie      `yaml:"cookie"`
 	OIDC        OIDC        `yaml:"oidc"`
+	DBSC        DBSC        `yaml:"dbsc"`
 	SSF         SSF         `yaml:"ssf"` // revocations across services
 
 	// File is the path the file settings came from, if any.
@@ -272,6 +273,9 @@ func (c *Config) Resolve() error {
 		return err
 	}
 	if err := c.Sessions.check(); err != nil {
+		return err
+	}
+	if err := c.DBSC.check(c.Sessions); err != nil {
 		return err
 	}
 	return c.checkFront()

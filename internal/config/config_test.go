@@ -653,7 +653,8 @@ func TestManager(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	got := c.Manager(st, log)
 	want := tether.Config{Store: st, Logger: log, Lifetime: 3 * time.Hour, IdleTimeout: time.Hour, TouchInterval: 5 * time.Second,
-		MaxStaleness: 2 * time.Second, CacheSize: 9, MaxSessionsPerSubject: 4, DPoP: dpop.Config{SingleNode: true}}
+		MaxStaleness: 2 * time.Second, CacheSize: 9, MaxSessionsPerSubject: 4, DPoP: dpop.Config{SingleNode: true},
+		DBSCCookieLifetime: 10 * time.Minute}
 	if got.Store != want.Store || got.Logger != want.Logger {
 		t.Errorf("store or logger not passed on")
 	}
@@ -773,5 +774,19 @@ func TestSettingKinds(t *testing.T) {
 				t.Errorf("parse %q recorded nothing", tt.flagArg)
 			}
 		})
+	}
+}
+
+// TestDBSCCookieLifetime: the bound cookie's life is refused outside
+// [1m, sessions.idle_timeout], where the Manager would refuse it too.
+func TestDBSCCookieLifetime(t *testing.T) {
+	for _, c := range []struct {
+		life time.Duration
+		ok   bool
+	}{{time.Minute, true}, {10 * time.Minute, true}, {2 * time.Hour, true}, {59 * time.Second, false}, {2*time.Hour + time.Second, false}} {
+		s := Default().Sessions
+		if err := (DBSC{CookieLifetime: c.life}).check(s); (err == nil) != c.ok {
+			t.Errorf("cookie_lifetime %v with idle_timeout %v: got %v, want ok=%t", c.life, s.IdleTimeout, err, c.ok)
+		}
 	}
 }

@@ -71,6 +71,7 @@ func (c *Config) Manager(st tether.Store, log *slog.Logger) tether.Config {
 		CacheSize: c.Sessions.CacheSize, MaxSessionsPerSubject: c.Sessions.MaxPerSubject,
 		// An embedded store is held by one process: no other node can be
 		// shown a proof, so this node's memory is the whole replay guard.
-		DPoP: dpop.Config{RequireNonce: c.DPoP.RequireNonce, SingleNode: store.Embedded(c.Store)},
+		DPoP:               dpop.Config{RequireNonce: c.DPoP.RequireNonce, SingleNode: store.Embedded(c.Store)},
+		DBSCCookieLifetime: c.DBSC.CookieLifetime,
 	}
 }

@@ -42,6 +42,7 @@ func Settings() []Setting {
 		handshakeSettings,
 		dpopSettings,
 		frontSettings,
+		dbscSettings,
 		ssfSettings,
 	} {
 		all = append(all, section...)

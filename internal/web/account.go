@@ -88,6 +88,7 @@ type sessionRow struct {
 	Created   time.Time
 	LastSeen  time.Time
 	Current   bool
+	Bound     string // "DBSC" or "DPoP" for a session bound to a key of its device; "" for a bearer one
 }
 
 func rows(list []*tether.Session, currentID string) []sessionRow {
@@ -97,10 +98,20 @@ func rows(list []*tether.Session, currentID string) []sessionRow {
 		out = append(out, sessionRow{
 			ID: s.ID, Device: deviceName(ua), Label: s.Metadata["device"], UserAgent: ua,
 			IP: s.Metadata["ip"], Created: s.CreatedAt, LastSeen: s.LastSeenAt,
-			Current: s.ID == currentID,
+			Current: s.ID == currentID, Bound: boundBy(s),
 		})
 	}
 	return out
+}
+
+func boundBy(s *tether.Session) string {
+	switch {
+	case s.DBSC != "":
+		return "DBSC"
+	case s.JKT != "":
+		return "DPoP"
+	}
+	return ""
 }
 
 type sessionsData struct {

@@ -27,6 +27,10 @@ type DemoConfig struct {
 	// Next is where the browser goes once signed in; an absolute URL when it
 	// is on another listener. Default /account/sessions.
 	Next string
+	// DBSCRegisterURL, when set, is the registration endpoint (DBSCRegisterPath
+	// on the node's public listener) that each sign-in offers a DBSC browser,
+	// so that its session is bound to a key of the device (see OfferDBSC).
+	DBSCRegisterURL string
 }
 
 // DemoSignIn returns a one-click sign-in page at /demo/sign-in, for `tether
@@ -88,6 +92,9 @@ func DemoSignIn(cfg DemoConfig) (http.Handler, error) {
 			}
 		}
 		tether.SetCookie(w, r, token, expires)
+		if cfg.DBSCRegisterURL != "" {
+			OfferDBSC(w.Header(), cfg.DBSCRegisterURL, token, time.Now())
+		}
 		redirect(w, r, cfg.Next)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { redirect(w, r, "/demo/sign-in") })

@@ -13,6 +13,7 @@ package web
 import (
 	"cmp"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -59,6 +60,9 @@ type Config struct {
 	// Keys is the node's handshake key ring, listed and rotated by the
 	// console; nil: the console shows no keys.
 	Keys *handshake.KeyRing
+	// Cookies is the session cookie that sign-in sets, which DBSC
+	// registration reads and DBSC refresh renews. Default host-only.
+	Cookies tether.Cookies
 	// SignInURL is where the account pages send a browser that is not
 	// signed in (an application's login page, say); empty: they tell the
 	// person to sign in through their application.
@@ -66,7 +70,7 @@ type Config struct {
 	// ConsoleLifetime and ConsoleIdleTimeout bound a console sign-in.
 	// Defaults 8h and 30m.
 	ConsoleLifetime, ConsoleIdleTimeout time.Duration
-	// Now is the clock. Default time.Now.
+	// Now is the clock. Default the Manager's.
 	Now func() time.Time
 	// Logger receives operational events; never tokens. Default slog.Default().
 	Logger *slog.Logger
@@ -78,6 +82,7 @@ type Pages struct {
 	admin     *adminauth.Authenticator
 	keys      *handshake.KeyRing
 	signInURL string
+	cookies   tether.Cookies
 	now       func() time.Time
 	log       *slog.Logger
 
@@ -88,6 +93,8 @@ type Pages struct {
 
 	tmpl   map[string]*template.Template
 	static http.Handler
+
+	decoyKey [32]byte // keys DBSC challenges for sessions that do not exist
 }
 
 // New returns Pages for cfg.
@@ -99,7 +106,7 @@ func New(cfg Config) (*Pages, error) {
 		return nil, errors.New("web: Config.Admin is required")
 	}
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = cfg.Manager.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -114,11 +121,13 @@ func New(cfg Config) (*Pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pages{
-		m: cfg.Manager, admin: cfg.Admin, keys: cfg.Keys, signInURL: cfg.SignInURL, now: cfg.Now, log: cfg.Logger,
+	p := &Pages{
+		m: cfg.Manager, admin: cfg.Admin, keys: cfg.Keys, signInURL: cfg.SignInURL, cookies: cfg.Cookies, now: cfg.Now, log: cfg.Logger,
 		consoleLifetime: cfg.ConsoleLifetime, consoleIdle: cfg.ConsoleIdleTimeout, tmpl: tmpl,
 		static: http.FileServerFS(mustSub(staticFS, "static")),
-	}, nil
+	}
+	rand.Read(p.decoyKey[:])
+	return p, nil
 }
 
 var funcs = template.FuncMap{

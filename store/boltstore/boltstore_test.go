@@ -491,6 +491,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeRecord(newRecord("alice", time.Now(), time.Hour)))
 	f.Add([]byte{recordV1})
 	f.Add([]byte{recordV2})
+	f.Add([]byte{recordV3})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeRecord("id", b)
 		if err != nil {

@@ -66,7 +66,10 @@ CREATE TABLE tether_state (
 `,
 	// DPoP (RFC 9449): the thumbprint of the key a session is bound to.
 	3: `ALTER TABLE tether_sessions ADD COLUMN dpop_jkt text NOT NULL DEFAULT '';`,
-	4: `
+	// DBSC (W3C Device Bound Session Credentials): the thumbprint of the
+	// browser key a session is bound to.
+	4: `ALTER TABLE tether_sessions ADD COLUMN dbsc_jkt text NOT NULL DEFAULT '';`,
+	5: `
 -- Where a session made from a handshake came from (DESIGN §11): the minting
 -- service, its subject and session. Read through the subject index only, so
 -- no index of its own.

@@ -27,7 +27,8 @@ import (
 //	  …       Subject, AuthMethod: uvarint length + bytes each;
 //	          metadata: uvarint count, then key and value as above;
 //	          JKT, if flagged (bit 1): uvarint length + bytes;
-//	          origin issuer, subject, session ID, if flagged (bit 2): as above.
+//	          DBSC, if flagged (bit 2): uvarint length + bytes;
+//	          origin issuer, subject, session ID, if flagged (bit 3): as above.
 //
 // Microseconds are the finest precision every backend keeps, and they stay
 // exact in the doubles Lua computes with until the year 2255.
@@ -46,7 +47,8 @@ const (
 
 	flagAuthTime = 1
 	flagJKT      = 2
-	flagOrigin   = 4
+	flagDBSC     = 4
+	flagOrigin   = 8
 )
 
 var errCorrupt = errors.New("corrupt session record")
@@ -60,7 +62,7 @@ func getTime(b []byte) time.Time {
 // encode returns r's stored form, stamped with the subject generation gen.
 func encode(r *tether.Record, gen int64) []byte {
 	o := r.Origin
-	n := headLen + 8 + 7*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(r.JKT) +
+	n := headLen + 8 + 8*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(r.JKT) + len(r.DBSC) +
 		len(o.Issuer) + len(o.Subject) + len(o.SessionID)
 	for k, v := range r.Metadata {
 		n += 2*binary.MaxVarintLen32 + len(k) + len(v)
@@ -88,6 +90,10 @@ func encode(r *tether.Record, gen int64) []byte {
 	if r.JKT != "" {
 		b[offFlags] |= flagJKT
 		b = appendString(b, r.JKT)
+	}
+	if r.DBSC != "" {
+		b[offFlags] |= flagDBSC
+		b = appendString(b, r.DBSC)
 	}
 	if !o.IsZero() {
 		b[offFlags] |= flagOrigin
@@ -152,6 +158,11 @@ func decode(id string, b []byte) (*tether.Record, int64, error) {
 	}
 	if b[offFlags]&flagJKT != 0 {
 		if r.JKT, rest, ok = readString(rest); !ok || r.JKT == "" {
+			return nil, 0, errCorrupt
+		}
+	}
+	if b[offFlags]&flagDBSC != 0 {
+		if r.DBSC, rest, ok = readString(rest); !ok || r.DBSC == "" {
 			return nil, 0, errCorrupt
 		}
 	}

@@ -103,6 +103,7 @@ func record(subject string, lifetime time.Duration) *tether.Record {
 		IdleTimeout: lifetime, Metadata: map[string]string{"ip": "192.0.2.1", "user_agent": "storetest/1.0"},
 		AuthTime: n.Add(-time.Minute), AuthMethod: "password",
 		JKT:    "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", // RFC 8037 §A.3
+		DBSC:   "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", // RFC 7638 §3.1
 		Origin: tether.Origin{Issuer: "https://a.example", Subject: subject, SessionID: "sid-" + subject},
 	}
 	copy(r.SecretHash[:], fmt.Sprintf("hash-of-%-24s", r.ID))
@@ -144,11 +145,11 @@ func testCreateGet(t *testing.T, s tether.Store) {
 		t.Fatalf("store shares its record with callers")
 	}
 	bare := record(subject(t), time.Hour)
-	bare.Metadata, bare.AuthTime, bare.AuthMethod, bare.JKT, bare.Origin = nil, time.Time{}, "", "", tether.Origin{}
+	bare.Metadata, bare.AuthTime, bare.AuthMethod, bare.JKT, bare.DBSC, bare.Origin = nil, time.Time{}, "", "", "", tether.Origin{}
 	mustCreate(t, s, bare)
 	got, err = s.Get(ctx, bare.ID)
-	if err != nil || !got.AuthTime.IsZero() || len(got.Metadata) != 0 || got.JKT != "" || !got.Origin.IsZero() {
-		t.Fatalf("Get(bare) = %+v, %v; want zero auth time, no metadata, no DPoP key and no origin", got, err)
+	if err != nil || !got.AuthTime.IsZero() || len(got.Metadata) != 0 || got.JKT != "" || got.DBSC != "" || !got.Origin.IsZero() {
+		t.Fatalf("Get(bare) = %+v, %v; want zero auth time, no metadata, no keys and no origin", got, err)
 	}
 }
 
