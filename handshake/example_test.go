@@ -60,7 +60,9 @@ func Example() {
 		return
 	}
 	fmt.Println("a handshake for", claims.Subject, "from", claims.Issuer)
-	_, err = verifier.Verify(ctx, raw[:len(raw)-2]+"xx")
+	altered := []byte(raw)
+	altered[len(altered)-10] ^= 1 // a different base64url character in the signature
+	_, err = verifier.Verify(ctx, string(altered))
 	fmt.Println("altered: refused:", errors.Is(err, handshake.ErrInvalid))
 	// Output:
 	// a handshake for alice from https://a.example

@@ -51,8 +51,10 @@ type TransmitterConfig struct {
 	Receivers []PushReceiver
 	Clients   []Client
 
-	// HTTPClient pushes; default: a 10 s timeout and no redirects.
+	// HTTPClient pushes; default: Transport (nil: the default one), a 10 s
+	// timeout and no redirects.
 	HTTPClient *http.Client
+	Transport  http.RoundTripper
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Wake is the store's change channel: a revocation wakes the pushes at
@@ -162,7 +164,7 @@ func NewTransmitter(cfg TransmitterConfig) (*Transmitter, error) {
 		auds[c.Audience] = true
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = delivery.NewClient()
+		cfg.HTTPClient = delivery.NewClient(cfg.Transport)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

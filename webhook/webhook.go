@@ -84,6 +84,10 @@ type Config struct {
 	// LeaseWindow is how long one node delivers an endpoint before it must
 	// claim it again; default 15 s.
 	LeaseWindow time.Duration
+
+	// Transport, when Client is nil, carries the default client's requests
+	// (such as one that adds trace context); nil: http.DefaultTransport.
+	Transport http.RoundTripper
 }
 
 // Deliverer delivers events to the configured endpoints until Close.
@@ -111,7 +115,10 @@ func New(cfg Config) (*Deliverer, error) {
 		}
 	}
 	if cfg.Client == nil {
-		cfg.Client = delivery.NewClient()
+		cfg.Client = delivery.NewClient(cfg.Transport)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

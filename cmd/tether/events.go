@@ -45,9 +45,13 @@ With --follow, keep printing new events as they happen, until interrupted.`,
 				for i := range p.Events {
 					printEvent(out, &p.Events[i], asJSON)
 				}
+				// A short page is not the end: a store may stop reading early
+				// when the filters skip much of the log, and still move the
+				// cursor. Only a page that moves it no further is the end.
+				moved := p.Next != q.After
 				q.After = p.Next
-				if len(p.Events) == q.Limit {
-					continue // more are waiting
+				if moved {
+					continue
 				}
 				if !follow {
 					return nil

@@ -25,7 +25,9 @@ import (
 	"github.com/tetherhq/tether/internal/api"
 	"github.com/tetherhq/tether/internal/config"
 	"github.com/tetherhq/tether/internal/server"
+	"github.com/tetherhq/tether/internal/tracing"
 	"github.com/tetherhq/tether/store"
+	"github.com/tetherhq/tether/webhook"
 )
 
 func newServeCmd() *cobra.Command {
@@ -69,10 +71,32 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	// Off unless the standard OTEL_ environment turns it on; then the store,
+	// the routes and the outgoing calls (JWKS, webhooks) make spans.
+	tr, err := tracing.FromEnv(ctx, versionString())
+	if err != nil {
+		return err
+	}
+	defer func() { // last: the spans of the shutdown go out too
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			log.Warn("tracing: spans not sent at shutdown", "err", err)
+		}
+	}()
+	var verifierOpts handshake.Options
+	if tr.On() {
+		// The verifier bounds each JWKS fetch itself.
+		verifierOpts.HTTPClient = &http.Client{Transport: tr.Transport(nil)}
+	}
 	// The verifier needs nothing from the data dir, so its key files are
 	// loaded (and refused) before the data dir is touched too. The config
 	// made the file's key paths absolute already.
-	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".", handshake.Options{})
+	verifier, err := handshake.NewVerifier(cfg.Issuer, cfg.Handshake, ".", verifierOpts)
+	if err != nil {
+		return err
+	}
+	hooks, err := cfg.WebhookEndpoints()
 	if err != nil {
 		return err
 	}
@@ -97,6 +121,9 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 		return err
 	}
 	defer st.Close()
+	if tr.On() {
+		st = tether.TraceStore(st, tr.Tracer())
+	}
 	mcfg := cfg.Manager(st, log)
 	mcfg.Cookies = tether.Cookies{Domain: cfg.Cookie.Domain}
 	m, err := tether.NewManager(mcfg)
@@ -128,17 +155,30 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if err != nil {
 		return err
 	}
-	transmitter, receiver, err := startSSF(cfg, m, st, keys, verifier, log)
+	transmitter, receiver, err := startSSF(cfg, m, st, keys, verifier, log, tr.Transport(nil))
 	if err != nil {
 		return err
 	}
 	defer transmitter.Close()
+	if oidcCfg != nil && tr.On() {
+		// The sign-in's own default timeout, with trace context on its calls
+		// to the provider.
+		oidcCfg.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: tr.Transport(nil)}
+	}
 	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier,
-		ForwardAuth: authz, OIDC: oidcCfg, Cookies: mcfg.Cookies, SignInURL: signInURL(oidcCfg),
+		ForwardAuth: authz, OIDC: oidcCfg, Cookies: mcfg.Cookies, SignInURL: signInURL(oidcCfg), Tracing: tr,
 		Transmitter: transmitter, Receiver: receiver})
 	if err != nil {
 		return err
 	}
+	// Deliveries come from the store's event log, so they start here and
+	// pick up whatever an earlier run left undelivered.
+	deliverer, err := webhook.New(webhook.Config{Manager: m, Endpoints: hooks, Logger: log,
+		Registerer: srv.Metrics().Registry(), Transport: tr.Transport(nil)})
+	if err != nil {
+		return err
+	}
+	defer deliverer.Close() // before the Manager and the store close
 
 	// Envoy's gRPC ext_authz, if configured, on a listener of its own, until
 	// serve returns.
@@ -186,7 +226,7 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	go func() { errc <- servers[1].Serve() }()
 
 	log.Info("tether ready", "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
-		"store", storeKind(cfg.Store), "data_dir", cfg.DataDir)
+		"store", storeKind(cfg.Store), "data_dir", cfg.DataDir, "tracing", tr.On())
 	if ready != nil {
 		ready(pubLn.Addr().String(), admLn.Addr().String())
 	}

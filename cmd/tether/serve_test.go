@@ -94,6 +94,10 @@ func TestE2EServeChecksFilesFirst(t *testing.T) {
 	writeFile(t, confDir, "garbage.pem", "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
 	sharedKey(t, confDir, "good.key")
 	writeFile(t, confDir, "short.key", base64.RawURLEncoding.EncodeToString([]byte("sixteen bytes!!!")))
+	shared := writeFile(t, confDir, "shared.secret", "whsec_"+strings.Repeat("bm90IGEga2V5", 4)) // valid, but readable by all
+	if err := os.Chmod(shared, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, yaml string
 		want       []string
@@ -117,6 +121,12 @@ func TestE2EServeChecksFilesFirst(t *testing.T) {
   trusted_issuers:
     - { issuer: "https://a.example", format: jwt, alg: HS256, key_file: short.key }`,
 			[]string{"at least 32"}},
+		{"missing webhook secret", `webhooks: [{url: "https://hooks.example/t", secret_file: nope.secret}]`,
+			[]string{"webhooks[0].secret_file", filepath.Join(confDir, "nope.secret"), "no such file"}},
+		{"webhook secret others can read", `webhooks: [{url: "https://hooks.example/t", secret_file: shared.secret}]`,
+			[]string{"webhooks[0].secret_file", filepath.Join(confDir, "shared.secret"), "mode 0644"}},
+		{"webhook to plain http", `webhooks: [{url: "http://hooks.example/t", secret_file: shared.secret}]`,
+			[]string{"webhooks[0].url", "must be https"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

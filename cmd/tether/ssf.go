@@ -2,6 +2,8 @@ package main
 
 import (
 	"log/slog"
+	"net/http"
+	"time"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
@@ -13,7 +15,7 @@ import (
 // its metadata, stream API and pushes to ssf.receivers) and its receiver of
 // the ssf.transmitters' SETs (DESIGN §11).
 func startSSF(cfg config.Config, m *tether.Manager, st tether.Store, keys *handshake.KeyRing,
-	verifier *handshake.Verifier, log *slog.Logger) (*ssf.Transmitter, *ssf.Receiver, error) {
+	verifier *handshake.Verifier, log *slog.Logger, rt http.RoundTripper) (*ssf.Transmitter, *ssf.Receiver, error) {
 	receivers, clients, transmitters, err := cfg.SSF.Load()
 	if err != nil {
 		return nil, nil, err
@@ -21,12 +23,14 @@ func startSSF(cfg config.Config, m *tether.Manager, st tether.Store, keys *hands
 	wake, _ := st.(tether.Watcher) // every store is one; without it pushes wait for the poll
 	t, err := ssf.NewTransmitter(ssf.TransmitterConfig{
 		Issuer: cfg.Issuer, Manager: m, Keys: keys, Receivers: receivers, Clients: clients, Logger: log, Wake: wake,
+		Transport: rt, // trace context on the pushes when tracing is on
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	r, err := ssf.NewReceiver(ssf.ReceiverConfig{
 		Audience: cfg.Issuer, Manager: m, Transmitters: transmitters, LocalSubjects: verifier.LocalSubjects, Logger: log,
+		HTTPClient: &http.Client{Timeout: 5 * time.Second, Transport: rt},
 	})
 	if err != nil {
 		t.Close()

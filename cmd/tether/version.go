@@ -17,22 +17,27 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, _ []string) error {
-			v := version
-			if v == "" {
-				v = "(devel)"
-				if bi, ok := debug.ReadBuildInfo(); ok {
-					if bi.Main.Version != "" {
-						v = bi.Main.Version
-					}
-					for _, s := range bi.Settings {
-						if s.Key == "vcs.revision" {
-							v += " " + s.Value
-						}
-					}
-				}
-			}
-			fmt.Fprintf(c.OutOrStdout(), "tether %s\n", v)
+			fmt.Fprintf(c.OutOrStdout(), "tether %s\n", versionString())
 			return nil
 		},
 	}
+}
+
+// versionString is the version, else what the build info says.
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			if bi.Main.Version != "" {
+				v = bi.Main.Version
+			}
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					v += " " + s.Value
+				}
+			}
+		}
+	}
+	return v
 }

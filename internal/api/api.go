@@ -24,6 +24,7 @@ import (
 	"github.com/tetherhq/tether/internal/apitype"
 	"github.com/tetherhq/tether/internal/httperr"
 	"github.com/tetherhq/tether/internal/ratelimit"
+	"github.com/tetherhq/tether/internal/tracing"
 	"github.com/tetherhq/tether/internal/web"
 	"github.com/tetherhq/tether/ssf"
 )
@@ -47,7 +48,8 @@ type Server struct {
 	verifier *handshake.Verifier // nil: this node trusts no issuer
 	web      *web.Pages          // /account/ and the /admin/ console
 	authz    *forwardauth.Authorizer
-	oidc     *oidcLogin // nil: no sign-in through an OpenID provider
+	oidc     *oidcLogin       // nil: no sign-in through an OpenID provider
+	tracing  *tracing.Tracing // nil or off: no spans
 
 	feed *changeFeed // GET /v1/changes; nil when the store announces no changes
 
@@ -82,6 +84,9 @@ type Config struct {
 	// SignInURL is where the account pages send a browser that is not
 	// signed in; empty: they only say so. See web.Config.
 	SignInURL string
+
+	// Tracing, when on, gives every request a span named by its route.
+	Tracing *tracing.Tracing
 }
 
 // New returns a Server. Its Public and Admin handlers are meant for two
@@ -107,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 		keys:             cfg.Keys,
 		minter:           cfg.Minter,
 		verifier:         cfg.Verifier,
+		tracing:          cfg.Tracing,
 		transmitter:      cfg.Transmitter,
 		receiver:         cfg.Receiver,
 	}

@@ -247,7 +247,7 @@ func TestOIDCSignInRefuses(t *testing.T) {
 		tamper func(*loginStateView)
 		status int
 	}{
-		{"state from another sign-in", func(s *loginStateView) { s.State = "x" + s.State[1:] }, 400},
+		{"state from another sign-in", func(s *loginStateView) { s.State = flipFirst(s.State) }, 400},
 		{"nonce mismatch", func(s *loginStateView) { s.Nonce = "other-nonce-other-nonce-other-nonce-000000" }, 401},
 		{"PKCE verifier mismatch", func(s *loginStateView) { s.Verifier = "other-verifier-other-verifier-other-verifier-00" }, 401},
 		{"sign-in too old", func(s *loginStateView) { s.Started -= 3600 }, 400},
@@ -367,4 +367,12 @@ func TestOIDCStepUp(t *testing.T) {
 			t.Errorf("max_age=%s: got %d, want 400", bad, resp.StatusCode)
 		}
 	}
+}
+
+// flipFirst changes the first character of s, whatever it is.
+func flipFirst(s string) string {
+	if s[0] == 'x' {
+		return "y" + s[1:]
+	}
+	return "x" + s[1:]
 }

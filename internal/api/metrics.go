@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/adminauth"
@@ -111,13 +112,15 @@ func (c managerCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // common wraps a listener's handler with what every response needs: security
-// headers, a request log line (never a token: paths hold none) and metrics.
-// It runs on every request, so it allocates nothing it can avoid: the header
-// values are shared, the counters resolved once per route and status, and the
-// log line is built only when debug logging is on.
+// headers, a request log line (never a token: paths hold none), metrics and,
+// when tracing is on, a span. It runs on every request, so it allocates
+// nothing it can avoid: the header values are shared, the counters resolved
+// once per route and status, and the log line is built only when debug
+// logging is on.
 func (s *Server) common(listener string, next http.Handler) http.Handler {
 	counters := s.metrics.requestCounters(listener)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	traced := s.tracing.On()
+	return s.tracing.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		debug := s.log.Enabled(r.Context(), slog.LevelDebug)
 		var start time.Time
 		if debug {
@@ -143,12 +146,17 @@ func (s *Server) common(listener string, next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
+		if traced && r.Pattern != "" {
+			// The tracing handler sees the pattern only on the request it
+			// passed down, and changes above went down on a copy.
+			trace.SpanFromContext(r.Context()).SetName(r.Pattern)
+		}
 		counters.get(route, rec.status).Inc()
 		if debug {
 			s.log.Debug("request", "listener", listener, "method", r.Method, "route", route,
 				"status", rec.status, "duration", time.Since(start), "remote", tether.ClientIP(r))
 		}
-	})
+	}), listener, listener == "public")
 }
 
 // Header values every response carries, shared rather than allocated per

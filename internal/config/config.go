@@ -58,6 +58,8 @@ type Config struct {
 	Cookie      Cookie      `yaml:"cookie"`
 	OIDC        OIDC        `yaml:"oidc"`
 	DBSC        DBSC        `yaml:"dbsc"`
+	Events      Events      `yaml:"events"`
+	Webhooks    []Webhook   `yaml:"webhooks"`
 	SSF         SSF         `yaml:"ssf"` // revocations across services
 
 	// File is the path the file settings came from, if any.
@@ -278,5 +280,8 @@ func (c *Config) Resolve() error {
 	if err := c.DBSC.check(c.Sessions); err != nil {
 		return err
 	}
-	return c.checkFront()
+	if err := c.checkFront(); err != nil {
+		return err
+	}
+	return c.checkWebhooks()
 }

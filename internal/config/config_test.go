@@ -498,6 +498,8 @@ handshake:
   trusted_issuers:
     - { issuer: "https://x.example", format: jwt, alg: EdDSA, public_key_file: ../x.pem }
     - { issuer: "https://y.example", format: jwt, alg: EdDSA, jwks_url: "jwks.json" }
+webhooks:
+  - { url: "https://hooks.example/t", secret_file: secrets/hook.secret }
 `)
 	dir := filepath.Dir(path)
 	wd := t.TempDir()
@@ -514,6 +516,7 @@ handshake:
 		{"handshake audience key_file", c.Handshake.Audiences["https://b.example"].KeyFile, filepath.Join(dir, "keys", "b.key")},
 		{"handshake issuer public_key_file", c.Handshake.TrustedIssuers[0].PublicKeyFile, filepath.Join(filepath.Dir(dir), "x.pem")},
 		{"jwks_url (not a path)", c.Handshake.TrustedIssuers[1].JWKSURL, "jwks.json"},
+		{"webhooks secret_file", c.Webhooks[0].SecretFile, filepath.Join(dir, "secrets", "hook.secret")},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s: got %s, want %s", tt.name, tt.got, tt.want)
@@ -626,6 +629,8 @@ func FuzzConfigParse(f *testing.F) {
 		"addr: !!binary aGVsbG8=\n",
 		"sessions: {cache_size: 99999999999999999999}\n",
 		"redis: {prefix: '{x}'}\n",
+		"events: {retention: 720h}\nwebhooks: [{url: 'https://h.example/x?t=1', secret_file: s, events: [session.revoked]}]\n",
+		"store: 'redis+cluster://a:1'\nwebhooks: [{url: 'http://127.0.0.1:9/', secret_file: /dev/null}]\n",
 		"---\n---\n",
 		"\t- x",
 		"",
@@ -640,6 +645,7 @@ func FuzzConfigParse(f *testing.F) {
 		}
 		_ = c.Resolve()
 		_ = c.CheckFiles()
+		_, _ = c.WebhookEndpoints()
 	})
 }
 
@@ -653,8 +659,8 @@ func TestManager(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	got := c.Manager(st, log)
 	want := tether.Config{Store: st, Logger: log, Lifetime: 3 * time.Hour, IdleTimeout: time.Hour, TouchInterval: 5 * time.Second,
-		MaxStaleness: 2 * time.Second, CacheSize: 9, MaxSessionsPerSubject: 4, DPoP: dpop.Config{SingleNode: true},
-		DBSCCookieLifetime: 10 * time.Minute}
+		MaxStaleness: 2 * time.Second, CacheSize: 9, MaxSessionsPerSubject: 4, EventRetention: 30 * 24 * time.Hour,
+		DPoP: dpop.Config{SingleNode: true}, DBSCCookieLifetime: 10 * time.Minute}
 	if got.Store != want.Store || got.Logger != want.Logger {
 		t.Errorf("store or logger not passed on")
 	}

@@ -69,6 +69,7 @@ func (c *Config) Manager(st tether.Store, log *slog.Logger) tether.Config {
 		Lifetime: c.Sessions.Lifetime, IdleTimeout: c.Sessions.IdleTimeout,
 		TouchInterval: c.Sessions.TouchInterval, MaxStaleness: staleness,
 		CacheSize: c.Sessions.CacheSize, MaxSessionsPerSubject: c.Sessions.MaxPerSubject,
+		EventRetention: c.Events.retention(),
 		// An embedded store is held by one process: no other node can be
 		// shown a proof, so this node's memory is the whole replay guard.
 		DPoP:               dpop.Config{RequireNonce: c.DPoP.RequireNonce, SingleNode: store.Embedded(c.Store)},

@@ -43,6 +43,7 @@ func Settings() []Setting {
 		dpopSettings,
 		frontSettings,
 		dbscSettings,
+		eventSettings,
 		ssfSettings,
 	} {
 		all = append(all, section...)

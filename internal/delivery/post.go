@@ -10,11 +10,12 @@ import (
 	"time"
 )
 
-// NewClient is the client a Send uses unless configured otherwise: a 10 s
-// timeout and no redirects (a redirect is a failed delivery, so events never
-// go anywhere not configured).
-func NewClient() *http.Client {
+// NewClient is the client a Send uses unless configured otherwise: rt (nil:
+// the default transport), a 10 s timeout and no redirects (a redirect is a
+// failed delivery, so events never go anywhere not configured).
+func NewClient(rt http.RoundTripper) *http.Client {
 	return &http.Client{
+		Transport:     rt,
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

@@ -233,6 +233,7 @@ type subjectData struct {
 	Name     string
 	Roles    []string
 	Sessions []sessionRow
+	Activity activity
 }
 
 // RolesText is the roles as the textarea holds them, one per line.
@@ -283,7 +284,7 @@ func (p *Pages) loadSubject(r *http.Request, subject string) (*subjectData, erro
 	if err != nil {
 		return nil, err
 	}
-	return &subjectData{Name: subject, Roles: roles, Sessions: rows(list, "")}, nil
+	return &subjectData{Name: subject, Roles: roles, Sessions: rows(list, ""), Activity: p.subjectActivity(r.Context(), subject)}, nil
 }
 
 // adminFlash words the outcome of the last action, from known codes only.

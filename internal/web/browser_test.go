@@ -356,6 +356,13 @@ func TestBrowser(t *testing.T) {
 	if got := admin.text(".flash"); !strings.HasPrefix(got, "Roles saved") {
 		t.Errorf("flash after saving roles: %q", got)
 	}
+	// Her activity, newest first, names the change just made and who made it.
+	if got := admin.text("table.activity tbody tr th"); got != "roles.changed" {
+		t.Errorf("alice's latest event in the console: %q, want roles.changed", got)
+	}
+	if got := admin.text(`table.activity tbody tr td[data-label="By"]`); got != "admin" {
+		t.Errorf("alice's roles changed by %q, want admin", got)
+	}
 	// The counters' script runs under the CSP and reads the JSON endpoint.
 	admin.poll(`document.getElementById("counters").dataset.live === "true"`)
 	if os.Getenv("TETHER_SCREENSHOTS") == "1" {

@@ -353,6 +353,10 @@ func BenchmarkEventCost(b *testing.B, s tether.Store) {
 		b.Run("create-parallel/"+name, func(b *testing.B) {
 			sub := fmt.Sprintf("bench-create-%d", time.Now().UnixNano())
 			start := time.Now()
+			// Callers are requests, not CPUs: as many as a busy node has in
+			// flight, so that stores which commit concurrent writes together
+			// (bbolt, PostgreSQL) are measured as they run.
+			b.SetParallelism(64)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					r := record(sub, time.Hour)
