@@ -54,6 +54,7 @@ type entry struct {
 	authTime                int64 // 0: not given
 	idleTimeout             time.Duration
 	metadata                []string // key, value, key, value…
+	origin                  *Origin  // nil for the sessions not made from a handshake
 	readAt                  time.Time
 	subj                    *subjectEntry // a hit needs this subject entry to be alive
 }
@@ -112,6 +113,10 @@ func newEntry(r *Record, readAt time.Time) *entry {
 	if !r.AuthTime.IsZero() {
 		e.authTime = r.AuthTime.UnixNano()
 	}
+	if !r.Origin.IsZero() {
+		o := r.Origin
+		e.origin = &o
+	}
 	if len(r.Metadata) > 0 {
 		e.metadata = make([]string, 0, 2*len(r.Metadata))
 		for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
@@ -158,6 +163,10 @@ func (e *entry) session(roles []string) *Session {
 	}
 	if e.authTime != 0 {
 		s.AuthTime = fromNano(e.authTime)
+	}
+	if e.origin != nil {
+		o := *e.origin
+		s.Origin = &o
 	}
 	return s
 }

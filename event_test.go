@@ -116,6 +116,32 @@ func TestLease(t *testing.T) {
 	}
 }
 
+// TestRenew: the holder claims the next window before it turns, and then
+// nobody else gets it; a window already claimed cannot be renewed.
+func TestRenew(t *testing.T) {
+	e := newEnv(t, tether.Config{}, false)
+	ctx := context.Background()
+	const d = 10 * time.Second
+	until, ok, err := e.m.Lease(ctx, "ssf/x", d)
+	if err != nil || !ok {
+		t.Fatalf("Lease = %v, %v; want it granted", ok, err)
+	}
+	next, ok, err := e.m.Renew(ctx, "ssf/x", d, until)
+	if err != nil || !ok || !next.Equal(until.Add(d)) {
+		t.Fatalf("Renew = %v, %v, %v; want the next window, to %v", next, ok, err, until.Add(d))
+	}
+	e.clock.Advance(until.Sub(e.clock.Now()))
+	if _, ok, err := e.m.Lease(ctx, "ssf/x", d); err != nil || ok {
+		t.Fatalf("Lease of the renewed window = %v, %v; want refused", ok, err)
+	}
+	if _, ok, err := e.m.Renew(ctx, "ssf/x", d, until); err != nil || ok {
+		t.Fatalf("second Renew of one window = %v, %v; want refused", ok, err)
+	}
+	if _, _, err := e.m.Renew(ctx, "ssf/x", d, until.Add(time.Second)); !errors.Is(err, tether.ErrBadInput) {
+		t.Fatalf("Renew off the window grid = %v, want ErrBadInput", err)
+	}
+}
+
 func TestExchangeEvents(t *testing.T) {
 	e := newEnv(t, tether.Config{}, false)
 	ctx := tether.WithActor(context.Background(), tether.Actor{Kind: tether.ActorSelf, IP: "203.0.113.5"})

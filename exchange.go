@@ -24,6 +24,12 @@ type Handshake struct {
 	ID       string    // jti
 	IssuedAt time.Time // iat
 	AuthTime time.Time // when the subject logged in at the issuer; zero when not given
+
+	// IssuerSubject is sub as the issuer names it (Subject may carry a
+	// prefix); SessionID is the minting session's ID (sid), empty when the
+	// token has none. With Issuer they are the new session's Origin.
+	IssuerSubject string
+	SessionID     string
 }
 
 // HandshakeVerifier checks handshake tokens. *handshake.Verifier is one.

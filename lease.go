@@ -20,7 +20,21 @@ func (m *Manager) Lease(ctx context.Context, name string, d time.Duration) (unti
 	if d <= 0 {
 		return time.Time{}, false, BadInput("lease length must be positive")
 	}
-	start := m.now().Truncate(d)
+	return m.claim(ctx, name, d, m.now().Truncate(d))
+}
+
+// Renew claims the window of length d that follows the one ending at until,
+// which the caller holds, so that a holder goes on without a gap at the turn
+// of the window; ok is false if another node claimed it first.
+func (m *Manager) Renew(ctx context.Context, name string, d time.Duration, until time.Time) (next time.Time, ok bool, err error) {
+	if d <= 0 || !until.Equal(until.Truncate(d)) {
+		return time.Time{}, false, BadInput("renew a window of positive length at its end")
+	}
+	return m.claim(ctx, name, d, until)
+}
+
+// claim consumes the window of length d that begins at start.
+func (m *Manager) claim(ctx context.Context, name string, d time.Duration, start time.Time) (until time.Time, ok bool, err error) {
 	until = start.Add(d)
 	err = m.store.Consume(ctx, fmt.Sprintf("lease:%s:%d", name, start.UnixNano()), until)
 	switch {

@@ -194,6 +194,10 @@ type CreateParams struct {
 	AuthTime    time.Time         // when the subject authenticated, if known
 	AuthMethod  string            // how, if known ("password", "handshake"…)
 	JKT         string            // binds the session to this DPoP key's RFC 7638 thumbprint; "": a bearer session
+	// Origin names the identity provider's session this one was made from
+	// (OIDC sign-in: iss, sub, sid), so that the provider's logout can end
+	// it (RevokeOrigin). A handshake exchange sets it from the token.
+	Origin Origin
 
 	dbsc     string // the DBSC key's thumbprint, set only by BindDevice
 	replaces string // the session BindDevice ends, for the event
@@ -232,6 +236,9 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 			return "", nil, BadInput("lifetimes must be between %v and %v", MinLifetime, MaxLifetime)
 		}
 	}
+	if o := p.Origin; len(o.Issuer) > 1024 || len(o.Subject) > 1024 || len(o.SessionID) > 1024 {
+		return "", nil, BadInput("origin longer than 1024 bytes")
+	}
 	if len(p.AuthMethod) > MaxRoleLen {
 		return "", nil, BadInput("auth method longer than %d bytes", MaxRoleLen)
 	}
@@ -251,6 +258,10 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 		ExpiresAt: now.Add(lifetime), IdleExpiresAt: minTime(now.Add(idle), now.Add(lifetime)),
 		IdleTimeout: idle, Metadata: p.Metadata, AuthTime: p.AuthTime, AuthMethod: p.AuthMethod, JKT: p.JKT,
 		DBSC: p.dbsc,
+	}
+	rec.Origin = p.Origin
+	if h != nil {
+		rec.Origin = Origin{Issuer: h.Issuer, Subject: cmp.Or(h.IssuerSubject, h.Subject), SessionID: h.SessionID}
 	}
 	rec = rec.Clone()
 	detail := map[string]any{"auth_method": p.AuthMethod}

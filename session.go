@@ -27,6 +27,10 @@ type Session struct {
 	// bound to (W3C Device Bound Session Credentials): its cookie lives only
 	// DBSCCookieLifetime past the last refresh signed by that key.
 	DBSC string `json:"dbsc_jkt,omitempty"`
+	// Origin is where the session came from: the service whose handshake
+	// started it, or the identity provider it was signed in through, with
+	// the subject and session there. Nil otherwise.
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // DeviceBound reports whether the session is bound to a key of its client,
@@ -101,6 +105,14 @@ func (s *Session) appendJSON(b []byte) ([]byte, bool) {
 	if s.DBSC != "" {
 		b = appendJSONString(append(b, `,"dbsc_jkt":`...), s.DBSC)
 	}
+	if o := s.Origin; o != nil {
+		b = appendJSONString(append(b, `,"origin":{"iss":`...), o.Issuer)
+		b = appendJSONString(append(b, `,"sub":`...), o.Subject)
+		if o.SessionID != "" {
+			b = appendJSONString(append(b, `,"sid":`...), o.SessionID)
+		}
+		b = append(b, '}')
+	}
 	return append(b, '}'), true
 }
 
@@ -123,6 +135,19 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// Origin names the session at another service that a session was derived
+// from through a handshake (DESIGN §11), so that the other service's
+// revocation can reach it: revoking that session (SessionID) or every
+// session of that subject (Subject) at Issuer.
+type Origin struct {
+	Issuer    string `json:"iss"`
+	Subject   string `json:"sub"`           // the subject as the issuer names it
+	SessionID string `json:"sid,omitempty"` // empty when the issuer did not say
+}
+
+// IsZero reports whether o names no origin.
+func (o Origin) IsZero() bool { return o == Origin{} }
 
 // AuthenticatedAt is when the subject last logged in, as far as this session
 // knows: AuthTime when given, else when the session began. A handshake
@@ -155,7 +180,8 @@ type Record struct {
 	// DBSC is the browser key's thumbprint for a DBSC-bound session; "" for
 	// any other. Such a session is never slid by use: LastSeenAt is its last
 	// refresh, and its token is accepted only DBSCCookieLifetime past it.
-	DBSC string
+	DBSC   string
+	Origin Origin // zero unless a handshake started the session
 }
 
 // Live reports whether r is usable at now.

@@ -24,8 +24,8 @@ func reflectJSON(s Session) ([]byte, error) {
 
 func TestSessionJSONMatchesReflection(t *testing.T) {
 	// A new field needs its line in appendJSON and a case below.
-	if n := reflect.TypeFor[Session]().NumField(); n != 12 {
-		t.Fatalf("Session has %d fields; appendJSON writes 12", n)
+	if n := reflect.TypeFor[Session]().NumField(); n != 13 {
+		t.Fatalf("Session has %d fields; appendJSON writes 13", n)
 	}
 	now := time.Date(2026, 12, 5, 21, 30, 1, 123456789, time.UTC)
 	zone := time.FixedZone("", -(9*3600 + 30*60))
@@ -33,7 +33,7 @@ func TestSessionJSONMatchesReflection(t *testing.T) {
 		CreatedAt: now, LastSeenAt: now.Add(time.Second), ExpiresAt: now.In(zone), IdleExpiresAt: now.Truncate(time.Second),
 		Metadata: map[string]string{"user_agent": "Mozilla/5.0", "ip": "192.0.2.1", "device": "phone"},
 		AuthTime: now.Add(-time.Hour), AuthMethod: "password", JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
-		DBSC: "hn-CUT00-znMbwZPtn5l5KRsRbWrgHYfmC4SQf_xP7M"}
+		DBSC: "hn-CUT00-znMbwZPtn5l5KRsRbWrgHYfmC4SQf_xP7M", Origin: &Origin{Issuer: "https://a.example", Subject: "alice", SessionID: "s1"}}
 	for _, tc := range []struct {
 		name string
 		s    Session
@@ -48,6 +48,7 @@ func TestSessionJSONMatchesReflection(t *testing.T) {
 		{"local zone with seconds", Session{CreatedAt: now.In(time.FixedZone("", 3600+30))}},
 		{"year 10000", Session{ExpiresAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
 		{"auth time out of range", Session{AuthTime: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"origin without sid", Session{ID: "a", Origin: &Origin{Issuer: "https://idp.example/<x>", Subject: "\"bob\""}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkSessionJSON(t, tc.s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tetherhq/tether"
 )
@@ -23,5 +24,30 @@ func (v *Verifier) ConsumeHandshake(ctx context.Context, raw string, guard tethe
 	}
 	return &tether.Handshake{
 		Issuer: c.Issuer, Subject: c.LocalSubject, ID: c.ID, IssuedAt: c.IssuedAt, AuthTime: c.AuthTime,
+		IssuerSubject: c.Subject, SessionID: c.SessionID,
 	}, nil
+}
+
+// LocalSubjects names sub of issuer as this node does: once per trusted
+// entry of issuer with a distinct subject prefix; none for an issuer it does
+// not trust. A receiver of that issuer's revocations (DESIGN §11) finds the
+// sessions to end under these subjects.
+func (v *Verifier) LocalSubjects(issuer, sub string) []string {
+	var out []string
+	add := func(prefix string) {
+		if s := prefix + sub; !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, e := range v.jwt[issuer] {
+		add(e.prefix)
+	}
+	for _, list := range v.paseto {
+		for _, e := range list {
+			if e.issuer == issuer {
+				add(e.prefix)
+			}
+		}
+	}
+	return out
 }

@@ -155,6 +155,8 @@ func wrapWords(text, first, rest string) []string {
 type demoNodes struct {
 	a, b, p   *localNode
 	dir       string
+	ssfToken  string // B's token for A's stream management API
+	ssfPush   string // the secret A pushes to B with
 	localKey  string // the v4.local key file A shares with d.example
 	http      *http.Client
 	stopNodes []func() error
@@ -183,6 +185,13 @@ func startDemoNodes(ctx context.Context, dir string) (*demoNodes, error) {
 		}
 	}
 	d.localKey = sharedD
+	d.ssfToken, d.ssfPush = base64.RawURLEncoding.EncodeToString(randomBytes(24)), base64.RawURLEncoding.EncodeToString(randomBytes(24))
+	streamToken, pushSecret := filepath.Join(dir, "b-stream.token"), filepath.Join(dir, "b-push.secret")
+	for f, secret := range map[string]string{streamToken: d.ssfToken, pushSecret: d.ssfPush} {
+		if err := os.WriteFile(f, []byte(secret), 0o600); err != nil {
+			return nil, err
+		}
+	}
 	start := func(name string, cfg config.Config) (*localNode, error) {
 		n, err := startLocalNode(ctx, cfg)
 		if err != nil {
@@ -201,12 +210,14 @@ func startDemoNodes(ctx context.Context, dir string) (*demoNodes, error) {
 		demoPASETOv4: {Format: handshake.FormatPASETO, Alg: handshake.AlgV4Public},
 		demoLocalv4:  {Format: handshake.FormatPASETO, Alg: handshake.AlgV4Local, KeyFile: sharedD},
 	}
+	cfg.SSF.Clients = []config.SSFClient{{Audience: demoIssuerB, TokenFile: streamToken}} // B subscribes in the demo
 	if d.a, err = start("A", cfg); err != nil {
 		return nil, err
 	}
 	cfg = localConfig(filepath.Join(dir, "b"), "")
 	cfg.Issuer = demoIssuerB
 	cfg.Handshake.TrustedIssuers = []handshake.IssuerSpec{{Issuer: demoIssuerA, Format: handshake.FormatJWT, Alg: handshake.AlgHS256, KeyFile: sharedB}}
+	cfg.SSF.Transmitters = []config.SSFTransmitter{{Issuer: demoIssuerA, JWKSURL: d.a.public + "/.well-known/jwks.json", AuthorizationFile: pushSecret}}
 	if d.b, err = start("B", cfg); err != nil {
 		return nil, err
 	}

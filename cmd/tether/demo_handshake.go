@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/apitype"
+	"github.com/tetherhq/tether/ssf"
 	"github.com/tetherhq/tether/store/memstore"
 )
 
@@ -57,6 +59,10 @@ func demoScenarioBC(ctx context.Context, d *demoNodes, p *demoOut) error {
 	step("A mints a handshake for B", fmt.Sprintf("JWT HS256, %d bytes, lives 60 s", len(hs)), "the whole session leaves A")
 	step("B exchanges it", exchange(d.b, hs), "B trusts the JWT as a session")
 	step("the same token is replayed at B", exchange(d.b, hs), "accepted until it expires")
+
+	if err := demoCrossService(ctx, d, step); err != nil {
+		return err
+	}
 
 	p.group("C: external services, with public keys or a PASETO key")
 	ed, err := mint(demoPartner)
@@ -139,4 +145,47 @@ func exchangeInProcess(ctx context.Context, audience string, trust handshake.Iss
 		return fmt.Sprintf("accepted, own opaque session for %s (%d bytes)", sess.Subject, len(token))
 	}
 	return try(), try(), nil
+}
+
+// demoCrossService: B subscribes to A's revocations (a Shared Signals push
+// stream made through A's management API); alice, with a session at B made
+// from A's handshake, signs out at A, and B refuses that session moments
+// later.
+func demoCrossService(ctx context.Context, d *demoNodes, step func(what, tether, jwtSays string)) error {
+	stream := ssf.StreamConfig{DefaultSubjects: "ALL", Delivery: &ssf.Delivery{
+		Method: ssf.DeliveryPush, EndpointURL: d.b.public + "/ssf/events", AuthorizationHeader: "Bearer " + d.ssfPush,
+	}}
+	if code, err := callJSON(d.http, "POST", d.a.public+ssf.PathStreams, d.ssfToken, stream, nil); err != nil || code != http.StatusCreated {
+		return fmt.Errorf("B's stream at A: status %d: %v", code, err)
+	}
+	step("B subscribes to A's revocations", "a Shared Signals push stream", "nothing to subscribe to")
+	aToken, err := d.a.createSession(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	var h apitype.MintResponse
+	if code, err := callJSON(d.http, "POST", d.a.public+"/v1/handshakes", aToken, apitype.MintRequest{Audience: demoIssuerB}, &h); err != nil || code != http.StatusCreated {
+		return fmt.Errorf("mint for B: status %d: %v", code, err)
+	}
+	var got apitype.TokenResponse
+	if code, err := callJSON(d.http, "POST", d.b.public+"/v1/handshakes/exchange", "", apitype.ExchangeRequest{Token: h.Token}, &got); err != nil || code != http.StatusCreated {
+		return fmt.Errorf("exchange at B: status %d: %v", code, err)
+	}
+	atB := func() int {
+		code, _ := callJSON(d.http, "GET", d.b.public+"/v1/session", got.Token, nil, nil)
+		return code
+	}
+	step("alice, at B through A's handshake, asks B", verdict(atB(), nil, "its session, made from A's "+got.Session.Origin.SessionID), "B holds A's session JWT")
+	if code, err := callJSON(d.http, "DELETE", d.a.public+"/v1/session", aToken, nil, nil); err != nil || code != http.StatusNoContent {
+		return fmt.Errorf("sign out at A: status %d: %v", code, err)
+	}
+	start := time.Now()
+	code := atB()
+	for code == http.StatusOK && time.Since(start) < 5*time.Second {
+		time.Sleep(time.Millisecond)
+		code = atB()
+	}
+	step("alice signs out at A; her next request at B", fmt.Sprintf("%s, %v after A's revoke", verdict(code, nil, "still accepted"),
+		time.Since(start).Round(100*time.Microsecond)), "B accepts the JWT until it expires")
+	return nil
 }

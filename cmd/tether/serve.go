@@ -155,13 +155,19 @@ func serve(ctx context.Context, cfg config.Config, adminKey string, stdout, stde
 	if err != nil {
 		return err
 	}
+	transmitter, receiver, err := startSSF(cfg, m, st, keys, verifier, log, tr.Transport(nil))
+	if err != nil {
+		return err
+	}
+	defer transmitter.Close()
 	if oidcCfg != nil && tr.On() {
 		// The sign-in's own default timeout, with trace context on its calls
 		// to the provider.
 		oidcCfg.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: tr.Transport(nil)}
 	}
 	srv, err := api.New(api.Config{Manager: m, Admin: admin, Logger: log, Keys: keys, Minter: minter, Verifier: verifier,
-		ForwardAuth: authz, OIDC: oidcCfg, Cookies: mcfg.Cookies, SignInURL: signInURL(oidcCfg), Tracing: tr})
+		ForwardAuth: authz, OIDC: oidcCfg, Cookies: mcfg.Cookies, SignInURL: signInURL(oidcCfg), Tracing: tr,
+		Transmitter: transmitter, Receiver: receiver})
 	if err != nil {
 		return err
 	}

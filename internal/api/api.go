@@ -26,6 +26,7 @@ import (
 	"github.com/tetherhq/tether/internal/ratelimit"
 	"github.com/tetherhq/tether/internal/tracing"
 	"github.com/tetherhq/tether/internal/web"
+	"github.com/tetherhq/tether/ssf"
 )
 
 // MaxBodyBytes bounds every request body.
@@ -54,6 +55,9 @@ type Server struct {
 
 	routesMu sync.Mutex
 	routes   map[string]*[]string // listener → patterns registered by Public and Admin
+
+	transmitter *ssf.Transmitter // nil: no SSF transmitter routes
+	receiver    *ssf.Receiver    // nil: POST /ssf/events refuses every caller
 }
 
 // Config configures a Server.
@@ -71,6 +75,11 @@ type Config struct {
 	ForwardAuth *forwardauth.Authorizer // served at /v1/authz; nil: no rules, loopback proxies trusted
 	OIDC        *OIDCConfig             // sign-in at /v1/login; nil: off
 	Cookies     tether.Cookies          // the session cookie that sign-in sets
+
+	// Shared Signals (DESIGN §11): the transmitter's metadata and stream
+	// management routes, and the receiver of pushed SETs. Optional.
+	Transmitter *ssf.Transmitter
+	Receiver    *ssf.Receiver
 
 	// SignInURL is where the account pages send a browser that is not
 	// signed in; empty: they only say so. See web.Config.
@@ -104,6 +113,8 @@ func New(cfg Config) (*Server, error) {
 		minter:           cfg.Minter,
 		verifier:         cfg.Verifier,
 		tracing:          cfg.Tracing,
+		transmitter:      cfg.Transmitter,
+		receiver:         cfg.Receiver,
 	}
 	if w, ok := cfg.Manager.Watcher(); ok {
 		s.feed = newChangeFeed(w, cfg.Manager.Invalidate, cfg.Logger)

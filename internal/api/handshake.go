@@ -31,7 +31,7 @@ func (s *Server) mintHandshake(w http.ResponseWriter, r *http.Request, sess *tet
 	if s.minter == nil {
 		return badRequest("unknown audience: this node mints no handshake tokens")
 	}
-	token, format, exp, err := s.minter.Mint(req.Audience, sess.Subject, handshake.WithAuthTime(sess.AuthenticatedAt()))
+	token, format, exp, err := s.minter.Mint(req.Audience, sess.Subject, handshake.WithAuthTime(sess.AuthenticatedAt()), handshake.WithSessionID(sess.ID))
 	if errors.Is(err, handshake.ErrUnknownAudience) {
 		return badRequest("unknown audience %q", req.Audience)
 	}

@@ -170,6 +170,7 @@ func (s *Server) routeLogin(mux router) {
 	mux.Handle("GET /v1/login", s.handle(s.login))
 	mux.Handle("GET /v1/login/callback", s.handle(s.loginCallback))
 	mux.Handle("POST /v1/logout", s.handle(s.oidcLogout))
+	mux.Handle("POST /v1/oidc/backchannel-logout", http.HandlerFunc(s.backchannelLogout))
 }
 
 var errNoOIDC = httperr.New(http.StatusNotFound, httperr.CodeNotFound, "sign-in through an OpenID provider is not configured")
@@ -314,6 +315,7 @@ func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) error {
 	if sid, _ := claims["sid"].(string); sid != "" {
 		p.Metadata["oidc_sid"] = sid
 	}
+	p.Origin = tether.Origin{Issuer: idt.Issuer, Subject: idt.Subject, SessionID: p.Metadata["oidc_sid"]} // for back-channel logout
 	if l.cfg.RolesClaim != "" {
 		p.Roles = rolesFromClaim(claims[l.cfg.RolesClaim])
 	}

@@ -38,6 +38,7 @@ func (s *Server) Public() http.Handler {
 	mux.Handle("POST "+web.DBSCRegisterPath, dbscH)
 	mux.Handle("POST "+web.DBSCRefreshPath, dbscH)
 	mux.Handle("GET /favicon.ico", s.web.Favicon())
+	s.ssfRoutes(mux)
 	mux.served(authzPrefix, authzPrefix+"/{path...}") // by authzFirst, in front of the mux
 	return s.common("public", s.authzFirst(s.jsonErrors(mux.ServeMux)))
 }

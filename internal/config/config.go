@@ -60,6 +60,7 @@ type Config struct {
 	DBSC        DBSC        `yaml:"dbsc"`
 	Events      Events      `yaml:"events"`
 	Webhooks    []Webhook   `yaml:"webhooks"`
+	SSF         SSF         `yaml:"ssf"` // revocations across services
 
 	// File is the path the file settings came from, if any.
 	File string `yaml:"-"`

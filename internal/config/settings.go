@@ -44,6 +44,7 @@ func Settings() []Setting {
 		frontSettings,
 		dbscSettings,
 		eventSettings,
+		ssfSettings,
 	} {
 		all = append(all, section...)
 	}

@@ -89,6 +89,7 @@ type sessionRow struct {
 	LastSeen  time.Time
 	Current   bool
 	Bound     string // "DBSC" or "DPoP" for a session bound to a key of its device; "" for a bearer one
+	Through   string // the service or identity provider the session came from, if any
 }
 
 func rows(list []*tether.Session, currentID string) []sessionRow {
@@ -100,6 +101,9 @@ func rows(list []*tether.Session, currentID string) []sessionRow {
 			IP: s.Metadata["ip"], Created: s.CreatedAt, LastSeen: s.LastSeenAt,
 			Current: s.ID == currentID, Bound: boundBy(s),
 		})
+		if s.Origin != nil {
+			out[len(out)-1].Through = s.Origin.Issuer
+		}
 	}
 	return out
 }

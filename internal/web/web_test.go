@@ -139,6 +139,17 @@ func TestAccountSessionsPage(t *testing.T) {
 	if strings.Index(body, current.ID) > strings.Index(body, phone.ID) {
 		t.Error("the current session is not listed first")
 	}
+	if strings.Contains(body, "signed in through") {
+		t.Error("a session signed in here says it came from elsewhere")
+	}
+	_, from, err := e.m.Create(t.Context(), tether.CreateParams{Subject: "alice",
+		Origin: tether.Origin{Issuer: "https://a.example", Subject: "alice", SessionID: "s1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := call(e.pub, "GET", "/account/sessions", nil, userCookie(token)...).Body.String(); !strings.Contains(body, "signed in through https://a.example") || !strings.Contains(body, from.ID) {
+		t.Error("the session from a.example's handshake does not say where it came from")
+	}
 	for _, leak := range []string{token, tether.TokenPrefix, "Firefox on Windows", "203.0.113.9"} {
 		if strings.Contains(body, leak) {
 			t.Errorf("page shows %q (a token, or another subject's session)", leak)

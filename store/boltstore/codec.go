@@ -14,11 +14,14 @@ import (
 // be told apart and migrated lazily. recordV2 is v1 followed by the DPoP key
 // thumbprint; it is written only for a bound session, so that unbound records
 // stay readable by a binary that knows only v1. recordV3 adds the DBSC key
-// thumbprint, likewise only for a session bound to a browser's key.
+// thumbprint, likewise only for a session bound to a browser's key. recordV4
+// is v3 (both thumbprints possibly empty) followed by the session's origin,
+// written only for a session made from a handshake or an identity provider.
 const (
 	recordV1 = 1
 	recordV2 = 2
 	recordV3 = 3
+	recordV4 = 4
 )
 
 // errCorrupt is wrapped into ErrUnavailable by the caller: a record we cannot
@@ -50,13 +53,19 @@ func appendString(b []byte, s string) []byte {
 //	metadata: uvarint count, then key and value pairs sorted by key
 //	v2 only: JKT (uvarint length + bytes)
 //	v3 only: JKT, possibly empty, then DBSC (uvarint length + bytes each)
+//	v4 only: JKT and DBSC, each possibly empty, then the origin's issuer,
+//	subject and session ID (uvarint length + bytes each)
 //
 // A record is written in the lowest version that holds it, so that records
 // without a binding read the same in older releases.
 func encodeRecord(r *tether.Record) []byte {
-	b := make([]byte, 0, 96+len(r.Subject)+len(r.AuthMethod)+32*len(r.Metadata)+len(r.JKT)+len(r.DBSC))
+	o := r.Origin
+	b := make([]byte, 0, 96+len(r.Subject)+len(r.AuthMethod)+32*len(r.Metadata)+len(r.JKT)+len(r.DBSC)+
+		len(o.Issuer)+len(o.Subject)+len(o.SessionID))
 	version := byte(recordV1)
 	switch {
+	case !o.IsZero():
+		version = recordV4
 	case r.DBSC != "":
 		version = recordV3
 	case r.JKT != "":
@@ -77,8 +86,11 @@ func encodeRecord(r *tether.Record) []byte {
 	if version >= recordV2 {
 		b = appendString(b, r.JKT)
 	}
-	if version == recordV3 {
+	if version >= recordV3 {
 		b = appendString(b, r.DBSC)
+	}
+	if version == recordV4 {
+		b = appendString(appendString(appendString(b, o.Issuer), o.Subject), o.SessionID)
 	}
 	return b
 }
@@ -136,7 +148,7 @@ func (d *decoder) time() time.Time {
 func decodeRecord(id string, b []byte) (*tether.Record, error) {
 	d := &decoder{b: b}
 	v := d.next(1)
-	if d.err == nil && (v[0] < recordV1 || v[0] > recordV3) {
+	if d.err == nil && (v[0] < recordV1 || v[0] > recordV4) {
 		return nil, errCorrupt
 	}
 	r := &tether.Record{ID: id}
@@ -162,6 +174,13 @@ func decodeRecord(id string, b []byte) (*tether.Record, error) {
 	if d.err == nil && v[0] == recordV3 {
 		r.JKT = d.string()
 		if r.DBSC = d.string(); r.DBSC == "" {
+			return nil, errCorrupt
+		}
+	}
+	if d.err == nil && v[0] == recordV4 {
+		r.JKT, r.DBSC = d.string(), d.string()
+		r.Origin = tether.Origin{Issuer: d.string(), Subject: d.string(), SessionID: d.string()}
+		if r.Origin.IsZero() {
 			return nil, errCorrupt
 		}
 	}

@@ -271,7 +271,8 @@ func scrub(err error, password string) error {
 const live = `expires_at > now() AND idle_expires_at > now()`
 
 const recordColumns = `id, secret_hash, subject, created_at, last_seen_at, expires_at,
-	idle_expires_at, idle_timeout, metadata, auth_time, auth_method, dpop_jkt, dbsc_jkt`
+	idle_expires_at, idle_timeout, metadata, auth_time, auth_method, dpop_jkt, dbsc_jkt,
+	origin_iss, origin_sub, origin_sid`
 
 // Create inserts r. An expired row with the same ID counts as absent and is
 // replaced; a live one is ErrExists.
@@ -289,20 +290,22 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 	err := s.pool.QueryRow(ctx, `
 WITH c AS (
 INSERT INTO tether_sessions (`+recordColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT (id) DO UPDATE SET
 	secret_hash = EXCLUDED.secret_hash, subject = EXCLUDED.subject,
 	created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at,
 	expires_at = EXCLUDED.expires_at, idle_expires_at = EXCLUDED.idle_expires_at,
 	idle_timeout = EXCLUDED.idle_timeout, metadata = EXCLUDED.metadata,
 	auth_time = EXCLUDED.auth_time, auth_method = EXCLUDED.auth_method, dpop_jkt = EXCLUDED.dpop_jkt,
-	dbsc_jkt = EXCLUDED.dbsc_jkt
+	dbsc_jkt = EXCLUDED.dbsc_jkt,
+	origin_iss = EXCLUDED.origin_iss, origin_sub = EXCLUDED.origin_sub, origin_sid = EXCLUDED.origin_sid
 WHERE NOT (tether_sessions.expires_at > now() AND tether_sessions.idle_expires_at > now())
 RETURNING subject, `+live+` AS live
-), `+insertEvents("c", "c.live", 14)+`
+), `+insertEvents("c", "c.live", 17)+`
 SELECT true FROM c`,
 		r.ID, r.SecretHash[:], r.Subject, r.CreatedAt, r.LastSeenAt, r.ExpiresAt,
-		r.IdleExpiresAt, interval(r.IdleTimeout), md, authTime, r.AuthMethod, r.JKT, r.DBSC, eventsParam(evs),
+		r.IdleExpiresAt, interval(r.IdleTimeout), md, authTime, r.AuthMethod, r.JKT, r.DBSC,
+		r.Origin.Issuer, r.Origin.Subject, r.Origin.SessionID, eventsParam(evs),
 	).Scan(new(bool))
 	var pgErr *pgconn.PgError
 	switch {
@@ -507,7 +510,8 @@ func scanRecord(row pgx.Row) (*tether.Record, error) {
 		authTime pgtype.Timestamptz
 	)
 	err := row.Scan(&r.ID, &hash, &r.Subject, &r.CreatedAt, &r.LastSeenAt, &r.ExpiresAt,
-		&r.IdleExpiresAt, &idle, &md, &authTime, &r.AuthMethod, &r.JKT, &r.DBSC)
+		&r.IdleExpiresAt, &idle, &md, &authTime, &r.AuthMethod, &r.JKT, &r.DBSC,
+		&r.Origin.Issuer, &r.Origin.Subject, &r.Origin.SessionID)
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,15 @@ CREATE TABLE tether_state (
 	// DBSC (W3C Device Bound Session Credentials): the thumbprint of the
 	// browser key a session is bound to.
 	4: `ALTER TABLE tether_sessions ADD COLUMN dbsc_jkt text NOT NULL DEFAULT '';`,
+	5: `
+-- Where a session made from a handshake came from (DESIGN §11): the minting
+-- service, its subject and session. Read through the subject index only, so
+-- no index of its own.
+ALTER TABLE tether_sessions
+	ADD COLUMN origin_iss text NOT NULL DEFAULT '',
+	ADD COLUMN origin_sub text NOT NULL DEFAULT '',
+	ADD COLUMN origin_sid text NOT NULL DEFAULT '';
+`,
 }
 
 // migrationLock is the pg_advisory_xact_lock key that serialises migrations

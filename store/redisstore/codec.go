@@ -27,7 +27,8 @@ import (
 //	  …       Subject, AuthMethod: uvarint length + bytes each;
 //	          metadata: uvarint count, then key and value as above;
 //	          JKT, if flagged (bit 1): uvarint length + bytes;
-//	          DBSC, if flagged (bit 2): uvarint length + bytes.
+//	          DBSC, if flagged (bit 2): uvarint length + bytes;
+//	          origin issuer, subject, session ID, if flagged (bit 3): as above.
 //
 // Microseconds are the finest precision every backend keeps, and they stay
 // exact in the doubles Lua computes with until the year 2255.
@@ -47,6 +48,7 @@ const (
 	flagAuthTime = 1
 	flagJKT      = 2
 	flagDBSC     = 4
+	flagOrigin   = 8
 )
 
 var errCorrupt = errors.New("corrupt session record")
@@ -59,7 +61,9 @@ func getTime(b []byte) time.Time {
 
 // encode returns r's stored form, stamped with the subject generation gen.
 func encode(r *tether.Record, gen int64) []byte {
-	n := headLen + 8 + 4*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(r.JKT) + len(r.DBSC)
+	o := r.Origin
+	n := headLen + 8 + 8*binary.MaxVarintLen32 + len(r.Subject) + len(r.AuthMethod) + len(r.JKT) + len(r.DBSC) +
+		len(o.Issuer) + len(o.Subject) + len(o.SessionID)
 	for k, v := range r.Metadata {
 		n += 2*binary.MaxVarintLen32 + len(k) + len(v)
 	}
@@ -90,6 +94,10 @@ func encode(r *tether.Record, gen int64) []byte {
 	if r.DBSC != "" {
 		b[offFlags] |= flagDBSC
 		b = appendString(b, r.DBSC)
+	}
+	if !o.IsZero() {
+		b[offFlags] |= flagOrigin
+		b = appendString(appendString(appendString(b, o.Issuer), o.Subject), o.SessionID)
 	}
 	return b
 }
@@ -156,6 +164,13 @@ func decode(id string, b []byte) (*tether.Record, int64, error) {
 	if b[offFlags]&flagDBSC != 0 {
 		if r.DBSC, rest, ok = readString(rest); !ok || r.DBSC == "" {
 			return nil, 0, errCorrupt
+		}
+	}
+	if b[offFlags]&flagOrigin != 0 {
+		for _, f := range []*string{&r.Origin.Issuer, &r.Origin.Subject, &r.Origin.SessionID} {
+			if *f, rest, ok = readString(rest); !ok {
+				return nil, 0, errCorrupt
+			}
 		}
 	}
 	if len(rest) != 0 {

@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RevokeAllAtomic", testRevokeAllAtomic},
 		{"Watch", testWatch},
 		{"Manager", testManager},
+		{"RevokeOrigin", testRevokeOrigin},
 		{"Ping", testPing},
 	}
 	for _, c := range cases {
@@ -101,8 +102,9 @@ func record(subject string, lifetime time.Duration) *tether.Record {
 		CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(lifetime), IdleExpiresAt: n.Add(lifetime),
 		IdleTimeout: lifetime, Metadata: map[string]string{"ip": "192.0.2.1", "user_agent": "storetest/1.0"},
 		AuthTime: n.Add(-time.Minute), AuthMethod: "password",
-		JKT:  "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", // RFC 8037 §A.3
-		DBSC: "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", // RFC 7638 §3.1
+		JKT:    "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", // RFC 8037 §A.3
+		DBSC:   "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", // RFC 7638 §3.1
+		Origin: tether.Origin{Issuer: "https://a.example", Subject: subject, SessionID: "sid-" + subject},
 	}
 	copy(r.SecretHash[:], fmt.Sprintf("hash-of-%-24s", r.ID))
 	return r
@@ -143,18 +145,11 @@ func testCreateGet(t *testing.T, s tether.Store) {
 		t.Fatalf("store shares its record with callers")
 	}
 	bare := record(subject(t), time.Hour)
-	bare.Metadata, bare.AuthTime, bare.AuthMethod, bare.JKT, bare.DBSC = nil, time.Time{}, "", "", ""
+	bare.Metadata, bare.AuthTime, bare.AuthMethod, bare.JKT, bare.DBSC, bare.Origin = nil, time.Time{}, "", "", "", tether.Origin{}
 	mustCreate(t, s, bare)
 	got, err = s.Get(ctx, bare.ID)
-	if err != nil || !got.AuthTime.IsZero() || len(got.Metadata) != 0 || got.JKT != "" || got.DBSC != "" {
-		t.Fatalf("Get(bare) = %+v, %v; want zero auth time, no metadata and no bound key", got, err)
-	}
-	// A browser session bound by DBSC has no DPoP key.
-	browser := record(subject(t), time.Hour)
-	browser.JKT = ""
-	mustCreate(t, s, browser)
-	if got, err = s.Get(ctx, browser.ID); err != nil || got.JKT != "" || got.DBSC != browser.DBSC {
-		t.Fatalf("Get(DBSC-bound) = %+v, %v; want DBSC %q and no DPoP key", got, err, browser.DBSC)
+	if err != nil || !got.AuthTime.IsZero() || len(got.Metadata) != 0 || got.JKT != "" || got.DBSC != "" || !got.Origin.IsZero() {
+		t.Fatalf("Get(bare) = %+v, %v; want zero auth time, no metadata, no keys and no origin", got, err)
 	}
 }
 
