@@ -471,15 +471,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.c.Resolve()
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("got %v, want no error", err)
-			case tt.want != "" && err == nil:
-				t.Errorf("got no error, want one mentioning %q", tt.want)
-			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-				t.Errorf("got %q, want it to mention %q", err, tt.want)
-			}
+			wantErr(t, tt.c.Resolve(), tt.want)
 		})
 	}
 }
@@ -794,5 +786,19 @@ func TestDBSCCookieLifetime(t *testing.T) {
 		if err := (DBSC{CookieLifetime: c.life}).check(s); (err == nil) != c.ok {
 			t.Errorf("cookie_lifetime %v with idle_timeout %v: got %v, want ok=%t", c.life, s.IdleTimeout, err, c.ok)
 		}
+	}
+}
+
+// wantErr checks err against want: no error when want is empty, else an error
+// that mentions it.
+func wantErr(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("got %v, want no error", err)
+	case want != "" && err == nil:
+		t.Errorf("got no error, want one mentioning %q", want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Errorf("got %q, want it to mention %q", err, want)
 	}
 }

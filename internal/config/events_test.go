@@ -43,15 +43,7 @@ func TestResolveWebhooks(t *testing.T) {
 			c := Default()
 			c.Webhooks = []Webhook{tt.w}
 			c.Store = tt.store
-			err := c.Resolve()
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("got %v, want no error", err)
-			case tt.want != "" && err == nil:
-				t.Errorf("got no error, want one mentioning %q", tt.want)
-			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-				t.Errorf("got %q, want it to mention %q", err, tt.want)
-			}
+			wantErr(t, c.Resolve(), tt.want)
 		})
 	}
 }
