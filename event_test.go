@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/store/memstore"
 )
 
 // TestManagerEvents checks that each Manager change writes its event, with the
@@ -173,5 +174,55 @@ func TestExchangeEvents(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+}
+
+// TestOnPrivilegeGain: with revoke, a role change that adds a role ends the
+// subject's sessions before the roles change (and says why); one that only
+// removes roles, or the default keep, leaves them.
+func TestOnPrivilegeGain(t *testing.T) {
+	for _, c := range []struct {
+		policy        string
+		before, after []string
+		wantLive      bool
+	}{
+		{tether.PrivilegeGainRevoke, []string{"viewer"}, []string{"viewer", "admin"}, false},
+		{tether.PrivilegeGainRevoke, []string{"viewer", "admin"}, []string{"viewer"}, true},
+		{tether.PrivilegeGainRevoke, []string{"viewer"}, []string{"viewer"}, true},
+		{"", []string{"viewer"}, []string{"viewer", "admin"}, true}, // keep is the default
+	} {
+		t.Run(fmt.Sprint(c.policy, c.before, "→", c.after), func(t *testing.T) {
+			e := newEnv(t, tether.Config{OnPrivilegeGain: c.policy}, false)
+			ctx := context.Background()
+			tok, _, err := e.m.Create(ctx, tether.CreateParams{Subject: "alice", Roles: c.before})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The create's own roles spare the session it starts.
+			if _, err := e.m.Validate(ctx, tok); err != nil {
+				t.Fatalf("a new session with roles: %v", err)
+			}
+			before, _ := e.m.Events(ctx, tether.EventQuery{})
+			if err := e.m.SetRoles(ctx, "alice", c.after); err != nil {
+				t.Fatal(err)
+			}
+			s, err := e.m.Validate(ctx, tok)
+			if live := err == nil; live != c.wantLive {
+				t.Fatalf("after SetRoles: live %v (%v); want %v", live, err, c.wantLive)
+			}
+			if err == nil && !cmp.Equal(s.Roles, c.after) {
+				t.Errorf("roles %v; want %v", s.Roles, c.after)
+			}
+			p, _ := e.m.Events(ctx, tether.EventQuery{Type: tether.EventSubjectRevoked, After: before.Next})
+			if revoked := len(p.Events) == 1; revoked == c.wantLive {
+				t.Fatalf("subject.revoked events: %+v", p.Events)
+			}
+			if !c.wantLive && p.Events[0].Detail["reason"] != "privilege_gain" {
+				t.Errorf("the revocation says %v; want reason privilege_gain", p.Events[0].Detail)
+			}
+		})
+	}
+	if _, err := tether.NewManager(tether.Config{Store: memstore.New(), OnPrivilegeGain: "rotate"}); err == nil {
+		t.Error("OnPrivilegeGain rotate accepted")
 	}
 }

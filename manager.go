@@ -59,6 +59,13 @@ type Config struct {
 	// at least a minute, at most IdleTimeout.
 	DBSCCookieLifetime time.Duration
 
+	// OnPrivilegeGain says what happens to a subject's live sessions when
+	// SetRoles gives it a role it did not have: PrivilegeGainKeep (the
+	// default) lets them carry the new role from their next request;
+	// PrivilegeGainRevoke ends them, so the new privilege is used only after
+	// a fresh sign-in (OWASP ASVS 3.3, re-authentication on privilege change).
+	OnPrivilegeGain string
+
 	// EventRetention is how long the event log keeps events; older ones are
 	// trimmed in the background, hourly. Default 30 days; negative keeps
 	// everything.
@@ -129,6 +136,13 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	if cfg.DBSCCookieLifetime == 0 {
 		cfg.DBSCCookieLifetime = min(10*time.Minute, cfg.IdleTimeout)
+	}
+	switch cfg.OnPrivilegeGain {
+	case "":
+		cfg.OnPrivilegeGain = PrivilegeGainKeep
+	case PrivilegeGainKeep, PrivilegeGainRevoke:
+	default:
+		return nil, fmt.Errorf("tether: OnPrivilegeGain %q: want %q or %q", cfg.OnPrivilegeGain, PrivilegeGainKeep, PrivilegeGainRevoke)
 	}
 	if cfg.EventRetention == 0 {
 		cfg.EventRetention = 30 * 24 * time.Hour
@@ -280,7 +294,9 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 	// changes nothing; a failure here leaves a session nobody holds the token of.
 	roles := p.Roles
 	if roles != nil {
-		if err := m.SetRoles(ctx, p.Subject, roles); err != nil {
+		// The new session was just authenticated with these roles: a gain
+		// revokes the subject's other sessions, never this one.
+		if err := m.setRoles(ctx, p.Subject, roles, rec.ID); err != nil {
 			return "", nil, err
 		}
 	} else if r, err := m.store.Roles(ctx, p.Subject); err != nil {
@@ -620,12 +636,56 @@ func (m *Manager) SetRoles(ctx context.Context, subject string, roles []string) 
 	if err := checkRoles(roles); err != nil {
 		return err
 	}
+	return m.setRoles(ctx, subject, roles, "")
+}
+
+// setRoles is SetRoles; a revocation on privilege gain spares keepID.
+func (m *Manager) setRoles(ctx context.Context, subject string, roles []string, keepID string) error {
 	defer m.invalidateSubject(subject)
-	ev := m.newEvent(ctx, EventRolesChanged, subject, "", map[string]any{"roles": append([]string{}, roles...)})
+	detail := map[string]any{"roles": append([]string{}, roles...)}
+	if m.cfg.OnPrivilegeGain == PrivilegeGainRevoke {
+		gained, err := m.gains(ctx, subject, roles)
+		if err != nil {
+			return err
+		}
+		if len(gained) > 0 {
+			// Revoke first: should setting the roles then fail, the sessions
+			// are gone and the roles unchanged, which is safe; the other order
+			// could leave old sessions holding the new privilege.
+			ev := m.newEvent(ctx, EventSubjectRevoked, subject, "", map[string]any{"reason": "privilege_gain", "gained": gained})
+			if _, err := m.store.DeleteSubject(ctx, subject, keepID, ev); err != nil {
+				return fmt.Errorf("tether: set roles: revoke on privilege gain: %w", err)
+			}
+			detail["on_privilege_gain"] = PrivilegeGainRevoke
+		}
+	}
+	ev := m.newEvent(ctx, EventRolesChanged, subject, "", detail)
 	if err := m.store.SetRoles(ctx, subject, roles, ev); err != nil {
 		return fmt.Errorf("tether: set roles: %w", err)
 	}
 	return nil
+}
+
+// What SetRoles does with a subject's sessions when it gains a role; see
+// Config.OnPrivilegeGain.
+const (
+	PrivilegeGainKeep   = "keep"
+	PrivilegeGainRevoke = "revoke"
+)
+
+// gains returns the roles in roles that subject does not hold now.
+func (m *Manager) gains(ctx context.Context, subject string, roles []string) ([]string, error) {
+	old, err := m.store.Roles(ctx, subject)
+	if err != nil {
+		return nil, fmt.Errorf("tether: set roles: %w", err)
+	}
+	var gained []string
+	for _, r := range roles {
+		if !slices.Contains(old, r) && !slices.Contains(gained, r) {
+			gained = append(gained, r)
+		}
+	}
+	return gained, nil
 }
 
 // storeFailed stops the cache serving until the store answers again, unless

@@ -49,6 +49,7 @@ sessions:
   touch_interval: 90s
   max_staleness: -1ns
   cache_size: 500
+  on_privilege_gain: revoke
 redis: {prefix: "app:", timeout: 3s}
 postgres: {max_conns: 7}
 bolt: {lock_timeout: 4s}
@@ -62,7 +63,7 @@ bolt: {lock_timeout: 4s}
 	want.Issuer, want.LogLevel = "https://a.example", "debug"
 	want.TLS = TLS{CertFile: "/etc/tls/cert.pem", KeyFile: "/etc/tls/key.pem"}
 	want.Sessions = Sessions{Lifetime: 12 * time.Hour, IdleTimeout: 30 * time.Minute, TouchInterval: 90 * time.Second,
-		MaxStaleness: -1, CacheSize: 500}
+		MaxStaleness: -1, CacheSize: 500, OnPrivilegeGain: tether.PrivilegeGainRevoke}
 	want.Redis.Prefix, want.Redis.Timeout = "app:", 3*time.Second
 	want.Postgres.MaxConns = 7
 	want.Bolt.LockTimeout = 4 * time.Second

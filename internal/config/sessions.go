@@ -18,6 +18,9 @@ type Sessions struct {
 	MaxStaleness  time.Duration `yaml:"max_staleness"` // 0 (or negative): no cache, every validation reads the store
 	CacheSize     int           `yaml:"cache_size"`
 	MaxPerSubject int           `yaml:"max_per_subject"` // 0: no cap; else creating one more revokes the oldest
+	// OnPrivilegeGain: keep (the default) or revoke the subject's sessions
+	// when a role change adds a role.
+	OnPrivilegeGain string `yaml:"on_privilege_gain"`
 }
 
 var sessionSettings = []Setting{
@@ -39,6 +42,9 @@ var sessionSettings = []Setting{
 	{Key: "sessions.max_per_subject", Env: "TETHER_SESSIONS_MAX_PER_SUBJECT", Flag: "sessions-max-per-subject", Default: "0",
 		Help:  "cap on a subject's live sessions; one more revokes the oldest; 0: none",
 		field: func(c *Config) any { return &c.Sessions.MaxPerSubject }},
+	{Key: "sessions.on_privilege_gain", Env: "TETHER_SESSIONS_ON_PRIVILEGE_GAIN", Flag: "sessions-on-privilege-gain", Default: "keep",
+		Help:  "when a role change adds a role: keep the subject's sessions, or revoke them (sign in again)",
+		field: func(c *Config) any { return &c.Sessions.OnPrivilegeGain }},
 }
 
 func (s Sessions) check() error {
@@ -49,6 +55,8 @@ func (s Sessions) check() error {
 		// Sliding never extends the lifetime, so such an idle timeout could
 		// never fire: the setting would silently mean something else.
 		return fmt.Errorf("config: sessions.idle_timeout (%v) is longer than sessions.lifetime (%v); a session never idles out past its lifetime, so make idle_timeout at most lifetime", s.IdleTimeout, s.Lifetime)
+	case s.OnPrivilegeGain != tether.PrivilegeGainKeep && s.OnPrivilegeGain != tether.PrivilegeGainRevoke:
+		return fmt.Errorf("config: sessions.on_privilege_gain is %q; want %q or %q", s.OnPrivilegeGain, tether.PrivilegeGainKeep, tether.PrivilegeGainRevoke)
 	case s.TouchInterval < 0 || s.CacheSize < 0 || s.MaxPerSubject < 0:
 		return fmt.Errorf("config: sessions.touch_interval, cache_size and max_per_subject must not be negative")
 	}
@@ -69,7 +77,8 @@ func (c *Config) Manager(st tether.Store, log *slog.Logger) tether.Config {
 		Lifetime: c.Sessions.Lifetime, IdleTimeout: c.Sessions.IdleTimeout,
 		TouchInterval: c.Sessions.TouchInterval, MaxStaleness: staleness,
 		CacheSize: c.Sessions.CacheSize, MaxSessionsPerSubject: c.Sessions.MaxPerSubject,
-		EventRetention: c.Events.retention(),
+		OnPrivilegeGain: c.Sessions.OnPrivilegeGain,
+		EventRetention:  c.Events.retention(),
 		// An embedded store is held by one process: no other node can be
 		// shown a proof, so this node's memory is the whole replay guard.
 		DPoP:               dpop.Config{RequireNonce: c.DPoP.RequireNonce, SingleNode: store.Embedded(c.Store)},
