@@ -204,6 +204,10 @@ func TestAuthorizer(t *testing.T) {
 		{"nginx denied", "/v1/authz", join([]string{"X-Original-Method", "GET", "X-Original-URI", "/admin", "X-Forwarded-Host", "app.example.test"}, bearer("user")), forbidden},
 		{"nginx allowed", "/v1/authz", join([]string{"X-Original-Method", "GET", "X-Original-URI", "/admin", "X-Forwarded-Host", "app.example.test"}, bearer("admin")), ok("root")},
 		{"nginx Host header", "/v1/authz", join([]string{"Host", "app.example.test", "X-Original-URI", "/admin"}, bearer("user")), forbidden},
+		// A client's own X-Forwarded-Uri passed on beside nginx's X-Original-URI
+		// (a config without the blanking lines) must not pick a friendlier rule.
+		{"nginx with a client's X-Forwarded-Uri", "/v1/authz", join([]string{"X-Original-Method", "GET", "X-Original-URI", "/admin",
+			"X-Forwarded-Uri", "/public/x", "X-Forwarded-Host", "app.example.test"}, bearer("user")), bad},
 		// Envoy: the original path after the prefix.
 		{"envoy denied", "/v1/authz/admin/x?y=1", join([]string{"Host", "app.example.test"}, bearer("user")), forbidden},
 		{"envoy anonymous", "/v1/authz/public/x", []string{"Host", "app.example.test"}, ok("")},

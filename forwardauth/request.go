@@ -71,6 +71,13 @@ func readOriginal(r *http.Request, prefix string, trusted bool, peer netip.Addr)
 	}
 	if trusted {
 		h := r.Header
+		// nginx sends X-Original-*, and passes on whatever the client sent:
+		// a client's own X-Forwarded-Uri beside them would be read first and
+		// could pick a friendlier rule. One form or the other, never both.
+		if (get(h, "X-Original-Method") != "" || get(h, "X-Original-Uri") != "") &&
+			(get(h, "X-Forwarded-Method") != "" || get(h, "X-Forwarded-Uri") != "") {
+			return original{}, badRequest("both X-Forwarded-Method/Uri and X-Original-Method/URI describe the request: the proxy must send one form (see docs/proxies.md)")
+		}
 		if v := first(h, "X-Forwarded-Method", "X-Original-Method"); v != "" {
 			o.Method = v
 		}

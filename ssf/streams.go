@@ -115,8 +115,12 @@ func (t *Transmitter) merge(s *Stream, req *StreamConfig, replace bool) error {
 		}
 		switch d.Method {
 		case DeliveryPush:
-			if err := checkEndpoint(d.EndpointURL); err != nil {
-				return tether.BadInput("delivery.endpoint_url must be https (plain http only to a loopback address)")
+			if t.cfg.AllowPrivateEndpoints {
+				if err := checkEndpoint(d.EndpointURL); err != nil {
+					return tether.BadInput("delivery.endpoint_url must be https (plain http only to a loopback address)")
+				}
+			} else if err := checkClientEndpoint(d.EndpointURL); err != nil {
+				return tether.BadInput("delivery.endpoint_url must be https to a public address")
 			}
 			if len(d.AuthorizationHeader) > 4096 {
 				return tether.BadInput("delivery.authorization_header too long")

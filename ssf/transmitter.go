@@ -54,6 +54,11 @@ type TransmitterConfig struct {
 	// HTTPClient pushes; default: Transport (nil: the default one), a 10 s
 	// timeout and no redirects.
 	HTTPClient *http.Client
+	// AllowPrivateEndpoints lets push streams made through the management
+	// API name loopback, private and plain-http endpoints, for development
+	// and tests. Off, such an endpoint must be https to a public address,
+	// checked again at every dial (endpoint.go).
+	AllowPrivateEndpoints bool
 	Transport  http.RoundTripper
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -74,6 +79,9 @@ type Transmitter struct {
 	sign signer
 	loop *delivery.Loop
 	log  *slog.Logger
+	// public pushes to endpoints that clients named (nil when
+	// AllowPrivateEndpoints): it dials public addresses only.
+	public *http.Client
 
 	applyMu sync.Mutex
 	mu      sync.Mutex
@@ -176,6 +184,9 @@ func NewTransmitter(cfg TransmitterConfig) (*Transmitter, error) {
 		cfg.Sync = 2 * time.Second
 	}
 	t := &Transmitter{cfg: cfg, sign: signer{ring: cfg.Keys, alg: cfg.Alg}, log: cfg.Logger, running: map[string]*Stream{}}
+	if !cfg.AllowPrivateEndpoints {
+		t.public = publicClient()
+	}
 	var targets []delivery.Target
 	for _, r := range cfg.Receivers {
 		s := &Stream{ID: configuredID(r.Audience), Audience: r.Audience, Status: StatusEnabled, AllSubjects: true,
@@ -212,7 +223,9 @@ func checkEndpoint(raw string) error { return webhook.CheckURL(raw) }
 
 // configuredID names a configured receiver's stream by its audience, so its
 // cursor survives reordering the configuration.
-func configuredID(aud string) string { return "cfg-" + hashHex(aud) }
+func configuredID(aud string) string { return configuredPrefix + hashHex(aud) }
+
+const configuredPrefix = "cfg-"
 
 func hashHex(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -276,7 +289,11 @@ func (t *Transmitter) push(ctx context.Context, s *Stream, c *Claims) error {
 	if s.Delivery.AuthorizationHeader != "" {
 		h.Set("Authorization", s.Delivery.AuthorizationHeader)
 	}
-	status, body, err := delivery.Post(ctx, t.cfg.HTTPClient, s.Delivery.EndpointURL, h, []byte(set))
+	client := t.cfg.HTTPClient
+	if t.public != nil && !strings.HasPrefix(s.ID, configuredPrefix) {
+		client = t.public // a client named this endpoint
+	}
+	status, body, err := delivery.Post(ctx, client, s.Delivery.EndpointURL, h, []byte(set))
 	if err != nil {
 		return err
 	}

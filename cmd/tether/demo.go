@@ -211,6 +211,7 @@ func startDemoNodes(ctx context.Context, dir string) (*demoNodes, error) {
 		demoLocalv4:  {Format: handshake.FormatPASETO, Alg: handshake.AlgV4Local, KeyFile: sharedD},
 	}
 	cfg.SSF.Clients = []config.SSFClient{{Audience: demoIssuerB, TokenFile: streamToken}} // B subscribes in the demo
+	cfg.SSF.AllowPrivateEndpoints = true                                                  // B is on loopback
 	if d.a, err = start("A", cfg); err != nil {
 		return nil, err
 	}

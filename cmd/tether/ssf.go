@@ -23,7 +23,8 @@ func startSSF(cfg config.Config, m *tether.Manager, st tether.Store, keys *hands
 	wake, _ := st.(tether.Watcher) // every store is one; without it pushes wait for the poll
 	t, err := ssf.NewTransmitter(ssf.TransmitterConfig{
 		Issuer: cfg.Issuer, Manager: m, Keys: keys, Receivers: receivers, Clients: clients, Logger: log, Wake: wake,
-		Transport: rt, // trace context on the pushes when tracing is on
+		Transport:             rt, // trace context on the pushes when tracing is on
+		AllowPrivateEndpoints: cfg.SSF.AllowPrivateEndpoints,
 	})
 	if err != nil {
 		return nil, nil, err

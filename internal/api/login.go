@@ -82,6 +82,12 @@ func newOIDCLogin(cfg OIDCConfig, cookies tether.Cookies) (*oidcLogin, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
+	// Discovery, keys and the token endpoint are checked as https (or
+	// loopback) before use; a redirect would take the request past that check,
+	// so none is followed (on a copy: the caller's client stays as it was).
+	c := *cfg.HTTPClient
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg.HTTPClient = &c
 	return &oidcLogin{cfg: cfg, cookies: cookies}, nil
 }
 

@@ -105,6 +105,7 @@ func newSSFEnv(t *testing.T) *ssfEnv {
 	tr, err := ssf.NewTransmitter(ssf.TransmitterConfig{
 		Issuer: ssfIssuer, Manager: m, Keys: keys, Clients: []ssf.Client{{Audience: ssfAudience, Token: ssfToken}},
 		Wake: st, Poll: 20 * time.Millisecond, LeaseWindow: time.Second, Sync: 50 * time.Millisecond, Logger: log,
+		AllowPrivateEndpoints: true, // the receiver is an httptest server on loopback
 	})
 	if err != nil {
 		t.Fatal(err)

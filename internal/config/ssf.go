@@ -16,6 +16,10 @@ type SSF struct {
 	Receivers    []SSFReceiver    `yaml:"receivers"`
 	Clients      []SSFClient      `yaml:"clients"`
 	Transmitters []SSFTransmitter `yaml:"transmitters"`
+	// AllowPrivateEndpoints lets streams made through the management API push
+	// to loopback, private or plain-http endpoints: for development only, as
+	// it lets a client make this node send requests inside its network.
+	AllowPrivateEndpoints bool `yaml:"allow_private_endpoints"`
 }
 
 // SSFReceiver gets every event pushed (RFC 8935) to its endpoint.
