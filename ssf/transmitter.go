@@ -54,14 +54,14 @@ type TransmitterConfig struct {
 	// HTTPClient pushes; default: Transport (nil: the default one), a 10 s
 	// timeout and no redirects.
 	HTTPClient *http.Client
+	Transport  http.RoundTripper
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 	// AllowPrivateEndpoints lets push streams made through the management
 	// API name loopback, private and plain-http endpoints, for development
 	// and tests. Off, such an endpoint must be https to a public address,
 	// checked again at every dial (endpoint.go).
 	AllowPrivateEndpoints bool
-	Transport  http.RoundTripper
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
 	// Wake is the store's change channel: a revocation wakes the pushes at
 	// once rather than at the next Poll. Set it (a Store that is a
 	// tether.Watcher) to meet the propagation budget.
