@@ -211,11 +211,19 @@ func testProxy(t *testing.T, kind string) {
 	// reach the app.
 	f.expect("anonymous", "/public/a.css", 200, "", "Tether-Subject", "root", "Tether-Roles", "admin")
 
-	// Spoofed original-request headers sent through the proxy change nothing.
+	// Spoofed original-request headers sent through the proxy never open a
+	// door. nginx (as configured) blanks the X-Forwarded forms and sets its
+	// own X-Original ones: the spoof changes nothing. Caddy sets X-Forwarded
+	// and passes the client's X-Original on: both forms at once is refused
+	// as ambiguous (400) rather than guessed.
 	spoof := []string{"X-Forwarded-Uri", "/public", "X-Original-URI", "/public", "X-Forwarded-Method", "GET",
 		"X-Original-Method", "GET", "X-Forwarded-Host", "other.example.test", "X-Forwarded-Proto", "https", "Accept", "application/json"}
-	f.expect("spoofed /public", "/admin/x", 401, "", spoof...)
-	f.expect("spoofed /public with a session", "/admin/x", 403, "", append(spoof, "Authorization", "Bearer "+user)...)
+	noSession, withSession := 401, 403
+	if kind == "caddy" {
+		noSession, withSession = 400, 400
+	}
+	f.expect("spoofed /public", "/admin/x", noSession, "", spoof...)
+	f.expect("spoofed /public with a session", "/admin/x", withSession, "", append(spoof, "Authorization", "Bearer "+user)...)
 
 	// ...and sent straight to Tether from a peer that is not a trusted proxy,
 	// they are ignored, while the same from a trusted one count.
