@@ -2,10 +2,10 @@ package handshake
 
 import (
 	"fmt"
-	"net"
-	"net/url"
 	"path/filepath"
 	"time"
+
+	"github.com/tetherhq/tether/internal/urlpolicy"
 )
 
 // Formats and algorithms. Each (format, alg) pair is bound to one key type
@@ -136,22 +136,11 @@ func (s IssuerSpec) checkSource() (suite, error) {
 		if !st.jwks() {
 			return nil, wrong("jwks_url is for JWT issuers only")
 		}
-		u, err := url.Parse(s.JWKSURL)
-		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+		if urlpolicy.HTTPSOrLoopback(s.JWKSURL) != nil {
 			return nil, wrong("jwks_url must be an https URL (plain http only to a loopback address)")
 		}
 	}
 	return st, nil
-}
-
-// isLoopback reports whether host names this machine, where plain HTTP cannot
-// be intercepted on the network (development and the demo).
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // resolve makes a relative key file path relative to baseDir.

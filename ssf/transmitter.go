@@ -20,7 +20,7 @@ import (
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/handshake"
 	"github.com/tetherhq/tether/internal/delivery"
-	"github.com/tetherhq/tether/webhook"
+	"github.com/tetherhq/tether/internal/urlpolicy"
 )
 
 // PushReceiver is a receiver configured in the file (ssf.receivers): its
@@ -219,7 +219,7 @@ func (t *Transmitter) Close() error {
 
 // checkEndpoint applies the rule for every URL Tether sends to: https, or
 // plain http to a loopback address.
-func checkEndpoint(raw string) error { return webhook.CheckURL(raw) }
+func checkEndpoint(raw string) error { return urlpolicy.HTTPSOrLoopback(raw) }
 
 // configuredID names a configured receiver's stream by its audience, so its
 // cursor survives reordering the configuration.

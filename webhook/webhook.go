@@ -25,9 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +35,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/delivery"
+	"github.com/tetherhq/tether/internal/urlpolicy"
 )
 
 // Endpoint is one receiver of events.
@@ -106,11 +105,11 @@ func New(cfg Config) (*Deliverer, error) {
 			return nil, err
 		}
 		if len(ep.Secret) == 0 {
-			return nil, fmt.Errorf("webhook: endpoint %s has no secret", redactURL(ep.URL))
+			return nil, fmt.Errorf("webhook: endpoint %s has no secret", urlpolicy.Redact(ep.URL))
 		}
 		for _, t := range ep.Events {
 			if !slices.Contains(tether.EventTypes, t) {
-				return nil, fmt.Errorf("webhook: endpoint %s: unknown event type %q", redactURL(ep.URL), t)
+				return nil, fmt.Errorf("webhook: endpoint %s: unknown event type %q", urlpolicy.Redact(ep.URL), t)
 			}
 		}
 	}
@@ -127,7 +126,7 @@ func New(cfg Config) (*Deliverer, error) {
 	targets := make([]delivery.Target, len(cfg.Endpoints))
 	for i, ep := range cfg.Endpoints {
 		targets[i] = delivery.Target{
-			Key: key(ep), Label: redactURL(ep.URL),
+			Key: key(ep), Label: urlpolicy.Redact(ep.URL),
 			Wants: func(e *tether.Event) bool { return len(ep.Events) == 0 || slices.Contains(ep.Events, e.Type) },
 			Send:  func(ctx context.Context, e *tether.Event) error { return d.send(ctx, ep, e) },
 		}
@@ -149,28 +148,10 @@ func (d *Deliverer) Close() error { return d.loop.Close() }
 
 // CheckURL accepts https URLs, and plain http only to a loopback address.
 func CheckURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil {
-		return fmt.Errorf("webhook: %q is not an absolute URL without credentials", redactURL(raw))
+	if err := urlpolicy.HTTPSOrLoopback(raw); err != nil {
+		return fmt.Errorf("webhook: %w", err)
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
-			return nil
-		}
-	}
-	return fmt.Errorf("webhook: %s must be https (plain http only to a loopback address)", redactURL(raw))
-}
-
-// redactURL keeps scheme, host and path: a query may carry a token.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	return nil
 }
 
 // key names an endpoint's state and lease by its URL, so that reordering the

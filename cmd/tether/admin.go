@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/adminclient"
 	"github.com/tetherhq/tether/internal/config"
+	"github.com/tetherhq/tether/internal/urlpolicy"
 )
 
 // Where the admin commands find the key when no flag or variable says; the
@@ -72,7 +72,7 @@ func (a *adminConn) client(c *cobra.Command) (*adminclient.Client, error) {
 	if err != nil {
 		return nil, usageError{err, c.CommandPath()}
 	}
-	if u, _ := url.Parse(server); u != nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u, _ := url.Parse(server); u != nil && u.Scheme == "http" && !urlpolicy.IsLoopback(u.Hostname()) {
 		fmt.Fprintf(c.ErrOrStderr(), "warning: sending the admin key over plain HTTP to %s; use https beyond loopback\n", u.Host)
 	}
 	return cl, nil
@@ -116,14 +116,6 @@ func readKeyFile(path string, stderr io.Writer) (string, error) {
 		return "", fmt.Errorf("admin key file %s is empty", path)
 	}
 	return key, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // apiFailure turns a client error into what the user should read: what went

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/httperr"
+	"github.com/tetherhq/tether/internal/urlpolicy"
 	"github.com/tetherhq/tether/internal/web"
 )
 
@@ -67,7 +67,7 @@ type oidcLogin struct {
 }
 
 func newOIDCLogin(cfg OIDCConfig, cookies tether.Cookies) (*oidcLogin, error) {
-	if err := httpsOrLoopback(cfg.Issuer); err != nil {
+	if err := urlpolicy.HTTPSOrLoopback(cfg.Issuer); err != nil {
 		return nil, fmt.Errorf("oidc.issuer: %w", err)
 	}
 	if cfg.ClientID == "" || cfg.RedirectURL == "" {
@@ -91,23 +91,6 @@ func newOIDCLogin(cfg OIDCConfig, cookies tether.Cookies) (*oidcLogin, error) {
 	return &oidcLogin{cfg: cfg, cookies: cookies}, nil
 }
 
-// httpsOrLoopback: the provider's URLs carry codes and keys, so plain HTTP is
-// allowed only to this machine.
-func httpsOrLoopback(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", raw)
-	}
-	if u.Scheme == "https" {
-		return nil
-	}
-	ip := net.ParseIP(u.Hostname())
-	if u.Scheme == "http" && (u.Hostname() == "localhost" || ip != nil && ip.IsLoopback()) {
-		return nil
-	}
-	return fmt.Errorf("%q must be https (plain http only to a loopback address)", raw)
-}
-
 // discover returns the provider, reading its discovery document once.
 func (l *oidcLogin) discover(ctx context.Context) (*oidc.Provider, error) {
 	l.mu.Lock()
@@ -128,11 +111,11 @@ func (l *oidcLogin) discover(ctx context.Context) (*oidc.Provider, error) {
 	}
 	ep := p.Endpoint()
 	for _, u := range []string{ep.AuthURL, ep.TokenURL, meta.JWKS} {
-		if err := httpsOrLoopback(u); err != nil {
+		if err := urlpolicy.HTTPSOrLoopback(u); err != nil {
 			return nil, fmt.Errorf("OpenID provider discovery: %w", err)
 		}
 	}
-	if meta.EndSession != "" && httpsOrLoopback(meta.EndSession) == nil {
+	if meta.EndSession != "" && urlpolicy.HTTPSOrLoopback(meta.EndSession) == nil {
 		l.endURL = meta.EndSession
 	}
 	// The verifier accepts the algorithms the provider's discovery lists
