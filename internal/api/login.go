@@ -276,6 +276,8 @@ func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	idt, err := l.verifier.Verify(ctx, rawIDToken)
 	if err != nil {
+		// go-oidc's errors name the issuer, audience or times it expected,
+		// never the token's bytes.
 		s.log.Info("sign-in: the ID token does not verify", "err", err)
 		return errLoginFailed
 	}
