@@ -14,6 +14,7 @@ const (
 	EventSessionCreated     = "session.created"
 	EventSessionRotated     = "session.rotated"
 	EventSessionRevoked     = "session.revoked"
+	EventSessionExpired     = "session.expired"
 	EventSubjectRevoked     = "subject.revoked"
 	EventRolesChanged       = "roles.changed"
 	EventHandshakeExchanged = "handshake.exchanged"
@@ -26,8 +27,8 @@ const (
 
 // EventTypes lists every event type, for validating filters and subscriptions.
 var EventTypes = []string{
-	EventSessionCreated, EventSessionRotated, EventSessionRevoked, EventSubjectRevoked,
-	EventRolesChanged, EventHandshakeExchanged, EventHandshakeRefused, EventAdminAuthFailed,
+	EventSessionCreated, EventSessionRotated, EventSessionRevoked, EventSessionExpired,
+	EventSubjectRevoked, EventRolesChanged, EventHandshakeExchanged, EventHandshakeRefused, EventAdminAuthFailed,
 	EventOIDCLogin, EventOIDCLogout, EventSSFReceived,
 }
 
@@ -154,14 +155,41 @@ func ActorFrom(ctx context.Context) Actor {
 
 // newEvent makes an event of type typ, attributed to the context's actor.
 func (m *Manager) newEvent(ctx context.Context, typ, subject, sessionID string, detail map[string]any) Event {
+	return makeEvent(m.now(), typ, subject, sessionID, ActorFrom(ctx), detail)
+}
+
+// makeEvent is the one place events are assembled, so that every event,
+// whether the Manager or a store writes it, has the same ID and time format.
+func makeEvent(now time.Time, typ, subject, sessionID string, actor Actor, detail map[string]any) Event {
 	if detail == nil {
 		detail = map[string]any{}
 	}
 	return Event{
 		ID:   "evt_" + rand.Text(), // 26 base32 characters, 130 bits: unique without coordination
-		Time: m.now().UTC().Truncate(time.Microsecond), Type: typ,
-		Subject: subject, SessionID: sessionID, Actor: ActorFrom(ctx), Detail: detail,
+		Time: now.UTC().Truncate(time.Microsecond), Type: typ,
+		Subject: subject, SessionID: sessionID, Actor: actor, Detail: detail,
 	}
+}
+
+// Reasons a session expired, the "reason" of a session.expired event.
+const (
+	ExpiryIdleTimeout = "idle_timeout" // unused for longer than its idle timeout
+	ExpiryLifetime    = "lifetime"     // past its absolute expiry
+)
+
+// ExpiredEvent is the session.expired event a store writes, in the same
+// transaction, when it removes r because r expired (not because it was
+// revoked); now is when it does so. Stores record expiry lazily, as their
+// sweep or an access finds the record, so the event's time is when it was
+// recorded and detail.expired_at when the session stopped being live.
+func ExpiredEvent(r *Record, now time.Time) Event {
+	reason, at := ExpiryLifetime, r.ExpiresAt
+	if r.IdleExpiresAt.Before(r.ExpiresAt) {
+		reason, at = ExpiryIdleTimeout, r.IdleExpiresAt
+	}
+	return makeEvent(now, EventSessionExpired, r.Subject, r.ID, Actor{Kind: ActorSystem}, map[string]any{
+		"reason": reason, "expired_at": at.UTC().Format(time.RFC3339Nano),
+	})
 }
 
 // Record appends an event that accompanies no change of state, such as a

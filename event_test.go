@@ -81,6 +81,7 @@ func TestEventQueryNormalize(t *testing.T) {
 	}{
 		{tether.EventQuery{}, true},
 		{tether.EventQuery{Type: tether.EventSessionRevoked, Limit: 1000}, true},
+		{tether.EventQuery{Type: tether.EventSessionExpired}, true},
 		{tether.EventQuery{Type: "session.exploded"}, false},
 		{tether.EventQuery{Limit: 1001}, false},
 		{tether.EventQuery{Limit: -1}, false},
@@ -224,5 +225,46 @@ func TestOnPrivilegeGain(t *testing.T) {
 	}
 	if _, err := tether.NewManager(tether.Config{Store: memstore.New(), OnPrivilegeGain: "rotate"}); err == nil {
 		t.Error("OnPrivilegeGain rotate accepted")
+	}
+}
+
+// TestExpiredEvent checks the event stores write when they remove an expired
+// session: the system's, about that session, with the reason and the instant
+// it stopped being live, and the time it was recorded.
+func TestExpiredEvent(t *testing.T) {
+	created := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	recorded := time.Date(2026, 3, 2, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	for _, c := range []struct {
+		name          string
+		expires       time.Time
+		idleExpires   time.Time
+		wantReason    string
+		wantExpiredAt string
+	}{
+		{"lifetime", created.Add(time.Hour), created.Add(time.Hour), tether.ExpiryLifetime, "2026-03-01T10:00:00Z"},
+		{"idle", created.Add(24 * time.Hour), created.Add(30*time.Minute + time.Millisecond), tether.ExpiryIdleTimeout, "2026-03-01T09:30:00.001Z"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := &tether.Record{ID: tether.NewID(), Subject: "alice", CreatedAt: created, ExpiresAt: c.expires, IdleExpiresAt: c.idleExpires}
+			e := tether.ExpiredEvent(r, recorded)
+			want := tether.Event{
+				ID: e.ID, Time: time.Date(2026, 3, 2, 9, 0, 0, 123456000, time.UTC), Type: tether.EventSessionExpired,
+				Subject: "alice", SessionID: r.ID, Actor: tether.Actor{Kind: tether.ActorSystem},
+				Detail: map[string]any{"reason": c.wantReason, "expired_at": c.wantExpiredAt},
+			}
+			if diff := cmp.Diff(want, e); diff != "" {
+				t.Errorf("ExpiredEvent (-want +got):\n%s", diff)
+			}
+			if len(e.ID) != len("evt_")+26 || e.ID[:4] != "evt_" {
+				t.Errorf("ID %q; want evt_ and 26 characters, as the Manager's events", e.ID)
+			}
+			back, err := tether.UnmarshalEvent(tether.MarshalEvent(&e))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, back); diff != "" {
+				t.Errorf("stored and read back (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

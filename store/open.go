@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/store/boltstore"
@@ -34,7 +35,8 @@ func Open(ctx context.Context, rawURL, dataDir string, opts Options) (tether.Sto
 	}
 	switch scheme {
 	case "memory":
-		return memstore.New(), nil
+		// Swept like the durable stores by default, so expiries are reported.
+		return memstore.NewWithOptions(memstore.Options{SweepInterval: time.Minute}), nil
 	case "bolt":
 		u, err := url.Parse(rawURL)
 		if err != nil || u.Host != "" || u.Path == "" {

@@ -28,6 +28,10 @@ type Store struct {
 	trimmed   int            // how many events TrimEvents dropped from the front
 	state     map[string][]byte
 	closed    bool
+
+	stopSweep chan struct{} // closed by Close; nil without a background sweep
+	swept     sync.WaitGroup
+	closeOnce sync.Once
 }
 
 var (
@@ -38,6 +42,11 @@ var (
 // Options configures a Store. Zero fields take defaults.
 type Options struct {
 	Now func() time.Time // the clock deciding expiry; default time.Now
+	// SweepInterval is how often a background sweep drops expired sessions
+	// and records their expiry (session.expired); Close stops it. Zero: no
+	// background sweep, so an expired session is dropped and reported only
+	// when it is next accessed, or by Sweep.
+	SweepInterval time.Duration
 }
 
 // New returns an empty Store.
@@ -48,7 +57,7 @@ func NewWithOptions(o Options) *Store {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Store{
+	s := &Store{
 		now:       o.Now,
 		sessions:  make(map[string]*tether.Record),
 		bySubject: make(map[string]map[string]struct{}),
@@ -56,6 +65,12 @@ func NewWithOptions(o Options) *Store {
 		consumed:  make(map[string]time.Time),
 		state:     make(map[string][]byte),
 	}
+	if o.SweepInterval > 0 {
+		s.stopSweep = make(chan struct{})
+		s.swept.Add(1)
+		go s.sweepLoop(o.SweepInterval)
+	}
+	return s
 }
 
 func (s *Store) check() error {
@@ -69,11 +84,18 @@ func (s *Store) check() error {
 // expired records are swept lazily, on access and by Sweep.
 func (s *Store) liveLocked(id string) *tether.Record {
 	r := s.sessions[id]
-	if r != nil && !r.Live(s.now()) {
-		s.deleteLocked(r)
+	if now := s.now(); r != nil && !r.Live(now) {
+		s.expireLocked(r, now)
 		return nil
 	}
 	return r
+}
+
+// expireLocked drops r, which has expired, and records that it did, under
+// the same lock; whichever path finds r first does both, so once.
+func (s *Store) expireLocked(r *tether.Record, now time.Time) {
+	s.deleteLocked(r)
+	s.events = append(s.events, tether.ExpiredEvent(r, now))
 }
 
 func (s *Store) deleteLocked(r *tether.Record) {
@@ -192,10 +214,12 @@ func (s *Store) DeleteSubject(_ context.Context, subject, keepID string, evs ...
 			continue
 		}
 		if r := s.sessions[id]; r != nil {
-			if r.Live(s.now()) {
+			if now := s.now(); r.Live(now) {
 				n++
+				s.deleteLocked(r)
+			} else {
+				s.expireLocked(r, now)
 			}
-			s.deleteLocked(r)
 		}
 	}
 	s.events = append(s.events, evs...)
@@ -265,15 +289,19 @@ func (s *Store) Consume(_ context.Context, key string, until time.Time) error {
 	return nil
 }
 
-// Sweep drops expired sessions and replay-guard keys. Memstore also drops
-// them lazily on access; Sweep bounds the memory of ones never touched again.
+// Sweep drops expired sessions, recording their expiry, and replay-guard
+// keys. Memstore also drops them lazily on access; Sweep bounds the memory of
+// ones never touched again, and reports the expiry of those.
 func (s *Store) Sweep() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	now := s.now()
 	for _, r := range s.sessions {
 		if !r.Live(now) {
-			s.deleteLocked(r)
+			s.expireLocked(r, now)
 		}
 	}
 	for k, exp := range s.consumed {
@@ -361,11 +389,32 @@ func (s *Store) Ping(context.Context) error {
 	return s.check()
 }
 
-// Close makes every later call fail with tether.ErrUnavailable, which is what
-// tests of fail-closed behaviour need.
+// sweepLoop runs Sweep every interval until Close.
+func (s *Store) sweepLoop(every time.Duration) {
+	defer s.swept.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopSweep:
+			return
+		case <-t.C:
+			s.Sweep()
+		}
+	}
+}
+
+// Close stops the background sweep and makes every later call fail with
+// tether.ErrUnavailable, which is what tests of fail-closed behaviour need.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
+	s.mu.Unlock()
+	s.closeOnce.Do(func() {
+		if s.stopSweep != nil {
+			close(s.stopSweep)
+		}
+	})
+	s.swept.Wait()
 	return nil
 }

@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/store/memstore"
@@ -12,6 +13,14 @@ func TestConformance(t *testing.T) {
 	newStore := func(t *testing.T) tether.Store { return memstore.New() }
 	storetest.Run(t, newStore)
 	storetest.RunEvents(t, newStore)
+}
+
+func TestExpiryEvents(t *testing.T) {
+	storetest.RunExpiryEvents(t, func(t *testing.T) tether.Store {
+		s := memstore.NewWithOptions(memstore.Options{SweepInterval: 50 * time.Millisecond})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 // BenchmarkEventCost: what an event adds to a revocation and to creates.

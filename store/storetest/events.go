@@ -40,6 +40,107 @@ func RunEvents(t *testing.T, newStore NewStore) {
 	}
 }
 
+// RunExpiryEvents checks that a session that expires is reported as such
+// (DESIGN §10): the store writes exactly one session.expired event for it, by
+// the system, with the reason (idle timeout or lifetime), in the same
+// transaction that removes the record, whether its sweep or an access finds it
+// first; and none for a session revoked (alone or with its subject) before it
+// expired, nor for a live one.
+//
+// It waits for real expiries about a second away, so newStore must open
+// stores that sweep expired sessions on their own at least every 200ms (a
+// store with a sweep interval sets it that short; one whose records expire
+// natively must still record the expiry within that time). A store opts in
+// by calling it next to RunEvents with such a newStore.
+func RunExpiryEvents(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	start := now()
+	mk := func(sub string, lifetime, idle time.Duration) *tether.Record {
+		r := record(sub, lifetime)
+		r.ExpiresAt, r.IdleExpiresAt, r.IdleTimeout = start.Add(lifetime), start.Add(idle), idle
+		mustCreate(t, s, r)
+		return r
+	}
+	sub, other, revokedSub := subject(t), subject(t), subject(t)
+	const soon = time.Second
+	lifetime := mk(sub, soon, soon)       // idle expiry capped at the lifetime: "lifetime"
+	idle := mk(sub, time.Hour, soon)      // "idle_timeout"
+	live := mk(sub, time.Hour, time.Hour) // outlives the test
+	revoked := mk(sub, soon, soon)        // revoked while live
+	deadAtRevoke := mk(other, soon, soon) // its subject revoked after it expired
+	mk(revokedSub, soon, soon)            // these two end with their subject, while live
+	mk(revokedSub, time.Hour, soon)
+	if err := s.Delete(ctx, revoked.ID, event(tether.EventSessionRevoked, "", revoked.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteSubject(ctx, revokedSub, "", event(tether.EventSubjectRevoked, revokedSub, "")); err != nil || n != 2 {
+		t.Fatalf("DeleteSubject(live sessions) = %d, %v; want 2, nil", n, err)
+	}
+
+	expired := func() []tether.Event {
+		return allEvents(t, s, tether.EventQuery{Type: tether.EventSessionExpired})
+	}
+	// The store may find deadAtRevoke by its sweep or by this revoke,
+	// whichever comes first: either way it is reported once.
+	time.Sleep(time.Until(start.Add(soon + 10*time.Millisecond)))
+	if n, err := s.DeleteSubject(ctx, other, "", event(tether.EventSubjectRevoked, other, "")); err != nil || n != 0 {
+		t.Fatalf("DeleteSubject(expired sessions only) = %d, %v; want 0, nil", n, err)
+	}
+	want := map[string]string{
+		lifetime.ID:     tether.ExpiryLifetime,
+		idle.ID:         tether.ExpiryIdleTimeout,
+		deadAtRevoke.ID: tether.ExpiryLifetime,
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(expired()) < len(want) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // a poll interval, well under the sweep's
+	}
+	// Reads of the expired sessions must not record their expiry again.
+	for _, r := range []*tether.Record{lifetime, idle, deadAtRevoke} {
+		wantNotFound(t, s, r.ID)
+	}
+	for _, subj := range []string{sub, other} {
+		got, err := s.List(ctx, subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range got {
+			if r.ID != live.ID {
+				t.Errorf("List(%s) has %s after it expired or was revoked", subj, r.ID)
+			}
+		}
+	}
+	if _, err := s.Get(ctx, live.ID); err != nil {
+		t.Errorf("Get(live session) = %v", err)
+	}
+
+	got := map[string]string{}
+	for _, e := range expired() {
+		r, ok := map[string]*tether.Record{lifetime.ID: lifetime, idle.ID: idle, deadAtRevoke.ID: deadAtRevoke}[e.SessionID]
+		if !ok {
+			t.Errorf("session.expired for %s (subject %s), which was revoked or is live", e.SessionID, e.Subject)
+			continue
+		}
+		if _, dup := got[e.SessionID]; dup {
+			t.Errorf("a second session.expired for %s", e.SessionID)
+		}
+		reason, _ := e.Detail["reason"].(string)
+		got[e.SessionID] = reason
+		at := r.ExpiresAt
+		if reason == tether.ExpiryIdleTimeout {
+			at = r.IdleExpiresAt
+		}
+		if e.Subject != r.Subject || e.Actor != (tether.Actor{Kind: tether.ActorSystem}) ||
+			e.Detail["expired_at"] != at.UTC().Format(time.RFC3339Nano) || e.Time.Before(at) {
+			t.Errorf("session.expired for %s = %+v; want subject %s, actor system, expired_at %s, recorded after it",
+				e.SessionID, e, r.Subject, at.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("session.expired reasons by session (-want +got):\n%s", diff)
+	}
+}
+
 func event(typ, subject, sessionID string) tether.Event {
 	return tether.Event{
 		ID: "evt_" + tether.NewID(), Time: now(), Type: typ, Subject: subject, SessionID: sessionID,
