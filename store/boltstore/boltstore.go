@@ -295,6 +295,15 @@ func (b buckets) deleteSession(r *tether.Record) error {
 	return b.expiry().Delete(expiryKey(effectiveExpiry(r), kindSession, r.ID))
 }
 
+// expireSession removes r, which has expired, and records that it did in the
+// same transaction: whichever write finds r first does both, so once.
+func (b buckets) expireSession(r *tether.Record, now time.Time) error {
+	if err := b.deleteSession(r); err != nil {
+		return err
+	}
+	return b.putEvents([]tether.Event{tether.ExpiredEvent(r, now)}, "")
+}
+
 // update runs fn in a write transaction shared with concurrent callers
 // (group commit: one fsync for the lot). bbolt may run fn more than once, and
 // re-runs it alone if it fails, so fn must start from scratch each time and
@@ -333,7 +342,7 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 				exists = true
 				return nil
 			}
-			if err := b.deleteSession(old); err != nil {
+			if err := b.expireSession(old, now); err != nil {
 				return err
 			}
 		}
@@ -496,9 +505,14 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs .
 				}
 				continue
 			}
-			if r.Live(now) {
-				n++
+			if !r.Live(now) {
+				// It ended by itself, before this revoke: say so.
+				if err := b.expireSession(r, now); err != nil {
+					return err
+				}
+				continue
 			}
+			n++
 			if err := b.deleteSession(r); err != nil {
 				return err
 			}
@@ -628,9 +642,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.view("ping", func(buckets) error { return nil }) // fails once the file is closed
 }
 
-// Sweep removes expired sessions and replay-guard keys, at most sweepChunk
-// index entries per transaction, and returns how many sessions and keys it
-// removed. The background sweeper calls it every SweepInterval; it stops
+// Sweep removes expired sessions, recording their expiry, and replay-guard
+// keys, at most sweepChunk index entries per transaction, and returns how
+// many sessions and keys it removed. The background sweeper calls it every SweepInterval; it stops
 // early when ctx ends.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	total := 0
@@ -654,7 +668,8 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 }
 
 // sweepOnce deletes up to sweepChunk expiry entries that are due, with the
-// sessions and keys they point at.
+// sessions and keys they point at, and writes a session.expired event for
+// each session.
 func sweepOnce(b buckets, now time.Time) (visited, removed int, err error) {
 	var due [][]byte
 	c := b.expiry().Cursor()
@@ -679,7 +694,7 @@ func sweepOnce(b buckets, now time.Time) (visited, removed int, err error) {
 				return 0, 0, err
 			}
 			if r != nil && !r.Live(now) {
-				if err := b.deleteSession(r); err != nil {
+				if err := b.expireSession(r, now); err != nil {
 					return 0, 0, err
 				}
 				removed++

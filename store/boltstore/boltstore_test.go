@@ -46,6 +46,13 @@ func TestConformance(t *testing.T) {
 	storetest.RunEvents(t, newStore)
 }
 
+func TestExpiryEvents(t *testing.T) {
+	storetest.RunExpiryEvents(t, func(t *testing.T) tether.Store {
+		s, _ := openTemp(t, Options{SweepInterval: 50 * time.Millisecond})
+		return s
+	})
+}
+
 // clock is a settable Options.Now.
 type clock struct{ ns atomic.Int64 }
 
@@ -140,7 +147,8 @@ func TestSweep(t *testing.T) {
 	if got, err := s.Sweep(ctx); err != nil || got != n/2+1 {
 		t.Fatalf("Sweep after 2h = %d, %v; want %d (the rest of alice's, and bob's idle one)", got, err, n/2+1)
 	}
-	want := map[string]int{"sessions": 1, "subjects": 1, "expiry": 1, "consumed": 0, "roles": 0, "events": 0, "state": 0}
+	// Each swept session leaves its session.expired event.
+	want := map[string]int{"sessions": 1, "subjects": 1, "expiry": 1, "consumed": 0, "roles": 0, "events": n + 1, "state": 0}
 	if d := cmp.Diff(want, keys(t, s)); d != "" {
 		t.Fatalf("keys left after the sweep (-want +got):\n%s", d)
 	}
@@ -556,4 +564,22 @@ func BenchmarkGet(b *testing.B) {
 func BenchmarkEventCost(b *testing.B) {
 	s, _ := openTemp(b, Options{})
 	storetest.BenchmarkEventCost(b, s)
+}
+
+// BenchmarkSweep measures the sweeper removing expired sessions, each with its
+// session.expired event, sweepChunk per fsynced transaction.
+func BenchmarkSweep(b *testing.B) {
+	clk := newClock()
+	s, _ := openTemp(b, Options{Now: clk.Now, SweepInterval: time.Hour})
+	recs := make([]*tether.Record, b.N)
+	for i := range recs {
+		recs[i] = newRecord(fmt.Sprintf("subject-%d", i%1000), clk.Now(), time.Minute)
+	}
+	seed(b, s, recs...)
+	clk.Advance(time.Minute)
+	b.ResetTimer()
+	if n, err := s.Sweep(ctx); err != nil || n != b.N {
+		b.Fatalf("Sweep = %d, %v; want %d", n, err, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 }
