@@ -373,17 +373,17 @@ SELECT pg_notify('`+notifyChannel+`', $4) FROM u`,
 	return nil
 }
 
-// Delete removes the record; ErrNotFound unless it was live. An expired row is
-// removed too, but announces nothing: no cache serves it anyway.
+// Delete removes the live record; ErrNotFound if there is none. An expired
+// row is left to the sweeper, which reports its expiry (session.expired).
 func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	err := s.pool.QueryRow(ctx, `
 WITH d AS (
-	DELETE FROM tether_sessions WHERE id = $1
-	RETURNING subject, `+live+` AS live
-), `+insertEvents("d", "d.live", 3)+`
-SELECT pg_notify('`+notifyChannel+`', $2) FROM d WHERE live`,
+	DELETE FROM tether_sessions WHERE id = $1 AND `+live+`
+	RETURNING subject
+), `+insertEvents("d", "true", 3)+`
+SELECT pg_notify('`+notifyChannel+`', $2) FROM d`,
 		id, sessionPayload(id), eventsParam(evs)).Scan(nil)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -394,18 +394,19 @@ SELECT pg_notify('`+notifyChannel+`', $2) FROM d WHERE live`,
 	return nil
 }
 
-// DeleteSubject removes every record of subject but keepID in one DELETE, so
-// readers see all of them or none, and counts the live ones.
+// DeleteSubject removes every live record of subject but keepID in one
+// DELETE, so readers see all of them or none, and counts them. Expired rows
+// are left to the sweeper, which reports their expiry, not their revocation.
 func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs ...tether.Event) (int, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	var n int
 	err := s.pool.QueryRow(ctx, `
 WITH d AS (
-	DELETE FROM tether_sessions WHERE subject = $1 AND id <> $2
-	RETURNING `+live+` AS live
+	DELETE FROM tether_sessions WHERE subject = $1 AND id <> $2 AND `+live+`
+	RETURNING id
 ), s AS (SELECT $1::text AS subject), `+insertEvents("s", "true", 4)+`
-SELECT count(*) FILTER (WHERE live), pg_notify('`+notifyChannel+`', $3) FROM d`,
+SELECT count(*), pg_notify('`+notifyChannel+`', $3) FROM d`,
 		subject, keepID, subjectPayload(subject), eventsParam(evs)).Scan(&n, nil)
 	if err != nil {
 		return 0, s.fail("delete subject", err)

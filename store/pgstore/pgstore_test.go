@@ -38,6 +38,13 @@ func TestConformance(t *testing.T) {
 	storetest.RunEvents(t, newStore)
 }
 
+func TestExpiryEvents(t *testing.T) {
+	dbURL, _ := freshDB(t)
+	storetest.RunExpiryEvents(t, func(t *testing.T) tether.Store {
+		return openStore(t, dbURL, Options{SweepInterval: 50 * time.Millisecond})
+	})
+}
+
 func TestRoundTrip(t *testing.T) {
 	dbURL, _ := freshDB(t)
 	s := openStore(t, dbURL, Options{})
@@ -213,6 +220,20 @@ func TestSweeper(t *testing.T) {
 	clock.Unlock()
 	if n, err := s.sweep(ctx); err != nil || n != 3 {
 		t.Fatalf("sweep = %d, %v; want 3 (two sessions, one key), nil", n, err)
+	}
+	p, err := s.Events(ctx, tether.EventQuery{Type: tether.EventSessionExpired, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]any{}
+	for _, e := range p.Events {
+		if _, dup := reasons[e.SessionID]; dup {
+			t.Errorf("a second session.expired for %s", e.SessionID)
+		}
+		reasons[e.SessionID] = e.Detail["reason"]
+	}
+	if d := cmp.Diff(map[string]any{dead.ID: tether.ExpiryLifetime, idle.ID: tether.ExpiryIdleTimeout}, reasons); d != "" {
+		t.Fatalf("session.expired events of the sweep (-want +got):\n%s", d)
 	}
 	if _, err := s.Get(ctx, live.ID); err != nil {
 		t.Fatalf("sweeper removed a live session: %v", err)
