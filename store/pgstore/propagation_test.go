@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/store/storetest"
 )
@@ -69,4 +71,29 @@ func BenchmarkCreate(b *testing.B) {
 // BenchmarkEventCost: what an event adds to a revocation and to creates.
 func BenchmarkEventCost(b *testing.B) {
 	storetest.BenchmarkEventCost(b, nodes(b)(b))
+}
+
+// BenchmarkSweep measures the sweeper removing expired sessions, each with its
+// session.expired event, sweepBatch per statement.
+func BenchmarkSweep(b *testing.B) {
+	dbURL, _ := freshDB(b)
+	s := openStore(b, dbURL, Options{SweepInterval: -1})
+	past := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	cols := []string{"id", "secret_hash", "subject", "created_at", "last_seen_at", "expires_at", "idle_expires_at", "idle_timeout"}
+	i := 0
+	src := pgx.CopyFromFunc(func() ([]any, error) {
+		if i == b.N {
+			return nil, nil
+		}
+		i++
+		return []any{tether.NewID(), make([]byte, 32), fmt.Sprint("bench-", i%1000), past, past, past, past, interval(time.Hour)}, nil
+	})
+	if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"tether_sessions"}, cols, src); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	if n, err := s.sweep(ctx); err != nil || n != int64(b.N) {
+		b.Fatalf("sweep = %d, %v; want %d", n, err, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 }
