@@ -32,7 +32,9 @@
 //
 // A session's expiry entry is at its effective expiry, the earlier of its
 // absolute and idle expiries; Touch moves it (Touch is throttled, so this costs
-// little) and the sweeper therefore finds idle-expired sessions as well.
+// little) and the sweeper therefore finds idle-expired sessions as well. It
+// writes each session's session.expired event in the transaction that
+// removes it.
 // Reads check liveness themselves and never wait for the sweep.
 package boltstore
 
@@ -69,8 +71,8 @@ type Options struct {
 	// Now is the clock deciding expiry; default time.Now.
 	Now func() time.Time
 	// SweepInterval is how often expired sessions and replay-guard keys are
-	// removed from the file; default 1 minute. Expired records are never
-	// returned in between, they only take space.
+	// removed from the file, and the sessions' expiry recorded as events;
+	// default 1 minute. Expired records are never returned in between.
 	SweepInterval time.Duration
 	// Timeout bounds the wait for the file lock; default 1 second, after which
 	// Open fails with "database is locked by another process".

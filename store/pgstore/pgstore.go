@@ -100,7 +100,8 @@ type Options struct {
 	// Now is the sweeper's clock; see the package doc. Default time.Now.
 	Now func() time.Time
 	// SweepInterval is how often expired sessions and replay-guard keys are
-	// deleted. Default 1m; negative disables the sweeper.
+	// deleted, each session with its session.expired event. Default 1m;
+	// negative disables the sweeper, and so those events.
 	SweepInterval time.Duration
 
 	// MaxConns caps the pool's connections (Watch uses its own on top).
