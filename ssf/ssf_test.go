@@ -63,16 +63,16 @@ func jsonOf(v any) string {
 	return string(b)
 }
 
-// fuzzReceiver is a receiver trusting one transmitter whose JWKS is served
-// from a key ring, and a signer with that ring.
-func fuzzReceiver(t testing.TB) (*Receiver, signer, string) {
+// testReceiver is a receiver on st trusting one transmitter whose JWKS is
+// served from a key ring, and a signer with that ring.
+func testReceiver(t testing.TB, st tether.Store) (*Receiver, signer, string) {
 	ring, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), handshake.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(jwksHandler(ring))
 	t.Cleanup(srv.Close)
-	m, err := tether.NewManager(tether.Config{Store: memstore.New()})
+	m, err := tether.NewManager(tether.Config{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func fuzzReceiver(t testing.TB) (*Receiver, signer, string) {
 // 8935 refusal or accepts a SET the transmitter signed, never panics and
 // never fails for another reason (the store here cannot fail).
 func FuzzReceive(f *testing.F) {
-	r, s, auth := fuzzReceiver(f)
+	r, s, auth := testReceiver(f, memstore.New())
 	valid, err := s.sign(&Claims{Issuer: "https://a.example", Audience: "https://b.example", IssuedAt: time.Now().Unix(), ID: "j1",
 		SubID: &SubjectID{Format: "iss_sub", Issuer: "https://a.example", Subject: "alice"}, Events: map[string]map[string]any{EventSessionRevoked: {}}})
 	if err != nil {

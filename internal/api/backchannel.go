@@ -98,13 +98,6 @@ func (s *Server) endProviderSession(ctx context.Context, l *oidcLogin, raw strin
 	case len(c.SID) > 1024:
 		return refuse("sid too long")
 	}
-	sum := sha256.Sum256([]byte(idt.Issuer + "\x00" + c.JTI))
-	until := idt.Expiry.Add(time.Minute)
-	if err := s.m.Consume(ctx, "bcl:"+hex.EncodeToString(sum[:]), until); errors.Is(err, tether.ErrReplayed) {
-		return refuse("jti seen before")
-	} else if err != nil {
-		return 0, err
-	}
 	ctx = tether.WithActor(ctx, tether.Actor{Kind: tether.ActorOIDC, ID: idt.Issuer})
 	subject := ""
 	var n int
@@ -120,6 +113,17 @@ func (s *Server) endProviderSession(ctx context.Context, l *oidcLogin, raw strin
 		n, err = s.m.RevokeOrigin(ctx, subject, tether.Origin{Issuer: idt.Issuer, Subject: idt.Subject, SessionID: c.SID})
 	}
 	if err != nil {
+		return n, err
+	}
+	// The jti is consumed only once the revocation has committed: after a
+	// store failure the provider's retry revokes again (idempotent) rather
+	// than being refused as a replay. A replay re-runs the revocation of
+	// what the token names, and is then refused.
+	sum := sha256.Sum256([]byte(idt.Issuer + "\x00" + c.JTI))
+	until := idt.Expiry.Add(time.Minute)
+	if err := s.m.Consume(ctx, "bcl:"+hex.EncodeToString(sum[:]), until); errors.Is(err, tether.ErrReplayed) {
+		return refuse("jti seen before")
+	} else if err != nil {
 		return n, err
 	}
 	if err := s.m.Record(ctx, tether.EventOIDCLogout, subject, map[string]any{"sid": c.SID, "revoked": n, "backchannel": true}); err != nil {

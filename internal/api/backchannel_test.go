@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -204,6 +205,37 @@ func TestBackchannelLogoutSID(t *testing.T) {
 				if live != want[name] {
 					t.Errorf("%s: live %v, want %v", name, live, want[name])
 				}
+			}
+		})
+	}
+}
+
+// TestBackchannelLogoutRetriedAfterStoreFailure: a logout token whose
+// revocation the store fails is answered 503, its jti left unconsumed, so
+// the provider's retry of the same token ends the session (200); only a
+// copy after that is refused as a replay.
+func TestBackchannelLogoutRetriedAfterStoreFailure(t *testing.T) {
+	for _, claims := range []map[string]any{{"sub": "alice", "sid": "sid-1"}, {"sid": "sid-1"}, {"sub": "alice"}} {
+		t.Run(fmt.Sprint(claims), func(t *testing.T) {
+			e := newLogoutEnv(t)
+			token := e.signedIn(t, "alice", "sid-1")
+			raw := e.idp.token(t, claims)
+			e.failing.failDeletes.Store(true)
+			if w := e.logout(raw); w.Code != http.StatusServiceUnavailable {
+				t.Fatalf("with the store failing: got %d %s, want 503", w.Code, w.Body)
+			}
+			e.failing.failDeletes.Store(false)
+			if !e.live(t, map[string]string{"alice": token})["alice"] {
+				t.Fatal("the session ended although the store failed")
+			}
+			if w := e.logout(raw); w.Code != http.StatusOK {
+				t.Fatalf("the provider's retry: got %d %s, want 200", w.Code, w.Body)
+			}
+			if e.live(t, map[string]string{"alice": token})["alice"] {
+				t.Fatal("the session outlived the retried logout")
+			}
+			if w := e.logout(raw); w.Code != http.StatusBadRequest {
+				t.Fatalf("a copy after success: got %d %s, want 400 (replay)", w.Code, w.Body)
 			}
 		})
 	}
