@@ -20,11 +20,21 @@ import (
 // store; no index of its own. The deletes are atomic one by one, not as a
 // set: a session created from o while RevokeOrigin runs may outlive it.
 func (m *Manager) RevokeOrigin(ctx context.Context, subject string, o Origin) (int, error) {
+	return m.RevokeOriginExcept(ctx, subject, o, "")
+}
+
+// RevokeOriginExcept is RevokeOrigin sparing the sessions derived from the
+// origin session keepSID (which may be empty): what a revocation of every
+// session but one at the origin asks for. It needs o without a SessionID.
+func (m *Manager) RevokeOriginExcept(ctx context.Context, subject string, o Origin, keepSID string) (int, error) {
 	if err := CheckSubject(subject); err != nil {
 		return 0, err
 	}
 	if o.Issuer == "" || o.Subject == "" {
 		return 0, BadInput("an origin names its issuer and subject")
+	}
+	if keepSID != "" && o.SessionID != "" {
+		return 0, BadInput("only a revocation of every origin session spares one")
 	}
 	recs, err := m.store.List(ctx, subject)
 	if err != nil {
@@ -35,8 +45,11 @@ func (m *Manager) RevokeOrigin(ctx context.Context, subject string, o Origin) (i
 		detail["origin_sid"] = o.SessionID
 	}
 	n := 0
+	if keepSID != "" {
+		detail["kept_origin_sid"] = keepSID
+	}
 	for _, r := range recs {
-		if !o.matches(r.Origin) {
+		if !o.matches(r.Origin) || (keepSID != "" && r.Origin.SessionID == keepSID) {
 			continue
 		}
 		switch err := m.revoke(ctx, r.ID, detail); {

@@ -279,6 +279,10 @@ func (r *Receiver) act(ctx context.Context, t *trusted, c *received) (*Outcome, 
 	if err != nil {
 		return nil, "", err
 	}
+	kept, err := keptSession(c.Body, origin)
+	if err != nil {
+		return nil, "", err
+	}
 	out.originSID = origin.SessionID
 	subject := ""
 	for _, local := range r.cfg.LocalSubjects(t.Issuer, origin.Subject) {
@@ -286,13 +290,34 @@ func (r *Receiver) act(ctx context.Context, t *trusted, c *received) (*Outcome, 
 			continue // a name this node cannot hold has no sessions
 		}
 		subject = local
-		n, err := r.cfg.Manager.RevokeOrigin(ctx, local, origin)
+		n, err := r.cfg.Manager.RevokeOriginExcept(ctx, local, origin, kept)
 		out.Revoked += n
 		if err != nil {
 			return nil, "", err
 		}
 	}
 	return out, subject, nil
+}
+
+// keptSession reads the origin session that a subject-wide revocation
+// spared (ClaimKeptSession), if the event names one.
+func keptSession(body json.RawMessage, origin tether.Origin) (string, error) {
+	var ev map[string]json.RawMessage
+	if json.Unmarshal(body, &ev) != nil {
+		return "", refuse(ErrCodeInvalidRequest, "the event is not a JSON object")
+	}
+	raw, present := ev[ClaimKeptSession]
+	if !present {
+		return "", nil
+	}
+	var id SubjectID
+	switch {
+	case origin.SessionID != "":
+		return "", refuse(ErrCodeInvalidRequest, "%s belongs to a revocation of every session of a subject", ClaimKeptSession)
+	case json.Unmarshal(raw, &id) != nil || id.Format != "opaque" || id.ID == "" || len(id.ID) > 256:
+		return "", refuse(ErrCodeInvalidRequest, "%s must be an opaque subject identifier", ClaimKeptSession)
+	}
+	return id.ID, nil
 }
 
 // originOf reads the origin a session-revoked event names: the complex

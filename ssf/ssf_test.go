@@ -26,14 +26,17 @@ func TestFromEvent(t *testing.T) {
 		event tether.Event
 		want  string // the event type; "" for none
 		sub   *SubjectID
+		kept  *SubjectID // the ClaimKeptSession member, if any
 	}{
 		{"one session revoked", tether.Event{Type: tether.EventSessionRevoked, Subject: "alice", SessionID: "s1", Actor: tether.Actor{Kind: tether.ActorAdmin}},
-			EventSessionRevoked, &SubjectID{Format: "complex", Session: &SubjectID{Format: "opaque", ID: "s1"}, User: user}},
-		{"every session revoked", tether.Event{Type: tether.EventSubjectRevoked, Subject: "alice"}, EventSessionRevoked, user},
-		{"roles changed", tether.Event{Type: tether.EventRolesChanged, Subject: "alice", Detail: map[string]any{"roles": []string{"x"}}}, EventTokenClaimsChange, user},
-		{"created", tether.Event{Type: tether.EventSessionCreated, Subject: "alice", SessionID: "s1"}, "", nil},
-		{"reserved subject", tether.Event{Type: tether.EventSubjectRevoked, Subject: tether.ReservedSubjectPrefix + "console"}, "", nil},
-		{"no subject", tether.Event{Type: tether.EventHandshakeRefused}, "", nil},
+			EventSessionRevoked, &SubjectID{Format: "complex", Session: &SubjectID{Format: "opaque", ID: "s1"}, User: user}, nil},
+		{"every session revoked", tether.Event{Type: tether.EventSubjectRevoked, Subject: "alice"}, EventSessionRevoked, user, nil},
+		{"every session but one revoked", tether.Event{Type: tether.EventSubjectRevoked, Subject: "alice", Detail: map[string]any{"kept_session_id": "s2"}},
+			EventSessionRevoked, user, &SubjectID{Format: "opaque", ID: "s2"}},
+		{"roles changed", tether.Event{Type: tether.EventRolesChanged, Subject: "alice", Detail: map[string]any{"roles": []string{"x"}}}, EventTokenClaimsChange, user, nil},
+		{"created", tether.Event{Type: tether.EventSessionCreated, Subject: "alice", SessionID: "s1"}, "", nil, nil},
+		{"reserved subject", tether.Event{Type: tether.EventSubjectRevoked, Subject: tether.ReservedSubjectPrefix + "console"}, "", nil, nil},
+		{"no subject", tether.Event{Type: tether.EventHandshakeRefused}, "", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +56,10 @@ func TestFromEvent(t *testing.T) {
 			}
 			if got, want := jsonOf(c.SubID), jsonOf(tt.sub); got != want {
 				t.Fatalf("sub_id: got %s, want %s", got, want)
+			}
+			kept, has := c.Events[tt.want][ClaimKeptSession]
+			if got, want := jsonOf(kept), jsonOf(tt.kept); has != (tt.kept != nil) || got != want {
+				t.Fatalf("%s: got %s, want %s", ClaimKeptSession, got, want)
 			}
 		})
 	}

@@ -189,6 +189,19 @@ func TestE2ESSF(t *testing.T) {
 			mustStatus(t, b, bLocal, http.StatusOK, "B's own session of alice")
 			mustStatus(t, b, b3, http.StatusOK, "B's session from bob")
 
+			// Alice signs out everywhere but here at A: B ends what it made
+			// from her other A sessions and keeps the one from here.
+			here, _ := a.create(`{"subject":"alice"}`)
+			elsewhere, _ := a.create(`{"subject":"alice"}`)
+			bHere, _ := p.derived(t, here)
+			bElsewhere, _ := p.derived(t, elsewhere)
+			if code, body := a.bearer(http.MethodDelete, "/v1/sessions?keep_current=true", here); code != http.StatusOK {
+				t.Fatalf("sign out elsewhere at A: got %d %s", code, body)
+			}
+			waitStatus(t, b, bElsewhere, http.StatusUnauthorized, time.Now().Add(10*time.Second), "B's session from A's other session of alice")
+			mustStatus(t, a, here, http.StatusOK, "the session alice kept at A")
+			mustStatus(t, b, bHere, http.StatusOK, "B's session from the one alice kept")
+
 			// B down while A revokes: A keeps the event and retries.
 			alice3, s3 := a.create(`{"subject":"alice"}`)
 			b5, _ := p.derived(t, alice3)
