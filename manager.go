@@ -105,6 +105,10 @@ type Manager struct {
 
 	stats counters
 
+	// tombstoned holds the issuers whose handshakes Exchange checks against
+	// origin tombstones (GuardOrigin): issuer -> struct{}.
+	tombstoned sync.Map
+
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }

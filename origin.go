@@ -1,11 +1,14 @@
 package tether
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 )
 
 // RevokeOrigin ends the sessions of subject (as this node names it) that
@@ -138,4 +141,108 @@ func (m *Manager) indexOrigin(ctx context.Context, rec *Record) error {
 		return fmt.Errorf("tether: index the session's origin: %w", err)
 	}
 	return nil
+}
+
+// HandshakeWindow bounds how long after it was minted a handshake token can
+// still be exchanged: its longest lifetime (handshake.MaxTTL, 5 min) plus
+// the largest clock leeway a verifier allows (handshake.MaxLeeway, 5 min).
+const HandshakeWindow = 10 * time.Minute
+
+// Keys of a tombstone's metadata.
+const (
+	tombstoneAtKey   = "revoked_at" // Unix seconds, by the origin's clock
+	tombstoneKeptKey = "kept_sid"
+)
+
+// GuardOrigin makes Exchange refuse handshakes from issuer whose origin a
+// tombstone says was revoked since they were minted (TombstoneOrigin), at
+// the cost of one store read per exchange of issuer's handshakes; other
+// issuers' exchanges pay nothing. A receiver of issuer's revocations
+// (ssf.NewReceiver) calls it: every node that exchanges issuer's
+// handshakes should, so configure the same transmitters on all of them.
+func (m *Manager) GuardOrigin(issuer string) { m.tombstoned.Store(issuer, struct{}{}) }
+
+// TombstoneOrigin remembers, for HandshakeWindow after at, that the origin
+// service revoked o: its session o.SessionID, or with no SessionID every
+// session of o.Subject but keepSID (which may be empty), at the time at by
+// its own clock. A handshake from that origin minted before then (a
+// handshake names its origin session and carries the origin's iat) may
+// still be on its way; Exchange refuses it, on every node sharing the
+// store that guards the issuer (GuardOrigin). Call it before RevokeOrigin or RevokeOriginExcept, which end the
+// sessions already made: together they leave no derived session behind,
+// whatever the order of a concurrent exchange.
+//
+// The tombstone is a record of the reserved namespace, found by (issuer,
+// subject), which expires on its own; it describes no change of a session,
+// so it carries no event. Nothing is written once at is more than
+// HandshakeWindow ago: every handshake it could refuse has expired.
+func (m *Manager) TombstoneOrigin(ctx context.Context, o Origin, keepSID string, at time.Time) error {
+	switch {
+	case o.Issuer == "" || o.Subject == "":
+		return BadInput("an origin names its issuer and subject")
+	case len(o.Issuer) > 1024 || len(o.Subject) > 1024 || len(o.SessionID) > 1024 || len(keepSID) > 1024:
+		return BadInput("origin longer than 1024 bytes")
+	case keepSID != "" && o.SessionID != "":
+		return BadInput("only a revocation of every origin session spares one")
+	}
+	now := m.now().UTC().Truncate(time.Microsecond)
+	until := at.Add(HandshakeWindow).UTC().Truncate(time.Microsecond)
+	if !until.After(now) {
+		return nil
+	}
+	_, pt := newToken("")
+	rec := &Record{
+		ID: pt.id, SecretHash: pt.hash, Subject: tombstoneSubject(o.Issuer, o.Subject),
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: until, IdleExpiresAt: until, IdleTimeout: until.Sub(now),
+		Metadata: map[string]string{tombstoneAtKey: strconv.FormatInt(at.Unix(), 10)}, Origin: o,
+	}
+	if keepSID != "" {
+		rec.Metadata[tombstoneKeptKey] = keepSID
+	}
+	if err := m.store.Create(ctx, rec); err != nil {
+		return fmt.Errorf("tether: tombstone of a revoked origin: %w", err)
+	}
+	return nil
+}
+
+// tombstoneSubject is the reserved subject of the tombstones of the origin
+// subject sub at issuer; hashed, as originIndexSubject.
+func tombstoneSubject(issuer, sub string) string {
+	sum := sha256.Sum256([]byte(issuer + "\x00" + sub))
+	return ReservedSubjectPrefix + "origin-revoked:" + hex.EncodeToString(sum[:])
+}
+
+// originRevoked reports whether a tombstone (TombstoneOrigin) refuses h:
+// its origin session was revoked, or every session of its origin subject
+// was after h was minted, unless its session was the one kept. Both times
+// are the origin's, in whole seconds (a handshake's iat): a handshake
+// minted in the very second of a subject-wide revocation passes, since it
+// may come from a login just after it (a sign-in that revoked the others,
+// say), which leaves a window under a second.
+func (m *Manager) originRevoked(ctx context.Context, h *Handshake) (bool, error) {
+	if _, guarded := m.tombstoned.Load(h.Issuer); !guarded {
+		return false, nil
+	}
+	sub := cmp.Or(h.IssuerSubject, h.Subject)
+	recs, err := m.store.List(ctx, tombstoneSubject(h.Issuer, sub))
+	if err != nil {
+		return false, err
+	}
+	for _, r := range recs {
+		o := r.Origin
+		switch {
+		case o.Issuer != h.Issuer || o.Subject != sub: // another origin under the same hash: none in practice
+		case o.SessionID != "":
+			if o.SessionID == h.SessionID {
+				return true, nil
+			}
+		case h.SessionID != "" && h.SessionID == r.Metadata[tombstoneKeptKey]:
+		default:
+			at, err := strconv.ParseInt(r.Metadata[tombstoneAtKey], 10, 64)
+			if err != nil || h.IssuedAt.Unix() < at {
+				return true, nil // an unreadable tombstone refuses: fail closed
+			}
+		}
+	}
+	return false, nil
 }

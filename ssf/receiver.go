@@ -1,6 +1,7 @@
 package ssf
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -94,6 +95,11 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 			Keys: jwtcore.JWKSKeys[crypto.PublicKey]{Set: jwtcore.NewJWKS(t.JWKSURL, cfg.HTTPClient, cfg.Now), Alg: t.Alg},
 		}})
 	}
+	for _, t := range r.from {
+		// A handshake the transmitter minted before a revocation may reach
+		// this node after the SET: Exchange checks its tombstones.
+		cfg.Manager.GuardOrigin(t.Issuer)
+	}
 	return r, nil
 }
 
@@ -161,7 +167,9 @@ type Outcome struct {
 // its JWKS, its iss the transmitter's, its aud this node, a recent iat, a
 // jti and one event. Then session-revoked ends the sessions this node made
 // from the transmitter's handshakes: of the origin session when sub_id
-// names one, else all of the origin subject. The jti is consumed once, in
+// names one, else all of the origin subject, after leaving a tombstone that
+// refuses the transmitter's handshakes minted before the revocation and
+// exchanged later (tether.Manager.TombstoneOrigin). The jti is consumed once, in
 // the store, after that: a SET whose revocation failed is retried whole.
 // Every accepted SET is recorded as an ssf.received event; what it ends, as
 // revocations by the cascade actor.
@@ -279,8 +287,15 @@ func (r *Receiver) act(ctx context.Context, t *trusted, c *received) (*Outcome, 
 	if err != nil {
 		return nil, "", err
 	}
-	kept, err := keptSession(c.Body, origin)
+	ev, err := readRevocation(c.Body, origin)
 	if err != nil {
+		return nil, "", err
+	}
+	// When the transmitter revoked, by its clock (else no later than it
+	// signed): a handshake it minted from the revoked sessions before then
+	// and exchanged after the sweep below is refused by this tombstone.
+	at := time.Unix(cmp.Or(ev.at, c.IssuedAt), 0)
+	if err := r.cfg.Manager.TombstoneOrigin(ctx, origin, ev.kept, at); err != nil {
 		return nil, "", err
 	}
 	out.originSID = origin.SessionID
@@ -290,7 +305,7 @@ func (r *Receiver) act(ctx context.Context, t *trusted, c *received) (*Outcome, 
 			continue // a name this node cannot hold has no sessions
 		}
 		subject = local
-		n, err := r.cfg.Manager.RevokeOriginExcept(ctx, local, origin, kept)
+		n, err := r.cfg.Manager.RevokeOriginExcept(ctx, local, origin, ev.kept)
 		out.Revoked += n
 		if err != nil {
 			return nil, "", err
@@ -299,25 +314,40 @@ func (r *Receiver) act(ctx context.Context, t *trusted, c *received) (*Outcome, 
 	return out, subject, nil
 }
 
-// keptSession reads the origin session that a subject-wide revocation
-// spared (ClaimKeptSession), if the event names one.
-func keptSession(body json.RawMessage, origin tether.Origin) (string, error) {
+// revocation is what a session-revoked event's body says beyond its
+// subject.
+type revocation struct {
+	kept string // the origin session a subject-wide revocation spared (ClaimKeptSession)
+	at   int64  // event_timestamp, Unix seconds; 0 when absent
+}
+
+// readRevocation reads a session-revoked event's body for origin.
+func readRevocation(body json.RawMessage, origin tether.Origin) (revocation, error) {
 	var ev map[string]json.RawMessage
 	if json.Unmarshal(body, &ev) != nil {
-		return "", refuse(ErrCodeInvalidRequest, "the event is not a JSON object")
+		return revocation{}, refuse(ErrCodeInvalidRequest, "the event is not a JSON object")
+	}
+	var out revocation
+	// Optional, and read only to date the tombstone: one that is not a
+	// positive number falls back to the SET's iat rather than losing the
+	// revocation. Whole seconds, as a handshake's iat.
+	var at float64
+	if json.Unmarshal(ev["event_timestamp"], &at) == nil && at > 0 && at < 1e11 {
+		out.at = int64(at)
 	}
 	raw, present := ev[ClaimKeptSession]
 	if !present {
-		return "", nil
+		return out, nil
 	}
 	var id SubjectID
 	switch {
 	case origin.SessionID != "":
-		return "", refuse(ErrCodeInvalidRequest, "%s belongs to a revocation of every session of a subject", ClaimKeptSession)
+		return revocation{}, refuse(ErrCodeInvalidRequest, "%s belongs to a revocation of every session of a subject", ClaimKeptSession)
 	case json.Unmarshal(raw, &id) != nil || id.Format != "opaque" || id.ID == "" || len(id.ID) > 256:
-		return "", refuse(ErrCodeInvalidRequest, "%s must be an opaque subject identifier", ClaimKeptSession)
+		return revocation{}, refuse(ErrCodeInvalidRequest, "%s must be an opaque subject identifier", ClaimKeptSession)
 	}
-	return id.ID, nil
+	out.kept = id.ID
+	return out, nil
 }
 
 // originOf reads the origin a session-revoked event names: the complex

@@ -125,3 +125,11 @@ func jwksHandler(ring *handshake.KeyRing) http.Handler {
 		w.Write(ring.JWKS())
 	})
 }
+
+// TestHandshakeWindow: a tombstone outlives every handshake it may refuse,
+// minted before the revocation and accepted until exp plus leeway.
+func TestHandshakeWindow(t *testing.T) {
+	if longest := handshake.MaxTTL + handshake.MaxLeeway; tether.HandshakeWindow < longest {
+		t.Fatalf("tether.HandshakeWindow is %v, shorter than the longest a handshake is accepted, %v", tether.HandshakeWindow, longest)
+	}
+}
