@@ -1,37 +1,22 @@
 package ssf
 
 import (
-	"context"
 	"errors"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/servicetest"
 	"github.com/tetherhq/tether/store/memstore"
 )
-
-// deleteFailingStore fails every session delete while failDeletes is set,
-// as a store that goes away in the middle of a revocation.
-type deleteFailingStore struct {
-	tether.Store
-	failDeletes atomic.Bool
-}
-
-func (s *deleteFailingStore) Delete(ctx context.Context, id string, evs ...tether.Event) error {
-	if s.failDeletes.Load() {
-		return tether.ErrUnavailable
-	}
-	return s.Store.Delete(ctx, id, evs...)
-}
 
 // TestReceiveRetriedAfterStoreFailure: a SET whose revocation the store
 // fails is answered with a store error (503, so the transmitter retries),
 // its jti left unconsumed; the retry revokes, and only a later copy is
 // refused as a replay.
 func TestReceiveRetriedAfterStoreFailure(t *testing.T) {
-	st := &deleteFailingStore{Store: memstore.New()}
+	st := &servicetest.FailingDeletes{Store: memstore.New()}
 	r, s, auth := testReceiver(t, st)
 	m := r.cfg.Manager
 	token, _, err := m.Create(t.Context(), tether.CreateParams{Subject: "alice",
@@ -47,12 +32,12 @@ func TestReceiveRetriedAfterStoreFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st.failDeletes.Store(true)
+	st.Down.Store(true)
 	var re *RefusedError
 	if _, err := r.Receive(t.Context(), auth, ContentType, []byte(set)); err == nil || errors.As(err, &re) || !errors.Is(err, tether.ErrUnavailable) {
 		t.Fatalf("with the store failing: got %v, want a store error (503)", err)
 	}
-	st.failDeletes.Store(false)
+	st.Down.Store(false)
 	if _, err := m.Validate(t.Context(), token); err != nil {
 		t.Fatalf("the session after the failed revocation: %v, want it still live (nothing committed)", err)
 	}

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/api"
+	"github.com/tetherhq/tether/internal/servicetest"
 	"github.com/tetherhq/tether/store/memstore"
 )
 
@@ -91,24 +90,10 @@ func (p *logoutIssuer) token(t *testing.T, extra map[string]any) string {
 	return raw
 }
 
-// deleteFailingStore fails every session delete while failDeletes is set, as a
-// store that goes away in the middle of a revocation.
-type deleteFailingStore struct {
-	tether.Store
-	failDeletes atomic.Bool
-}
-
-func (s *deleteFailingStore) Delete(ctx context.Context, id string, evs ...tether.Event) error {
-	if s.failDeletes.Load() {
-		return tether.ErrUnavailable
-	}
-	return s.Store.Delete(ctx, id, evs...)
-}
-
 type logoutEnv struct {
 	*env
 	idp     *logoutIssuer
-	failing *deleteFailingStore
+	failing *servicetest.FailingDeletes
 }
 
 // newLogoutEnv is a server whose oidc.issuer is a logoutIssuer, on a
@@ -117,7 +102,7 @@ func newLogoutEnv(t *testing.T) *logoutEnv {
 	t.Helper()
 	idp := newLogoutIssuer(t)
 	st := memstore.New()
-	failing := &deleteFailingStore{Store: st}
+	failing := &servicetest.FailingDeletes{Store: st}
 	m, err := tether.NewManager(tether.Config{Store: failing})
 	if err != nil {
 		t.Fatal(err)
@@ -220,11 +205,11 @@ func TestBackchannelLogoutRetriedAfterStoreFailure(t *testing.T) {
 			e := newLogoutEnv(t)
 			token := e.signedIn(t, "alice", "sid-1")
 			raw := e.idp.token(t, claims)
-			e.failing.failDeletes.Store(true)
+			e.failing.Down.Store(true)
 			if w := e.logout(raw); w.Code != http.StatusServiceUnavailable {
 				t.Fatalf("with the store failing: got %d %s, want 503", w.Code, w.Body)
 			}
-			e.failing.failDeletes.Store(false)
+			e.failing.Down.Store(false)
 			if !e.live(t, map[string]string{"alice": token})["alice"] {
 				t.Fatal("the session ended although the store failed")
 			}
