@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strings"
@@ -291,10 +292,10 @@ func (r *Receiver) act(ctx context.Context, t *trusted, c *received) (*Outcome, 
 	if err != nil {
 		return nil, "", err
 	}
-	// When the transmitter revoked, by its clock (else no later than it
-	// signed): a handshake it minted from the revoked sessions before then
-	// and exchanged after the sweep below is refused by this tombstone.
-	at := time.Unix(cmp.Or(ev.at, c.IssuedAt), 0)
+	// When the transmitter revoked, by its clock, and never later than it
+	// signed the SET: a handshake it minted from the revoked sessions before
+	// then and exchanged after the sweep below is refused by this tombstone.
+	at := time.Unix(min(cmp.Or(ev.at, c.IssuedAt), c.IssuedAt), 0)
 	if err := r.cfg.Manager.TombstoneOrigin(ctx, origin, ev.kept, at); err != nil {
 		return nil, "", err
 	}
@@ -332,7 +333,7 @@ func readRevocation(body json.RawMessage, origin tether.Origin) (revocation, err
 	// positive number falls back to the SET's iat rather than losing the
 	// revocation. Whole seconds, as a handshake's iat.
 	var at float64
-	if json.Unmarshal(ev["event_timestamp"], &at) == nil && at > 0 && at < 1e11 {
+	if json.Unmarshal(ev["event_timestamp"], &at) == nil && at > 0 && at < math.MaxInt64 {
 		out.at = int64(at)
 	}
 	raw, present := ev[ClaimKeptSession]
