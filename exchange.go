@@ -65,8 +65,9 @@ const AuthMethodHandshake = "handshake"
 // service needs to receive handshakes without a Tether server.
 //
 // Every refusal (invalid, expired, replayed, a subject this node cannot
-// hold, an origin revoked since it was minted: GuardOrigin) matches ErrInvalidToken and deserves one undifferentiated 401; any
-// other error means the store could not decide (503).
+// hold, an origin revoked since it was minted: GuardOrigin) matches
+// ErrInvalidToken and deserves one undifferentiated 401; any other error
+// means the store could not decide (503).
 func (m *Manager) Exchange(ctx context.Context, v HandshakeVerifier, raw string, p ExchangeParams) (string, *Session, error) {
 	if v == nil {
 		return "", nil, fmt.Errorf("%w: this node trusts no handshake issuer", ErrInvalidToken)

@@ -168,9 +168,10 @@ func (m *Manager) GuardOrigin(issuer string) { m.tombstoned.Store(issuer, struct
 // its own clock. A handshake from that origin minted before then (a
 // handshake names its origin session and carries the origin's iat) may
 // still be on its way; Exchange refuses it, on every node sharing the
-// store that guards the issuer (GuardOrigin). Call it before RevokeOrigin or RevokeOriginExcept, which end the
-// sessions already made: together they leave no derived session behind,
-// whatever the order of a concurrent exchange.
+// store that guards the issuer (GuardOrigin). Call it before RevokeOrigin
+// or RevokeOriginExcept, which end the sessions already made: together
+// they leave no derived session behind, whatever the order of a concurrent
+// exchange.
 //
 // The tombstone is a record of the reserved namespace, found by (issuer,
 // subject), which expires on its own; it describes no change of a session,

@@ -170,8 +170,9 @@ type Outcome struct {
 // from the transmitter's handshakes: of the origin session when sub_id
 // names one, else all of the origin subject, after leaving a tombstone that
 // refuses the transmitter's handshakes minted before the revocation and
-// exchanged later (tether.Manager.TombstoneOrigin). The jti is consumed once, in
-// the store, after that: a SET whose revocation failed is retried whole.
+// exchanged later (tether.Manager.TombstoneOrigin). The jti is consumed
+// once, in the store, after that: a SET whose revocation failed is retried
+// whole.
 // Every accepted SET is recorded as an ssf.received event; what it ends, as
 // revocations by the cascade actor.
 func (r *Receiver) Receive(ctx context.Context, authorization, contentType string, raw []byte) (*Outcome, error) {
