@@ -44,11 +44,15 @@ func (m *Manager) BindDevice(ctx context.Context, rawToken, jkt string) (string,
 	if remaining < MinLifetime {
 		return "", nil, fmt.Errorf("%w: the session is about to expire", ErrInvalidToken)
 	}
-	token, sess, err := m.create(ctx, CreateParams{
+	p := CreateParams{
 		Subject: old.Subject, Lifetime: remaining, IdleTimeout: old.IdleExpiresAt.Sub(old.LastSeenAt),
 		Metadata: old.Metadata, AuthTime: old.AuthenticatedAt(), AuthMethod: old.AuthMethod,
 		dbsc: jkt, replaces: old.ID,
-	}, nil)
+	}
+	if old.Origin != nil {
+		p.Origin = *old.Origin // so that the origin's revocation or logout still ends it
+	}
+	token, sess, err := m.create(ctx, p, nil)
 	if err != nil {
 		return "", nil, err
 	}

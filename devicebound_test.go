@@ -133,3 +133,42 @@ func TestBindDeviceUnderSessionCap(t *testing.T) {
 		t.Fatalf("%d sessions, want 2", len(list))
 	}
 }
+
+// TestBindDeviceKeepsOrigin: the bound session that replaces one signed in
+// through a provider keeps its origin, so the provider's logout (by sid, or
+// by sub) still ends it.
+func TestBindDeviceKeepsOrigin(t *testing.T) {
+	origin := tether.Origin{Issuer: "https://idp.example", Subject: "alice", SessionID: "sid-1"}
+	for _, tt := range []struct {
+		name   string
+		revoke func(m *tether.Manager) (int, error)
+	}{
+		{"by sid alone", func(m *tether.Manager) (int, error) {
+			return m.RevokeOriginSession(context.Background(), origin.Issuer, origin.SessionID)
+		}},
+		{"by sub", func(m *tether.Manager) (int, error) {
+			return m.RevokeOrigin(context.Background(), "idp:alice", tether.Origin{Issuer: origin.Issuer, Subject: origin.Subject})
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tether.Config{}, false)
+			token, _, err := e.m.Create(t.Context(), tether.CreateParams{Subject: "idp:alice", Origin: origin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bound, sess, err := e.m.BindDevice(t.Context(), token, testJKT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sess.Origin == nil || *sess.Origin != origin {
+				t.Fatalf("bound session's origin: got %+v, want %+v", sess.Origin, origin)
+			}
+			if n, err := tt.revoke(e.m); err != nil || n != 1 {
+				t.Fatalf("revoke: got %d, %v; want the bound session", n, err)
+			}
+			if _, err := e.m.Validate(t.Context(), bound); !errors.Is(err, tether.ErrInvalidToken) {
+				t.Fatalf("the bound token after the logout: %v, want ErrInvalidToken", err)
+			}
+		})
+	}
+}

@@ -65,8 +65,9 @@ const AuthMethodHandshake = "handshake"
 // service needs to receive handshakes without a Tether server.
 //
 // Every refusal (invalid, expired, replayed, a subject this node cannot
-// hold) matches ErrInvalidToken and deserves one undifferentiated 401; any
-// other error means the store could not decide (503).
+// hold, an origin revoked since it was minted: GuardOrigin) matches
+// ErrInvalidToken and deserves one undifferentiated 401; any other error
+// means the store could not decide (503).
 func (m *Manager) Exchange(ctx context.Context, v HandshakeVerifier, raw string, p ExchangeParams) (string, *Session, error) {
 	if v == nil {
 		return "", nil, fmt.Errorf("%w: this node trusts no handshake issuer", ErrInvalidToken)
@@ -98,10 +99,36 @@ func (m *Manager) Exchange(ctx context.Context, v HandshakeVerifier, raw string,
 	if err != nil {
 		return "", nil, err
 	}
+	if err := m.refuseRevokedOrigin(ctx, h, sess.ID); err != nil {
+		return "", nil, err
+	}
 	if p.Replaces != "" {
 		m.endReplaced(ctx, p.Replaces, sess.ID)
 	}
 	return token, sess, nil
+}
+
+// refuseRevokedOrigin ends the session id just made from h when a
+// tombstone says h's origin was revoked after h was minted (TombstoneOrigin).
+// It looks after the session exists, not before: a revocation whose sweep
+// of the derived sessions missed this one wrote its tombstone before that
+// sweep, so this read sees it. Cost: one store read per exchange of a
+// guarded issuer's handshake (GuardOrigin), none for others.
+func (m *Manager) refuseRevokedOrigin(ctx context.Context, h *Handshake, id string) error {
+	revoked, err := m.originRevoked(ctx, h)
+	if err == nil && !revoked {
+		return nil
+	}
+	// The token was never handed out; end the session all the same.
+	if rerr := m.revoke(ctx, id, map[string]any{"reason": "origin_revoked"}); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+		m.log.Error("tether: a session from a revoked origin could not be ended", "session_id", id, "err", rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("tether: exchange: check the origin: %w", err)
+	}
+	err = fmt.Errorf("%w: its origin session was revoked", ErrInvalidToken)
+	m.recordRefusal(ctx, err)
+	return err
 }
 
 // recordRefusal records a refused handshake: only whether it was a replay,

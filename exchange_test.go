@@ -22,7 +22,7 @@ func (v *fakeVerifier) ConsumeHandshake(ctx context.Context, raw string, guard t
 	if !ok {
 		return nil, fmt.Errorf("%w: bad signature", tether.ErrInvalidToken)
 	}
-	if err := guard.Consume(ctx, h.Issuer+"\x00"+h.ID, h.IssuedAt.Add(time.Hour)); err != nil {
+	if err := guard.Consume(ctx, h.Issuer+" "+h.ID, h.IssuedAt.Add(time.Hour)); err != nil { // no NUL: PostgreSQL refuses it in text
 		if errors.Is(err, tether.ErrReplayed) {
 			return nil, fmt.Errorf("%w: %w", tether.ErrInvalidToken, err)
 		}
@@ -211,5 +211,97 @@ func TestPublicMessage(t *testing.T) {
 	}
 	if msg, ok := tether.PublicMessage(tether.ErrUnavailable); ok {
 		t.Errorf("PublicMessage of a plain sentinel = %q, want none", msg)
+	}
+}
+
+// TestExchangeRevokedOrigin: a handshake minted before its origin was
+// revoked (TombstoneOrigin), and exchanged after the sessions derived from
+// that origin were swept, is refused and leaves no session; one minted
+// after the revocation, from the session kept, from another origin, or
+// once the tombstone has expired, is exchanged.
+func TestExchangeRevokedOrigin(t *testing.T) {
+	const iss = "https://a.example"
+	type tombstone struct {
+		o    tether.Origin
+		keep string
+		at   time.Duration // before now
+	}
+	oneSession := tombstone{tether.Origin{Issuer: iss, Subject: "alice", SessionID: "sid-1"}, "", 5 * time.Second}
+	everySession := tombstone{tether.Origin{Issuer: iss, Subject: "alice"}, "", 5 * time.Second}
+	allButSID2 := tombstone{tether.Origin{Issuer: iss, Subject: "alice"}, "sid-2", 5 * time.Second}
+	tests := []struct {
+		name      string
+		tomb      tombstone
+		sid       string
+		minted    time.Duration // before now
+		refused   bool
+		unguarded bool // the issuer is not guarded (GuardOrigin)
+	}{
+		{"from the revoked session", oneSession, "sid-1", 10 * time.Second, true, false},
+		{"from another session", oneSession, "sid-2", 10 * time.Second, false, false},
+		{"minted before every session was revoked", everySession, "sid-2", 10 * time.Second, true, false},
+		{"minted a second before every session was revoked", everySession, "sid-2", 6 * time.Second, true, false},
+		{"minted in the second of the revocation: maybe a new login", everySession, "sid-3", 5 * time.Second, false, false},
+		{"minted after every session was revoked", everySession, "sid-3", 3 * time.Second, false, false},
+		{"from the session kept", allButSID2, "sid-2", 10 * time.Second, false, false},
+		{"from a session not kept", allButSID2, "sid-1", 10 * time.Second, true, false},
+		{"another issuer's subject alice", tombstone{tether.Origin{Issuer: "https://c.example", Subject: "alice"}, "", 5 * time.Second}, "sid-1", 10 * time.Second, false, false},
+		{"after the tombstone expired", tombstone{oneSession.o, "", tether.HandshakeWindow + time.Second}, "sid-1", tether.HandshakeWindow + 2*time.Second, false, false},
+		{"of an issuer not guarded", oneSession, "sid-1", 10 * time.Second, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tether.Config{}, false)
+			if !tt.unguarded {
+				e.m.GuardOrigin(iss)
+			}
+			now := e.clock.Now()
+			if err := e.m.TombstoneOrigin(t.Context(), tt.tomb.o, tt.tomb.keep, now.Add(-tt.tomb.at)); err != nil {
+				t.Fatal(err)
+			}
+			v := &fakeVerifier{handshakes: map[string]tether.Handshake{"h": {Issuer: iss, Subject: "alice", IssuerSubject: "alice",
+				SessionID: tt.sid, ID: "j1", IssuedAt: now.Add(-tt.minted).Truncate(time.Second)}}}
+			token, sess, err := e.m.Exchange(t.Context(), v, "h", tether.ExchangeParams{})
+			if tt.refused {
+				if !errors.Is(err, tether.ErrInvalidToken) || token != "" || sess != nil {
+					t.Fatalf("Exchange: got %v, %v; want ErrInvalidToken and nothing else", sess, err)
+				}
+				if list, err := e.m.List(t.Context(), "alice"); err != nil || len(list) != 0 {
+					t.Fatalf("sessions of alice after the refusal: got %d, %v; want none", len(list), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Exchange: %v", err)
+			}
+			if _, err := e.m.Validate(t.Context(), token); err != nil {
+				t.Fatalf("the new token: %v", err)
+			}
+		})
+	}
+}
+
+// TestTombstoneOriginRefuses: bad input is refused and writes nothing.
+func TestTombstoneOriginRefuses(t *testing.T) {
+	e := newEnv(t, tether.Config{}, false)
+	for _, tt := range []struct {
+		name string
+		o    tether.Origin
+		keep string
+	}{
+		{"no issuer", tether.Origin{Subject: "alice"}, ""},
+		{"no subject", tether.Origin{Issuer: "https://a.example"}, ""},
+		{"kept beside one session", tether.Origin{Issuer: "https://a.example", Subject: "alice", SessionID: "s1"}, "s2"},
+		{"too long", tether.Origin{Issuer: "https://a.example", Subject: string(make([]byte, 1025))}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			writes := e.store.writes.Load()
+			if err := e.m.TombstoneOrigin(t.Context(), tt.o, tt.keep, e.clock.Now()); !errors.Is(err, tether.ErrBadInput) {
+				t.Fatalf("got %v, want ErrBadInput", err)
+			}
+			if n := e.store.writes.Load(); n != writes {
+				t.Errorf("%d store writes, want none", n-writes)
+			}
+		})
 	}
 }

@@ -105,6 +105,10 @@ type Manager struct {
 
 	stats counters
 
+	// tombstoned holds the issuers whose handshakes Exchange checks against
+	// origin tombstones (GuardOrigin): issuer -> struct{}.
+	tombstoned sync.Map
+
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
@@ -210,7 +214,10 @@ type CreateParams struct {
 	JKT         string            // binds the session to this DPoP key's RFC 7638 thumbprint; "": a bearer session
 	// Origin names the identity provider's session this one was made from
 	// (OIDC sign-in: iss, sub, sid), so that the provider's logout can end
-	// it (RevokeOrigin). A handshake exchange sets it from the token.
+	// it (RevokeOrigin). With a SessionID, Create also indexes the session
+	// by (Issuer, SessionID), one more store write, so that a logout naming
+	// only that sid finds it (RevokeOriginSession). A handshake exchange
+	// sets it from the token, unindexed.
 	Origin Origin
 
 	dbsc     string // the DBSC key's thumbprint, set only by BindDevice
@@ -285,6 +292,11 @@ func (m *Manager) create(ctx context.Context, p CreateParams, h *Handshake) (str
 	evs := []Event{m.newEvent(ctx, EventSessionCreated, p.Subject, rec.ID, detail)}
 	if h != nil {
 		evs = append(evs, m.newEvent(ctx, EventHandshakeExchanged, p.Subject, rec.ID, map[string]any{"issuer": h.Issuer, "jti": h.ID}))
+	}
+	if o := rec.Origin; h == nil && o.Issuer != "" && o.SessionID != "" {
+		if err := m.indexOrigin(ctx, rec); err != nil {
+			return "", nil, err
+		}
 	}
 	if err := m.store.Create(ctx, rec, evs...); err != nil {
 		return "", nil, fmt.Errorf("tether: create session: %w", err)

@@ -1,6 +1,7 @@
 package ssf
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strings"
@@ -94,6 +96,11 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 			Keys: jwtcore.JWKSKeys[crypto.PublicKey]{Set: jwtcore.NewJWKS(t.JWKSURL, cfg.HTTPClient, cfg.Now), Alg: t.Alg},
 		}})
 	}
+	for _, t := range r.from {
+		// A handshake the transmitter minted before a revocation may reach
+		// this node after the SET: Exchange checks its tombstones.
+		cfg.Manager.GuardOrigin(t.Issuer)
+	}
 	return r, nil
 }
 
@@ -146,6 +153,8 @@ type Outcome struct {
 	Issuer  string
 	Event   string // its event type
 	Revoked int    // sessions ended
+
+	originSID string // the origin session it named, if any, for the record
 }
 
 // Receive handles one pushed SET: authorization and contentType are the
@@ -157,11 +166,15 @@ type Outcome struct {
 // The SET must be a JWS with typ secevent+jwt and only alg, typ and kid in
 // its header, signed with the transmitter's pinned algorithm by a key of
 // its JWKS, its iss the transmitter's, its aud this node, a recent iat, a
-// jti (consumed once, in the store, before anything is done) and one
-// event. Then session-revoked ends the sessions this node made from the
-// transmitter's handshakes: of the origin session when sub_id names one,
-// else all of the origin subject. Every accepted SET is recorded as an
-// ssf.received event; what it ends, as revocations by the cascade actor.
+// jti and one event. Then session-revoked ends the sessions this node made
+// from the transmitter's handshakes: of the origin session when sub_id
+// names one, else all of the origin subject, after leaving a tombstone that
+// refuses the transmitter's handshakes minted before the revocation and
+// exchanged later (tether.Manager.TombstoneOrigin). The jti is consumed
+// once, in the store, after that: a SET whose revocation failed is retried
+// whole.
+// Every accepted SET is recorded as an ssf.received event; what it ends, as
+// revocations by the cascade actor.
 func (r *Receiver) Receive(ctx context.Context, authorization, contentType string, raw []byte) (*Outcome, error) {
 	t, err := r.authorize(authorization)
 	if err != nil {
@@ -187,6 +200,16 @@ func (r *Receiver) Receive(ctx context.Context, authorization, contentType strin
 	case err != nil:
 		return nil, err
 	}
+	ctx = tether.WithActor(ctx, tether.Actor{Kind: tether.ActorCascade, ID: t.Issuer})
+	out, subject, err := r.act(ctx, t, c)
+	if err != nil {
+		return nil, err
+	}
+	// The jti is consumed only once the SET's revocations have committed: a
+	// store failure before then leaves it unconsumed, so the transmitter's
+	// retry revokes again (revocation is idempotent) rather than being
+	// refused as a replay. A replay re-runs the revocation, which ends only
+	// what the SET named, and is then refused and not recorded.
 	iat := time.Unix(c.IssuedAt, 0)
 	sum := sha256.Sum256([]byte(t.Issuer + "\x00" + c.ID))
 	err = r.cfg.Manager.Consume(ctx, "ssf:"+hex.EncodeToString(sum[:]), iat.Add(maxSETAge+leeway))
@@ -196,7 +219,17 @@ func (r *Receiver) Receive(ctx context.Context, authorization, contentType strin
 	case err != nil:
 		return nil, err
 	}
-	return r.act(tether.WithActor(ctx, tether.Actor{Kind: tether.ActorCascade, ID: t.Issuer}), t, c)
+	detail := map[string]any{"issuer": t.Issuer, "event": c.Event, "jti": c.ID}
+	if c.Event == EventSessionRevoked {
+		detail["revoked"] = out.Revoked
+		if out.originSID != "" {
+			detail["origin_sid"] = out.originSID
+		}
+	}
+	if err := r.cfg.Manager.Record(ctx, tether.EventSSFReceived, subject, detail); err != nil {
+		r.cfg.Logger.Warn("ssf: could not record a received SET", "issuer", t.Issuer, "err", err)
+	}
+	return out, nil
 }
 
 // received is a SET's claims, read strictly, with its one event.
@@ -244,39 +277,78 @@ func (r *Receiver) parseSET(tainted []byte, issuer string, now time.Time) (*rece
 	return &c, nil
 }
 
-// act does what a verified, consumed SET says and records it.
-func (r *Receiver) act(ctx context.Context, t *trusted, c *received) (*Outcome, error) {
+// act does what a verified SET says, and returns it with the local subject
+// whose sessions it ended (the last, should the transmitter's subject be
+// several here), for the record.
+func (r *Receiver) act(ctx context.Context, t *trusted, c *received) (*Outcome, string, error) {
 	out := &Outcome{Issuer: t.Issuer, Event: c.Event}
-	var origin tether.Origin
-	if c.Event == EventSessionRevoked {
-		o, err := originOf(t.Issuer, c.SubID)
-		if err != nil {
-			return nil, err
-		}
-		origin = o
+	if c.Event != EventSessionRevoked {
+		return out, "", nil
 	}
-	detail := map[string]any{"issuer": t.Issuer, "event": c.Event, "jti": c.ID}
+	origin, err := originOf(t.Issuer, c.SubID)
+	if err != nil {
+		return nil, "", err
+	}
+	ev, err := readRevocation(c.Body, origin)
+	if err != nil {
+		return nil, "", err
+	}
+	// When the transmitter revoked, by its clock, and never later than it
+	// signed the SET: a handshake it minted from the revoked sessions before
+	// then and exchanged after the sweep below is refused by this tombstone.
+	at := time.Unix(min(cmp.Or(ev.at, c.IssuedAt), c.IssuedAt), 0)
+	if err := r.cfg.Manager.TombstoneOrigin(ctx, origin, ev.kept, at); err != nil {
+		return nil, "", err
+	}
+	out.originSID = origin.SessionID
 	subject := ""
-	if !origin.IsZero() {
-		for _, local := range r.cfg.LocalSubjects(t.Issuer, origin.Subject) {
-			if tether.CheckSubject(local) != nil {
-				continue // a name this node cannot hold has no sessions
-			}
-			subject = local
-			n, err := r.cfg.Manager.RevokeOrigin(ctx, local, origin)
-			out.Revoked += n
-			if err != nil {
-				return nil, err
-			}
+	for _, local := range r.cfg.LocalSubjects(t.Issuer, origin.Subject) {
+		if tether.CheckSubject(local) != nil {
+			continue // a name this node cannot hold has no sessions
 		}
-		detail["revoked"] = out.Revoked
-		if origin.SessionID != "" {
-			detail["origin_sid"] = origin.SessionID
+		subject = local
+		n, err := r.cfg.Manager.RevokeOriginExcept(ctx, local, origin, ev.kept)
+		out.Revoked += n
+		if err != nil {
+			return nil, "", err
 		}
 	}
-	if err := r.cfg.Manager.Record(ctx, tether.EventSSFReceived, subject, detail); err != nil {
-		r.cfg.Logger.Warn("ssf: could not record a received SET", "issuer", t.Issuer, "err", err)
+	return out, subject, nil
+}
+
+// revocation is what a session-revoked event's body says beyond its
+// subject.
+type revocation struct {
+	kept string // the origin session a subject-wide revocation spared (ClaimKeptSession)
+	at   int64  // event_timestamp, Unix seconds; 0 when absent
+}
+
+// readRevocation reads a session-revoked event's body for origin.
+func readRevocation(body json.RawMessage, origin tether.Origin) (revocation, error) {
+	var ev map[string]json.RawMessage
+	if json.Unmarshal(body, &ev) != nil {
+		return revocation{}, refuse(ErrCodeInvalidRequest, "the event is not a JSON object")
 	}
+	var out revocation
+	// Optional, and read only to date the tombstone: one that is not a
+	// positive number falls back to the SET's iat rather than losing the
+	// revocation. Whole seconds, as a handshake's iat.
+	var at float64
+	if json.Unmarshal(ev["event_timestamp"], &at) == nil && at > 0 && at < math.MaxInt64 {
+		out.at = int64(at)
+	}
+	raw, present := ev[ClaimKeptSession]
+	if !present {
+		return out, nil
+	}
+	var id SubjectID
+	switch {
+	case origin.SessionID != "":
+		return revocation{}, refuse(ErrCodeInvalidRequest, "%s belongs to a revocation of every session of a subject", ClaimKeptSession)
+	case json.Unmarshal(raw, &id) != nil || id.Format != "opaque" || id.ID == "" || len(id.ID) > 256:
+		return revocation{}, refuse(ErrCodeInvalidRequest, "%s must be an opaque subject identifier", ClaimKeptSession)
+	}
+	out.kept = id.ID
 	return out, nil
 }
 

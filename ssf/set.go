@@ -36,6 +36,14 @@ const (
 
 	DeliveryPush = "urn:ietf:rfc:8935"
 	DeliveryPoll = "urn:ietf:rfc:8936"
+
+	// ClaimKeptSession is Tether's member of a subject-wide session-revoked
+	// event that names the one session of the subject that was not revoked
+	// (revoke everywhere but here), as an opaque subject identifier. CAEP
+	// defines no such claim: a receiver that does not know this one revokes
+	// every session of the subject, which errs on the safe side; Tether's
+	// receiver spares the sessions derived from the kept one.
+	ClaimKeptSession = "urn:tether:caep:kept_session"
 )
 
 // SubjectID is a subject identifier of RFC 9493, in the formats Tether
@@ -82,6 +90,13 @@ func fromEvent(issuer, audience string, e *tether.Event, now time.Time) (*Claims
 		c.Events = map[string]map[string]any{EventSessionRevoked: body}
 	case tether.EventSubjectRevoked:
 		body["initiating_entity"] = initiatingEntity(e.Actor.Kind)
+		// One SET for the subject, not one per session: the store revokes
+		// them in one atomic step that names none of them, and a list read
+		// beforehand would miss a session created meanwhile, whose derived
+		// sessions would then outlive it.
+		if kept, _ := e.Detail["kept_session_id"].(string); kept != "" {
+			body[ClaimKeptSession] = &SubjectID{Format: "opaque", ID: kept}
+		}
 		c.Events = map[string]map[string]any{EventSessionRevoked: body}
 	case tether.EventRolesChanged:
 		roles, _ := e.Detail["roles"]

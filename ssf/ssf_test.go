@@ -26,14 +26,17 @@ func TestFromEvent(t *testing.T) {
 		event tether.Event
 		want  string // the event type; "" for none
 		sub   *SubjectID
+		kept  *SubjectID // the ClaimKeptSession member, if any
 	}{
 		{"one session revoked", tether.Event{Type: tether.EventSessionRevoked, Subject: "alice", SessionID: "s1", Actor: tether.Actor{Kind: tether.ActorAdmin}},
-			EventSessionRevoked, &SubjectID{Format: "complex", Session: &SubjectID{Format: "opaque", ID: "s1"}, User: user}},
-		{"every session revoked", tether.Event{Type: tether.EventSubjectRevoked, Subject: "alice"}, EventSessionRevoked, user},
-		{"roles changed", tether.Event{Type: tether.EventRolesChanged, Subject: "alice", Detail: map[string]any{"roles": []string{"x"}}}, EventTokenClaimsChange, user},
-		{"created", tether.Event{Type: tether.EventSessionCreated, Subject: "alice", SessionID: "s1"}, "", nil},
-		{"reserved subject", tether.Event{Type: tether.EventSubjectRevoked, Subject: tether.ReservedSubjectPrefix + "console"}, "", nil},
-		{"no subject", tether.Event{Type: tether.EventHandshakeRefused}, "", nil},
+			EventSessionRevoked, &SubjectID{Format: "complex", Session: &SubjectID{Format: "opaque", ID: "s1"}, User: user}, nil},
+		{"every session revoked", tether.Event{Type: tether.EventSubjectRevoked, Subject: "alice"}, EventSessionRevoked, user, nil},
+		{"every session but one revoked", tether.Event{Type: tether.EventSubjectRevoked, Subject: "alice", Detail: map[string]any{"kept_session_id": "s2"}},
+			EventSessionRevoked, user, &SubjectID{Format: "opaque", ID: "s2"}},
+		{"roles changed", tether.Event{Type: tether.EventRolesChanged, Subject: "alice", Detail: map[string]any{"roles": []string{"x"}}}, EventTokenClaimsChange, user, nil},
+		{"created", tether.Event{Type: tether.EventSessionCreated, Subject: "alice", SessionID: "s1"}, "", nil, nil},
+		{"reserved subject", tether.Event{Type: tether.EventSubjectRevoked, Subject: tether.ReservedSubjectPrefix + "console"}, "", nil, nil},
+		{"no subject", tether.Event{Type: tether.EventHandshakeRefused}, "", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +57,10 @@ func TestFromEvent(t *testing.T) {
 			if got, want := jsonOf(c.SubID), jsonOf(tt.sub); got != want {
 				t.Fatalf("sub_id: got %s, want %s", got, want)
 			}
+			kept, has := c.Events[tt.want][ClaimKeptSession]
+			if got, want := jsonOf(kept), jsonOf(tt.kept); has != (tt.kept != nil) || got != want {
+				t.Fatalf("%s: got %s, want %s", ClaimKeptSession, got, want)
+			}
 		})
 	}
 }
@@ -63,16 +70,16 @@ func jsonOf(v any) string {
 	return string(b)
 }
 
-// fuzzReceiver is a receiver trusting one transmitter whose JWKS is served
-// from a key ring, and a signer with that ring.
-func fuzzReceiver(t testing.TB) (*Receiver, signer, string) {
+// testReceiver is a receiver on st trusting one transmitter whose JWKS is
+// served from a key ring, and a signer with that ring.
+func testReceiver(t testing.TB, st tether.Store) (*Receiver, signer, string) {
 	ring, err := handshake.LoadKeyRing(filepath.Join(t.TempDir(), "keys"), handshake.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(jwksHandler(ring))
 	t.Cleanup(srv.Close)
-	m, err := tether.NewManager(tether.Config{Store: memstore.New()})
+	m, err := tether.NewManager(tether.Config{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +100,7 @@ func fuzzReceiver(t testing.TB) (*Receiver, signer, string) {
 // 8935 refusal or accepts a SET the transmitter signed, never panics and
 // never fails for another reason (the store here cannot fail).
 func FuzzReceive(f *testing.F) {
-	r, s, auth := fuzzReceiver(f)
+	r, s, auth := testReceiver(f, memstore.New())
 	valid, err := s.sign(&Claims{Issuer: "https://a.example", Audience: "https://b.example", IssuedAt: time.Now().Unix(), ID: "j1",
 		SubID: &SubjectID{Format: "iss_sub", Issuer: "https://a.example", Subject: "alice"}, Events: map[string]map[string]any{EventSessionRevoked: {}}})
 	if err != nil {
@@ -117,4 +124,12 @@ func jwksHandler(ring *handshake.KeyRing) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(ring.JWKS())
 	})
+}
+
+// TestHandshakeWindow: a tombstone outlives every handshake it may refuse,
+// minted before the revocation and accepted until exp plus leeway.
+func TestHandshakeWindow(t *testing.T) {
+	if longest := handshake.MaxTTL + handshake.MaxLeeway; tether.HandshakeWindow < longest {
+		t.Fatalf("tether.HandshakeWindow is %v, shorter than the longest a handshake is accepted, %v", tether.HandshakeWindow, longest)
+	}
 }

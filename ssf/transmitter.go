@@ -56,7 +56,6 @@ type TransmitterConfig struct {
 	HTTPClient *http.Client
 	Transport  http.RoundTripper
 	Logger     *slog.Logger
-	Registerer prometheus.Registerer
 	// AllowPrivateEndpoints lets push streams made through the management
 	// API name loopback, private and plain-http endpoints, for development
 	// and tests. Off, such an endpoint must be https to a public address,
@@ -194,7 +193,7 @@ func NewTransmitter(cfg TransmitterConfig) (*Transmitter, error) {
 		targets = append(targets, t.target(s.ID, s.Audience, func() *Stream { return s }))
 	}
 	loop, err := delivery.New(delivery.Config{
-		Manager: cfg.Manager, Name: "ssf", Registerer: cfg.Registerer, Logger: cfg.Logger, Now: cfg.Now,
+		Manager: cfg.Manager, Name: "ssf", TargetLabel: "audience", Logger: cfg.Logger, Now: cfg.Now,
 		Wake: cfg.Wake, Poll: cfg.Poll, LeaseWindow: cfg.LeaseWindow,
 	}, targets...)
 	if err != nil {
@@ -209,6 +208,15 @@ func NewTransmitter(cfg TransmitterConfig) (*Transmitter, error) {
 	}
 	return t, nil
 }
+
+// Describe implements prometheus.Collector: the push delivery metrics,
+// tether_ssf_delivered_total, _failed_total, _dropped_total, _pending and
+// _oldest_pending_seconds, by receiver audience. The server registers them
+// with its own (api.Config.Transmitter).
+func (t *Transmitter) Describe(ch chan<- *prometheus.Desc) { t.loop.Describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (t *Transmitter) Collect(ch chan<- prometheus.Metric) { t.loop.Collect(ch) }
 
 // Close stops delivering.
 func (t *Transmitter) Close() error {

@@ -170,6 +170,15 @@ func TestE2ESSF(t *testing.T) {
 			b3, _ := p.derived(t, bob)
 			bLocal, _ := b.create(`{"subject":"alice"}`)
 
+			// A handshake minted before A's revocation and exchanged at B
+			// after B handled it. (Those of a subject-wide revocation are
+			// dated to the second, so the unit tests, on a fake clock, cover
+			// them: TestExchangeRevokedOrigin.)
+			late, err := mintAt(a, alice1, e2eIssuerB)
+			if err != nil {
+				t.Fatal(err)
+			}
+
 			// One session revoked at A: B ends the one made from it.
 			start := time.Now()
 			if code, body := a.admin(http.MethodDelete, "/v1/sessions/"+s1, ""); code != http.StatusNoContent {
@@ -179,6 +188,9 @@ func TestE2ESSF(t *testing.T) {
 			t.Logf("%s: B refused the derived session %v after A's revoke returned", be.name, at.Sub(start).Round(time.Millisecond))
 			mustStatus(t, b, b2, http.StatusOK, "B's session from alice's other A session")
 			mustStatus(t, b, b3, http.StatusOK, "B's session from bob")
+			if code, _, err := exchangeAt(b, late); err != nil || code != http.StatusUnauthorized {
+				t.Fatalf("a handshake from A's revoked session, minted before: exchange at B got %d, %v; want 401", code, err)
+			}
 
 			// Every session of alice revoked at A: B ends all it made from
 			// A's alice, and keeps its own login of alice and bob's.
@@ -188,6 +200,19 @@ func TestE2ESSF(t *testing.T) {
 			waitStatus(t, b, b2, http.StatusUnauthorized, time.Now().Add(10*time.Second), "B's sessions from A's alice")
 			mustStatus(t, b, bLocal, http.StatusOK, "B's own session of alice")
 			mustStatus(t, b, b3, http.StatusOK, "B's session from bob")
+
+			// Carol signs out everywhere but here at A: B ends what it made
+			// from her other A sessions and keeps the one from here.
+			here, _ := a.create(`{"subject":"carol"}`)
+			elsewhere, _ := a.create(`{"subject":"carol"}`)
+			bHere, _ := p.derived(t, here)
+			bElsewhere, _ := p.derived(t, elsewhere)
+			if code, body := a.bearer(http.MethodDelete, "/v1/sessions?keep_current=true", here); code != http.StatusOK {
+				t.Fatalf("sign out elsewhere at A: got %d %s", code, body)
+			}
+			waitStatus(t, b, bElsewhere, http.StatusUnauthorized, time.Now().Add(10*time.Second), "B's session from A's other session of carol")
+			mustStatus(t, a, here, http.StatusOK, "the session carol kept at A")
+			mustStatus(t, b, bHere, http.StatusOK, "B's session from the one carol kept")
 
 			// B down while A revokes: A keeps the event and retries.
 			alice3, s3 := a.create(`{"subject":"alice"}`)

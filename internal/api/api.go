@@ -77,7 +77,8 @@ type Config struct {
 	Cookies     tether.Cookies          // the session cookie that sign-in sets
 
 	// Shared Signals (DESIGN §11): the transmitter's metadata and stream
-	// management routes, and the receiver of pushed SETs. Optional.
+	// management routes (and its push delivery metrics on /metrics), and
+	// the receiver of pushed SETs. Optional.
 	Transmitter *ssf.Transmitter
 	Receiver    *ssf.Receiver
 
@@ -115,6 +116,10 @@ func New(cfg Config) (*Server, error) {
 		tracing:          cfg.Tracing,
 		transmitter:      cfg.Transmitter,
 		receiver:         cfg.Receiver,
+	}
+	if cfg.Transmitter != nil {
+		// Its push deliveries are the server's to report, beside webhooks'.
+		s.metrics.registry.MustRegister(cfg.Transmitter)
 	}
 	if w, ok := cfg.Manager.Watcher(); ok {
 		s.feed = newChangeFeed(w, cfg.Manager.Invalidate, cfg.Logger)

@@ -29,8 +29,8 @@ func (e *errLogoutToken) Error() string { return "logout token refused: " + e.re
 // (its algorithms, iss, aud this client, exp), checks the logout rules (typ
 // logout+jwt when present, the back-channel logout event, sub or sid, no
 // nonce, a jti used once) and ends the sessions signed in through that
-// provider session (sid) or, without sid, every session of that provider
-// subject: 200. Anything else is 400 {"error":"invalid_request"}; a store
+// provider session (sid, with or without sub) or, without sid, every session
+// of that provider subject: 200. Anything else is 400 {"error":"invalid_request"}; a store
 // that cannot decide is 503, so that the provider tries again.
 func (s *Server) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
@@ -95,25 +95,35 @@ func (s *Server) endProviderSession(ctx context.Context, l *oidcLogin, raw strin
 		return refuse("jti missing")
 	case idt.Subject == "" && c.SID == "":
 		return refuse("neither sub nor sid")
-	case idt.Subject == "":
-		// Sessions are found through their subject (Manager.RevokeOrigin);
-		// a provider that sends sid alone is not supported yet.
-		return refuse("sid without sub")
+	case len(c.SID) > 1024:
+		return refuse("sid too long")
 	}
+	ctx = tether.WithActor(ctx, tether.Actor{Kind: tether.ActorOIDC, ID: idt.Issuer})
+	subject := ""
+	var n int
+	if idt.Subject == "" {
+		// sid alone (§2.4): the sessions are found through the provider
+		// session's index, whatever their subject.
+		n, err = s.m.RevokeOriginSession(ctx, idt.Issuer, c.SID)
+	} else {
+		subject = l.cfg.SubjectPrefix + idt.Subject
+		if tether.CheckSubject(subject) != nil {
+			return 0, nil // a subject no session here can have
+		}
+		n, err = s.m.RevokeOrigin(ctx, subject, tether.Origin{Issuer: idt.Issuer, Subject: idt.Subject, SessionID: c.SID})
+	}
+	if err != nil {
+		return n, err
+	}
+	// The jti is consumed only once the revocation has committed: after a
+	// store failure the provider's retry revokes again (idempotent) rather
+	// than being refused as a replay. A replay re-runs the revocation of
+	// what the token names, and is then refused.
 	sum := sha256.Sum256([]byte(idt.Issuer + "\x00" + c.JTI))
 	until := idt.Expiry.Add(time.Minute)
 	if err := s.m.Consume(ctx, "bcl:"+hex.EncodeToString(sum[:]), until); errors.Is(err, tether.ErrReplayed) {
 		return refuse("jti seen before")
 	} else if err != nil {
-		return 0, err
-	}
-	ctx = tether.WithActor(ctx, tether.Actor{Kind: tether.ActorOIDC, ID: idt.Issuer})
-	subject := l.cfg.SubjectPrefix + idt.Subject
-	if tether.CheckSubject(subject) != nil {
-		return 0, nil // a subject no session here can have
-	}
-	n, err := s.m.RevokeOrigin(ctx, subject, tether.Origin{Issuer: idt.Issuer, Subject: idt.Subject, SessionID: c.SID})
-	if err != nil {
 		return n, err
 	}
 	if err := s.m.Record(ctx, tether.EventOIDCLogout, subject, map[string]any{"sid": c.SID, "revoked": n, "backchannel": true}); err != nil {

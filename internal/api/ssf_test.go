@@ -8,8 +8,10 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,12 +34,17 @@ const (
 // verified with the transmitter's JWKS.
 type pushed struct {
 	keys *handshake.KeyRing
+	down atomic.Bool // answer 503 to everything, as a receiver that is down
 	mu   sync.Mutex
 	sets []map[string]any
 	bad  int
 }
 
 func (p *pushed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.down.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	var set jose.JSONWebKeySet
 	json.Unmarshal(p.keys.JWKS(), &set)
@@ -304,4 +311,59 @@ func TestSSFStreamPoll(t *testing.T) {
 		t.Fatalf("after every ack: %d SETs, want none", len(got.Sets))
 	}
 	wantError(t, e.client(http.MethodPost, ssf.PathPoll, `{"maxEvents":1000}`), http.StatusBadRequest, "bad_request", "maxEvents")
+}
+
+// TestSSFDeliveryMetrics: the push deliveries to SSF receivers are on the
+// admin /metrics, as webhooks' are, by receiver audience: while the
+// receiver is down, failed attempts, one event pending and its age; once
+// it is back, the event delivered and nothing pending.
+func TestSSFDeliveryMetrics(t *testing.T) {
+	e := newSSFEnv(t)
+	body, _ := json.Marshal(map[string]any{
+		"delivery":         map[string]string{"method": ssf.DeliveryPush, "endpoint_url": e.url, "authorization_header": "Bearer pushed"},
+		"default_subjects": "ALL",
+	})
+	if w := e.client(http.MethodPost, ssf.PathStreams, string(body)); w.Code != http.StatusCreated {
+		t.Fatalf("create stream: got %d %s", w.Code, w.Body)
+	}
+	// metric returns the value of name for this receiver, or "" if absent.
+	metric := func(name string) string {
+		for line := range strings.Lines(e.admin(http.MethodGet, "/metrics", "").Body.String()) {
+			if rest, ok := strings.CutPrefix(line, name+`{audience="`+ssfAudience+`"} `); ok {
+				return strings.TrimSpace(rest)
+			}
+		}
+		return ""
+	}
+	number := func(name string) float64 {
+		f, _ := strconv.ParseFloat(metric(name), 64)
+		return f
+	}
+
+	e.rc.down.Store(true)
+	alice := e.create(t, `{"subject":"alice"}`)
+	if w := e.admin(http.MethodDelete, "/v1/sessions/"+alice.Session.ID, ""); w.Code != http.StatusNoContent {
+		t.Fatalf("revoke: %d", w.Code)
+	}
+	waitUntil(t, "a failed push on /metrics", func() bool { return number("tether_ssf_failed_total") >= 1 })
+	if got := metric("tether_ssf_pending"); got != "1" {
+		t.Errorf("tether_ssf_pending while the receiver is down: got %q, want 1", got)
+	}
+	if got := number("tether_ssf_oldest_pending_seconds"); got <= 0 || got > waitFor.Seconds() {
+		t.Errorf("tether_ssf_oldest_pending_seconds while the receiver is down: got %v, want the revocation's age", got)
+	}
+	if got := metric("tether_ssf_delivered_total"); got != "" {
+		t.Errorf("tether_ssf_delivered_total before any delivery: got %q, want none", got)
+	}
+
+	e.rc.down.Store(false)
+	waitUntil(t, "the delivery on /metrics", func() bool {
+		return metric("tether_ssf_delivered_total") == "1" && metric("tether_ssf_pending") == "0" && metric("tether_ssf_oldest_pending_seconds") == "0"
+	})
+	if got := e.rc.events(); !slices.Equal(got, []string{ssf.EventSessionRevoked}) {
+		t.Fatalf("received %v, want the one revocation", got)
+	}
+	if got := metric("tether_ssf_dropped_total"); got != "" {
+		t.Errorf("tether_ssf_dropped_total: got %q, want none", got)
+	}
 }

@@ -48,7 +48,11 @@ type Config struct {
 	// Name is the kind of receiver, in log lines and metric names
 	// (tether_<name>_delivered_total…): "webhook", "ssf".
 	Name string
-	// Registerer receives the delivery metrics; nil: none.
+	// TargetLabel is the name of the metrics' label that holds a target's
+	// Label; default "endpoint".
+	TargetLabel string
+	// Registerer receives the delivery metrics; nil: none, but the Loop is
+	// a prometheus.Collector of them, for an owner that registers later.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 	Now        func() time.Time
@@ -119,7 +123,10 @@ func New(cfg Config, targets ...Target) (*Loop, error) {
 	if cfg.LeaseWindow <= 0 {
 		cfg.LeaseWindow = 15 * time.Second
 	}
-	l := &Loop{cfg: cfg, m: cfg.Manager, log: cfg.Logger, metrics: newMetrics(cfg.Name, cfg.Registerer),
+	if cfg.TargetLabel == "" {
+		cfg.TargetLabel = "endpoint"
+	}
+	l := &Loop{cfg: cfg, m: cfg.Manager, log: cfg.Logger, metrics: newMetrics(cfg.Name, cfg.TargetLabel, cfg.Registerer),
 		targets: map[string]*running{}}
 	l.ctx, l.stop = context.WithCancel(context.Background())
 	for _, t := range targets {
@@ -144,6 +151,12 @@ func New(cfg Config, targets ...Target) (*Loop, error) {
 	}
 	return l, nil
 }
+
+// Describe implements prometheus.Collector: the Loop's delivery metrics.
+func (l *Loop) Describe(ch chan<- *prometheus.Desc) { l.metrics.Describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (l *Loop) Collect(ch chan<- prometheus.Metric) { l.metrics.Collect(ch) }
 
 // Add starts delivering to t. A target whose Key is already running is an
 // error.
@@ -395,19 +408,38 @@ type metrics struct {
 	pending, oldest            *prometheus.GaugeVec
 }
 
-func newMetrics(name string, reg prometheus.Registerer) *metrics {
+func newMetrics(name, label string, reg prometheus.Registerer) *metrics {
 	p := "tether_" + name + "_"
+	by := []string{label}
 	m := &metrics{
-		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: p + "delivered_total", Help: "Events delivered."}, []string{"endpoint"}),
-		failed:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: p + "failed_total", Help: "Failed delivery attempts (each is retried)."}, []string{"endpoint"}),
-		dropped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: p + "dropped_total", Help: "Events given up on after retrying for the maximum retry age."}, []string{"endpoint"}),
-		pending:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: p + "pending", Help: "Events waiting for delivery, as last seen by the delivering node (at most one page)."}, []string{"endpoint"}),
-		oldest:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: p + "oldest_pending_seconds", Help: "Age of the oldest event waiting for delivery."}, []string{"endpoint"}),
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: p + "delivered_total", Help: "Events delivered."}, by),
+		failed:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: p + "failed_total", Help: "Failed delivery attempts (each is retried)."}, by),
+		dropped:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: p + "dropped_total", Help: "Events given up on after retrying for the maximum retry age."}, by),
+		pending:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: p + "pending", Help: "Events waiting for delivery, as last seen by the delivering node (at most one page)."}, by),
+		oldest:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: p + "oldest_pending_seconds", Help: "Age of the oldest event waiting for delivery."}, by),
 	}
 	if reg != nil {
-		reg.MustRegister(m.delivered, m.failed, m.dropped, m.pending, m.oldest)
+		reg.MustRegister(m)
 	}
 	return m
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.delivered, m.failed, m.dropped, m.pending, m.oldest}
+}
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.collectors() {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.collectors() {
+		c.Collect(ch)
+	}
 }
 
 func (m *metrics) observe(target string, pending int, oldest time.Duration) {
