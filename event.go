@@ -177,19 +177,24 @@ const (
 	ExpiryLifetime    = "lifetime"     // past its absolute expiry
 )
 
-// ExpiredEvent is the session.expired event a store writes, in the same
-// transaction, when it removes r because r expired (not because it was
-// revoked); now is when it does so. Stores record expiry lazily, as their
-// sweep or an access finds the record, so the event's time is when it was
-// recorded and detail.expired_at when the session stopped being live.
-func ExpiredEvent(r *Record, now time.Time) Event {
+// ExpiryEvents are the events a store writes, in the same transaction, when
+// it removes r because r expired (not because it was revoked); now is when
+// it does so: one session.expired, or none when r is the service's own
+// bookkeeping (an origin index entry or tombstone, origin.go), which is no
+// one's session. Stores record expiry lazily, as their sweep or an access
+// finds the record, so the event's time is when it was recorded and
+// detail.expired_at when the session stopped being live.
+func ExpiryEvents(r *Record, now time.Time) []Event {
+	if isBookkeeping(r.Subject) {
+		return nil
+	}
 	reason, at := ExpiryLifetime, r.ExpiresAt
 	if r.IdleExpiresAt.Before(r.ExpiresAt) {
 		reason, at = ExpiryIdleTimeout, r.IdleExpiresAt
 	}
-	return makeEvent(now, EventSessionExpired, r.Subject, r.ID, Actor{Kind: ActorSystem}, map[string]any{
+	return []Event{makeEvent(now, EventSessionExpired, r.Subject, r.ID, Actor{Kind: ActorSystem}, map[string]any{
 		"reason": reason, "expired_at": at.UTC().Format(time.RFC3339Nano),
-	})
+	})}
 }
 
 // Record appends an event that accompanies no change of state, such as a

@@ -228,10 +228,10 @@ func TestOnPrivilegeGain(t *testing.T) {
 	}
 }
 
-// TestExpiredEvent checks the event stores write when they remove an expired
+// TestExpiryEvents checks the event stores write when they remove an expired
 // session: the system's, about that session, with the reason and the instant
 // it stopped being live, and the time it was recorded.
-func TestExpiredEvent(t *testing.T) {
+func TestExpiryEvents(t *testing.T) {
 	created := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	recorded := time.Date(2026, 3, 2, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))
 	for _, c := range []struct {
@@ -246,14 +246,18 @@ func TestExpiredEvent(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := &tether.Record{ID: tether.NewID(), Subject: "alice", CreatedAt: created, ExpiresAt: c.expires, IdleExpiresAt: c.idleExpires}
-			e := tether.ExpiredEvent(r, recorded)
+			evs := tether.ExpiryEvents(r, recorded)
+			if len(evs) != 1 {
+				t.Fatalf("ExpiryEvents gave %d events; want 1", len(evs))
+			}
+			e := evs[0]
 			want := tether.Event{
 				ID: e.ID, Time: time.Date(2026, 3, 2, 9, 0, 0, 123456000, time.UTC), Type: tether.EventSessionExpired,
 				Subject: "alice", SessionID: r.ID, Actor: tether.Actor{Kind: tether.ActorSystem},
 				Detail: map[string]any{"reason": c.wantReason, "expired_at": c.wantExpiredAt},
 			}
 			if diff := cmp.Diff(want, e); diff != "" {
-				t.Errorf("ExpiredEvent (-want +got):\n%s", diff)
+				t.Errorf("ExpiryEvents (-want +got):\n%s", diff)
 			}
 			if len(e.ID) != len("evt_")+26 || e.ID[:4] != "evt_" {
 				t.Errorf("ID %q; want evt_ and 26 characters, as the Manager's events", e.ID)
@@ -266,5 +270,34 @@ func TestExpiredEvent(t *testing.T) {
 				t.Errorf("stored and read back (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestExpiryOfOriginBookkeeping: a sign-in with a provider sid keeps an index
+// record beside the session (origin.go); when both expire, the log reports
+// the session, not the index record, which is no one's session.
+func TestExpiryOfOriginBookkeeping(t *testing.T) {
+	clk := newClock()
+	st := memstore.NewWithOptions(memstore.Options{Now: clk.Now})
+	m, err := tether.NewManager(tether.Config{Store: st, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_, sess, err := m.Create(context.Background(), tether.CreateParams{
+		Subject: "alice", Lifetime: time.Hour,
+		Origin: tether.Origin{Issuer: "https://idp.example", Subject: "a-1", SessionID: "idp-sid-1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Hour)
+	st.Sweep()
+	page, err := m.Events(context.Background(), tether.EventQuery{Type: tether.EventSessionExpired})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].SessionID != sess.ID || page.Events[0].Subject != "alice" {
+		t.Fatalf("session.expired events %+v; want one, for alice's session %s", page.Events, sess.ID)
 	}
 }

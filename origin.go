@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -109,6 +110,18 @@ func (m *Manager) RevokeOriginSession(ctx context.Context, issuer, sid string) (
 	return n, nil
 }
 
+// The reserved subjects of the records origin.go keeps for itself.
+const (
+	originIndexPrefix = ReservedSubjectPrefix + "origin-sid:"
+	tombstonePrefix   = ReservedSubjectPrefix + "origin-revoked:"
+)
+
+// isBookkeeping reports whether subject holds records origin.go keeps for
+// itself rather than anyone's sessions.
+func isBookkeeping(subject string) bool {
+	return strings.HasPrefix(subject, originIndexPrefix) || strings.HasPrefix(subject, tombstonePrefix)
+}
+
 // originIndexSubjectKey is the index entry's metadata key that holds the
 // indexed session's subject.
 const originIndexSubjectKey = "subject"
@@ -119,7 +132,7 @@ const originIndexSubjectKey = "subject"
 // MaxSubjectLen of printable UTF-8.
 func originIndexSubject(issuer, sid string) string {
 	sum := sha256.Sum256([]byte(issuer + "\x00" + sid))
-	return ReservedSubjectPrefix + "origin-sid:" + hex.EncodeToString(sum[:])
+	return originIndexPrefix + hex.EncodeToString(sum[:])
 }
 
 // indexOrigin writes the index entry for rec, a session about to be
@@ -210,7 +223,7 @@ func (m *Manager) TombstoneOrigin(ctx context.Context, o Origin, keepSID string,
 // subject sub at issuer; hashed, as originIndexSubject.
 func tombstoneSubject(issuer, sub string) string {
 	sum := sha256.Sum256([]byte(issuer + "\x00" + sub))
-	return ReservedSubjectPrefix + "origin-revoked:" + hex.EncodeToString(sum[:])
+	return tombstonePrefix + hex.EncodeToString(sum[:])
 }
 
 // originRevoked reports whether a tombstone (TombstoneOrigin) refuses h:

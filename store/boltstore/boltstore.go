@@ -303,7 +303,7 @@ func (b buckets) expireSession(r *tether.Record, now time.Time) error {
 	if err := b.deleteSession(r); err != nil {
 		return err
 	}
-	return b.putEvents([]tether.Event{tether.ExpiredEvent(r, now)}, "")
+	return b.putEvents(tether.ExpiryEvents(r, now), "")
 }
 
 // update runs fn in a write transaction shared with concurrent callers

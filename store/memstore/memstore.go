@@ -95,7 +95,7 @@ func (s *Store) liveLocked(id string) *tether.Record {
 // the same lock; whichever path finds r first does both, so once.
 func (s *Store) expireLocked(r *tether.Record, now time.Time) {
 	s.deleteLocked(r)
-	s.events = append(s.events, tether.ExpiredEvent(r, now))
+	s.events = append(s.events, tether.ExpiryEvents(r, now)...)
 }
 
 func (s *Store) deleteLocked(r *tether.Record) {

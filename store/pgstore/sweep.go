@@ -70,7 +70,7 @@ DELETE FROM tether_consumed WHERE key IN (
 
 // sweepSessions deletes up to sweepBatch expired sessions and writes a
 // session.expired event for each in the same statement. The events are made
-// here (tether.ExpiredEvent) from the candidates read first; the DELETE checks
+// here (tether.ExpiryEvents) from the candidates read first; the DELETE checks
 // each again and writes the events of the rows it removed only, so a session
 // revoked, or swept by another node, in between is not reported, nor twice.
 func (s *Store) sweepSessions(ctx context.Context, cutoff time.Time) (int64, error) {
@@ -88,7 +88,7 @@ WHERE `+sessionExpired+` LIMIT $2`, cutoff, sweepBatch)
 	)
 	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Subject, &r.ExpiresAt, &r.IdleExpiresAt}, func() error {
 		ids = append(ids, r.ID)
-		evs = append(evs, tether.ExpiredEvent(&r, s.now()))
+		evs = append(evs, tether.ExpiryEvents(&r, s.now())...)
 		return nil
 	})
 	if err != nil || len(ids) == 0 {
