@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,6 +152,12 @@ var backends = []struct {
 	}},
 	{"postgres", func(t *testing.T) (tether.Store, tether.Store) {
 		u := servicetest.FreshPostgres(t)
+		return openStore(t, u), openStore(t, u)
+	}},
+	// Events reach a Cluster's log through per-slot outboxes.
+	{"redis-cluster", func(t *testing.T) (tether.Store, tether.Store) {
+		servicetest.SkipShort(t, "starts a Redis Cluster")
+		u := "redis+cluster://" + strings.Join(servicetest.StartRedisCluster(t), ",")
 		return openStore(t, u), openStore(t, u)
 	}},
 }

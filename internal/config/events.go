@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tetherhq/tether"
@@ -34,11 +33,6 @@ var eventSettings = []Setting{
 // checkWebhooks checks what can be checked without reading the secrets, so
 // that a typo stops Load.
 func (c *Config) checkWebhooks() error {
-	if scheme, _, _ := strings.Cut(c.Store, "://"); len(c.Webhooks) > 0 && strings.HasSuffix(scheme, "+cluster") {
-		// Deliveries are read from the event log, which a Cluster cannot
-		// keep atomically with the changes (store/redisstore/events.go).
-		return errors.New("config: webhooks need the event log, which a Redis Cluster store does not keep; use standalone or Sentinel Redis, PostgreSQL or the embedded store")
-	}
 	for i, w := range c.Webhooks {
 		if err := webhook.CheckURL(w.URL); err != nil {
 			return fmt.Errorf("config: webhooks[%d].url: %w", i, err)

@@ -25,8 +25,8 @@ type activity struct {
 	// Partial: the log held more of the subject's events than one view
 	// reads, so newer ones may be missing.
 	Partial bool
-	// Error says the log could not be read (a store without one, such as
-	// Redis Cluster, or one that is down); the rest of the page still works.
+	// Error says the log could not be read (the store is down or answers
+	// with an error); the rest of the page still works.
 	Error string
 }
 

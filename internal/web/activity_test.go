@@ -126,7 +126,7 @@ func TestConsoleActivityLong(t *testing.T) {
 	}
 }
 
-// noLog is a store whose event log cannot be read, as on Redis Cluster.
+// noLog is a store whose event log cannot be read, as when it is down.
 type noLog struct{ *memstore.Store }
 
 func (noLog) Events(context.Context, tether.EventQuery) (tether.EventPage, error) {

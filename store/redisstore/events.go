@@ -13,32 +13,71 @@ import (
 	"github.com/tetherhq/tether"
 )
 
-// Events are kept in one stream per deployment, p + "{e}:events", written by
-// the same script as the change they describe (scripts.go), so that no change
-// lacks its event and no event outlives a failed change. Stream IDs grow with
-// commit order: they are the cursor.
+// Events are kept in one stream per deployment, p + "{e}:events", written in
+// the same atomic step as the change they describe (scripts.go), so that no
+// change lacks its event and no event outlives a failed change. Stream IDs
+// grow with the order in which events enter the stream: they are the cursor,
+// and a reader that follows it misses nothing.
 //
-// A Redis Cluster runs a script on one slot only, and a session's keys and the
-// stream are on different slots, so there events cannot be written atomically
-// with their change; the store keeps none and Events fails, rather than keep
-// a log that could miss changes.
+// On standalone Redis and Sentinel the change's script appends to the stream
+// itself. A Redis Cluster runs a script on one slot only, and a session's
+// keys and the stream are on different slots: there the script writes its
+// events to an outbox on its own slot, and they are moved into the stream,
+// exactly once, before the write returns (outbox.go). Either way a change
+// that returned nil has its events in the log, and one that returned before
+// another began has its events first. On a Cluster only, events can also
+// arrive late and out of that order: those of a write whose outcome was
+// unknown (moved by the node's collector within about a second once Redis
+// answers) and those of a node that stopped between its write and the move
+// (moved by another node's sweep, Options.EventSweep). Per slot the order is
+// always commit order: a session's own events (created, rotated, revoked),
+// and a subject's subject.revoked and roles.changed, in the order they
+// happened. An event's Time is when it happened.
 
-// errNoEvents is returned by the event reads on a Cluster.
-var errNoEvents = fmt.Errorf("%w: redisstore: the event log is not kept on Redis Cluster", tether.ErrUnavailable)
-
-func streamKey(cfg urlConfig) string {
-	if cfg.mode == modeCluster {
-		return ""
+// evalEvents runs sc, a script that writes evs with its change (eventsLua),
+// on the slot of keys[0], and returns the script's own result; werr is
+// eval's (the replicas' shortfall). On a Cluster, once the script wrote
+// events, it moves them from the slot's outbox into the log before it
+// returns; if that fails the change has happened all the same, and werr
+// says so. A write whose outcome is unknown leaves its outbox to the
+// collector.
+func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []string, evs []tether.Event, args ...string) (result rueidis.RedisMessage, werr, err error) {
+	slot := keySlot(keys[0])
+	if s.outbox != nil {
+		keys = append(keys, s.outbox.key(slot))
+	} else {
+		keys = append(keys, s.stream)
 	}
-	return cfg.prefix + "{e}:events"
-}
-
-// keys returns a script's keys followed by the event stream, where there is one.
-func (s *Store) keys(k ...string) []string {
-	if s.stream != "" {
-		k = append(k, s.stream)
+	res, werr := s.eval(ctx, op, sc, keys, s.eventArgs(evs, args...))
+	reply, err := res.ToArray()
+	if err == nil && len(reply) != 2 {
+		err = errors.New("malformed script reply")
 	}
-	return k
+	if s.outbox != nil && len(evs) > 0 {
+		switch {
+		case rueidis.IsRedisNil(err): // no change, no event
+		case err != nil: // the events may have been written
+			s.outbox.markWritten(slot, allEntries)
+			s.outbox.wake()
+		case !reply[1].IsNil():
+			id, _ := reply[1].ToString()
+			upto, perr := parseStreamID(id)
+			if perr != nil {
+				upto = allEntries
+			}
+			s.outbox.markWritten(slot, upto)
+			if derr := s.outbox.drain(ctx); derr != nil {
+				s.outbox.wake() // to retry
+				if werr == nil {
+					werr = fmt.Errorf("redisstore: %s: done, but its events are not yet in the log: %w", op, derr)
+				}
+			}
+		}
+	}
+	if err != nil {
+		return rueidis.RedisMessage{}, werr, err
+	}
+	return reply[0], werr, nil
 }
 
 // eventArgs returns a script's arguments followed by the encoded events.
@@ -49,20 +88,27 @@ func (s *Store) eventArgs(evs []tether.Event, args ...string) []string {
 	return args
 }
 
-// AppendEvents implements tether.Store.
+// AppendEvents implements tether.Store. On a Cluster the events go straight
+// to the stream, after this node's events still in outboxes.
 func (s *Store) AppendEvents(ctx context.Context, evs ...tether.Event) error {
-	if s.stream == "" || len(evs) == 0 {
+	if len(evs) == 0 {
 		return nil
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if err := appendScript.Exec(ctx, s.c, s.keys(), s.eventArgs(evs)).Error(); err != nil {
-		return unavailable("append events", err)
+	write := func() error {
+		if err := appendScript.Exec(ctx, s.c, []string{s.stream}, s.eventArgs(evs)).Error(); err != nil {
+			return unavailable("append events", err)
+		}
+		return nil
 	}
-	return nil
+	if s.outbox != nil {
+		return s.outbox.drainThen(ctx, write)
+	}
+	return write()
 }
 
-var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+var cursorFormat = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 
 // eventScanBatches bounds one Events call's reads when filters skip most
 // events; the cursor still advances past what it read.
@@ -70,18 +116,20 @@ const eventScanBatches = 10
 
 // Events implements tether.Store.
 func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPage, error) {
-	if s.stream == "" {
-		return tether.EventPage{}, errNoEvents
-	}
 	start := "-"
 	if q.After != "" {
-		if !streamID.MatchString(q.After) {
+		if !cursorFormat.MatchString(q.After) {
 			return tether.EventPage{}, tether.BadInput("malformed cursor")
 		}
 		start = "(" + q.After
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	if s.outbox != nil {
+		if err := s.outbox.drain(ctx); err != nil {
+			return tether.EventPage{}, err
+		}
+	}
 	p := tether.EventPage{Next: q.After}
 	for range eventScanBatches {
 		entries, err := s.c.Do(ctx, s.c.B().Xrange().Key(s.stream).Start(start).End("+").Count(int64(q.Limit)).Build()).AsXRange()
@@ -116,9 +164,6 @@ func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPa
 // TrimEvents implements tether.Store: stream IDs begin with the time of the
 // write in milliseconds, so MINID drops what is older.
 func (s *Store) TrimEvents(ctx context.Context, before time.Time) error {
-	if s.stream == "" {
-		return nil
-	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	err := s.c.Do(ctx, s.c.B().Xtrim().Key(s.stream).Minid().Threshold(strconv.FormatInt(before.UnixMilli(), 10)).Build()).Error()

@@ -22,7 +22,7 @@ func TestFaults(t *testing.T) {
 		}
 	}
 	storetest.RunFaults(t, newFault)
-	storetest.RunEventFaults(t, newFault) // a Cluster keeps no event log
+	storetest.RunEventFaults(t, newFault)
 }
 
 // TestFaultsCluster runs them on a Redis Cluster whose nodes announce a
@@ -36,7 +36,7 @@ func TestFaultsCluster(t *testing.T) {
 	for _, px := range proxies {
 		seeds = append(seeds, px.Addr)
 	}
-	storetest.RunFaults(t, func(t *testing.T) storetest.Fault {
+	newFault := func(t *testing.T) storetest.Fault {
 		return storetest.Fault{
 			Open: opener("redis+cluster://" + strings.Join(seeds, ",") + "?prefix=" + servicetest.KeyPrefix(t)),
 			Cut: func() {
@@ -50,5 +50,7 @@ func TestFaultsCluster(t *testing.T) {
 				}
 			},
 		}
-	})
+	}
+	storetest.RunFaults(t, newFault)
+	storetest.RunEventFaults(t, newFault)
 }

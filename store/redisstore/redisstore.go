@@ -32,7 +32,12 @@
 //	                for List and DeleteSubject's count; same TTL as the state
 //	p{u:S}:roles    the subject's roles (JSON); no TTL: roles belong to S
 //	p{c:K}          replay guard: SET NX PXAT until
-//	p{e}:events     the event log, a stream (events.go); not on a Cluster
+//	p{e}:events     the event log, a stream (events.go)
+//	p{T}:outbox     on a Cluster only: the events of the changes on the
+//	                slot that tag T hashes to, until moved into the log
+//	                (outbox.go)
+//	p{e}:moved      on a Cluster only: per slot, the last outbox entry
+//	                moved into the log
 //	p{st:K}         the service's own state under K (GetState)
 //	p + "changes"   the pub/sub channel announcing changes
 //
@@ -119,6 +124,14 @@
 //   - With min_replicas, a write that timed out waiting for replicas may still
 //     have been applied: a consumed key then refuses a retry (fail closed).
 //   - Sentinels are reached without AUTH.
+//   - On a Cluster, the events of a write whose outcome was unknown, or of a
+//     node that stopped before moving them, reach the log late and may follow
+//     later changes' events of other slots (events.go). Every node sweeps
+//     all 16,384 outboxes every Options.EventSweep.
+//   - On a Cluster without min_replicas, a failover that loses an outbox's
+//     newest entries after they were moved, to a primary whose clock is
+//     behind, could give new entries IDs at or below the recorded progress:
+//     those events would not be moved.
 //   - The scripts use Redis' Lua struct library (Redis 7.x, Valkey).
 //
 // # Failure
@@ -173,6 +186,10 @@ type Options struct {
 	// Prefix namespaces keys when the URL has no prefix parameter (the URL's
 	// wins). Default DefaultPrefix.
 	Prefix string
+	// EventSweep is how often a store on a Redis Cluster looks into every
+	// slot's event outbox for events that another node wrote but did not
+	// move into the log (events.go). Default DefaultEventSweep.
+	EventSweep time.Duration
 }
 
 // subjectMargin is how much longer a subject's state and index live than the
@@ -196,7 +213,8 @@ type Store struct {
 	opt     rueidis.ClientOption // for Watch's own connections
 	prefix  string
 	channel string
-	stream  string // the event stream; empty on a Cluster (see events.go)
+	stream  string  // the event log (events.go)
+	outbox  *outbox // on a Cluster only: moves events into the log
 	timeout time.Duration
 	now     func() time.Time
 	log     *slog.Logger
@@ -213,6 +231,20 @@ type Store struct {
 // Open connects to the Redis named by rawURL (see the package doc). It fails
 // with an error wrapping tether.ErrUnavailable if Redis cannot be reached.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	s, err := open(ctx, rawURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	if s.outbox != nil {
+		s.outbox.start()
+	}
+	return s, nil
+}
+
+// open is Open without starting a Cluster store's collector: a store whose
+// events stay in their outboxes until another store moves them, as if its
+// node had stopped after writing (tests).
+func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
@@ -231,6 +263,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.EventSweep <= 0 {
+		opts.EventSweep = DefaultEventSweep
 	}
 	if cfg.minReplicas > 0 && cfg.replicaTimeout >= opts.Timeout {
 		return nil, errURL("replica_timeout (%v) must be shorter than the store's timeout (%v)", cfg.replicaTimeout, opts.Timeout)
@@ -270,12 +305,16 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: connect: %w: %w", tether.ErrUnavailable, err)
 	}
-	return &Store{
-		c: c, opt: opt, prefix: cfg.prefix, channel: cfg.prefix + "changes", stream: streamKey(cfg),
+	s := &Store{
+		c: c, opt: opt, prefix: cfg.prefix, channel: cfg.prefix + "changes", stream: cfg.prefix + "{e}:events",
 		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
 		minReplicas: int64(cfg.minReplicas), replicaTimeout: cfg.replicaTimeout,
 		done: make(chan struct{}),
-	}, nil
+	}
+	if cfg.mode == modeCluster {
+		s.outbox = newOutbox(s, opts.EventSweep)
+	}
+	return s, nil
 }
 
 type mode int
@@ -569,9 +608,8 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 	}
 	ttl := ceilMillis(minTime(r.ExpiresAt, r.IdleExpiresAt))
 	val := encode(r, g)
-	res, werr := s.eval(ctx, "create", createScript, s.keys(s.recKey(r.ID)),
-		s.eventArgs(evs, rueidis.BinaryString(val), itoa(ttl), r.Subject))
-	err = res.Error()
+	_, werr, err := s.evalEvents(ctx, "create", createScript, []string{s.recKey(r.ID)}, evs,
+		rueidis.BinaryString(val), itoa(ttl), r.Subject)
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrExists
 	}
@@ -581,7 +619,7 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 	if werr != nil {
 		return werr
 	}
-	res, werr = s.eval(ctx, "create: index", indexScript, []string{s.indexKey(r.Subject)}, []string{micros(r.CreatedAt), r.ID, exp})
+	res, werr := s.eval(ctx, "create: index", indexScript, []string{s.indexKey(r.Subject)}, []string{micros(r.CreatedAt), r.ID, exp})
 	if err := res.Error(); err != nil {
 		// The record exists and is live; it is only missing from List. Report
 		// the failure: the caller cannot know the session is usable.
@@ -631,9 +669,12 @@ func (s *Store) Touch(ctx context.Context, id string, lastSeen, idleExpires time
 func (s *Store) Rotate(ctx context.Context, id string, old, new [32]byte, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res, werr := s.eval(ctx, "rotate", rotateScript, s.keys(s.recKey(id)),
-		s.eventArgs(evs, string(old[:]), string(new[:]), s.nowMicros(), s.channel, sessionMsg(id)))
-	b, err := res.AsBytes()
+	rec, werr, err := s.evalEvents(ctx, "rotate", rotateScript, []string{s.recKey(id)}, evs,
+		string(old[:]), string(new[:]), s.nowMicros(), s.channel, sessionMsg(id))
+	var b []byte
+	if err == nil {
+		b, err = rec.AsBytes()
+	}
 	if err := s.afterWrite("rotate", ctx, id, b, err); err != nil {
 		return err
 	}
@@ -665,9 +706,12 @@ func (s *Store) afterWrite(op string, ctx context.Context, id string, b []byte, 
 func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res, werr := s.eval(ctx, "delete", deleteScript, s.keys(s.recKey(id)),
-		s.eventArgs(evs, s.channel, sessionMsg(id), s.nowMicros()))
-	b, err := res.AsBytes()
+	rec, werr, err := s.evalEvents(ctx, "delete", deleteScript, []string{s.recKey(id)}, evs,
+		s.channel, sessionMsg(id), s.nowMicros())
+	var b []byte
+	if err == nil {
+		b, err = rec.AsBytes()
+	}
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrNotFound
 	}
@@ -710,9 +754,12 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs .
 			}
 		}
 	}
-	reply, werr := s.eval(ctx, "delete subject", revokeScript, s.keys(s.stateKey(subject), s.indexKey(subject)),
-		s.eventArgs(evs, keepID, itoa(keepGen), s.channel, subjectMsg(subject), subject))
-	res, err := reply.ToArray()
+	reply, werr, err := s.evalEvents(ctx, "delete subject", revokeScript, []string{s.stateKey(subject), s.indexKey(subject)}, evs,
+		keepID, itoa(keepGen), s.channel, subjectMsg(subject), subject)
+	var res []rueidis.RedisMessage
+	if err == nil {
+		res, err = reply.ToArray()
+	}
 	if err != nil {
 		return 0, unavailable("delete subject", err)
 	}
@@ -843,9 +890,9 @@ func (s *Store) SetRoles(ctx context.Context, subject string, roles []string, ev
 		}
 		enc = string(b)
 	}
-	res, werr := s.eval(ctx, "set roles", rolesScript, s.keys(s.rolesKey(subject)),
-		s.eventArgs(evs, enc, s.channel, subjectMsg(subject), subject))
-	if err := res.Error(); err != nil {
+	_, werr, err := s.evalEvents(ctx, "set roles", rolesScript, []string{s.rolesKey(subject)}, evs,
+		enc, s.channel, subjectMsg(subject), subject)
+	if err != nil {
 		return unavailable("set roles", err)
 	}
 	return werr
@@ -887,6 +934,9 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
+		if s.outbox != nil {
+			s.outbox.close()
+		}
 		s.c.Close()
 	})
 	return nil

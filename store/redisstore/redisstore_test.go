@@ -45,12 +45,15 @@ func TestConformance(t *testing.T) {
 	storetest.RunEvents(t, newStore)
 }
 
+// TestConformanceCluster runs the conformance cases on a Redis Cluster, and,
+// on the same cluster, the cases of the event outboxes (outbox_test.go).
 func TestConformanceCluster(t *testing.T) {
 	servicetest.SkipShort(t, "starts a Redis Cluster")
-	addrs := servicetest.StartRedisCluster(t)
-	storetest.Run(t, func(t *testing.T) tether.Store {
-		return openTest(t, "redis+cluster://"+strings.Join(addrs, ","), "")
-	})
+	url := "redis+cluster://" + strings.Join(servicetest.StartRedisCluster(t), ",")
+	newStore := func(t *testing.T) tether.Store { return openTest(t, url, "") }
+	storetest.Run(t, newStore)
+	storetest.RunEvents(t, newStore)
+	runOutbox(t, url)
 }
 
 func TestParseURL(t *testing.T) {

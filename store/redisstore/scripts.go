@@ -21,18 +21,22 @@ func newScript(src string) *script {
 
 // eventsLua is prepended to every script that writes events (DESIGN §10): the
 // events come last in ARGV, as JSON, and go to the stream passed as the key
-// after the script's own keys, in the same atomic step as the change. On a
-// Cluster no stream key is passed (it would be on another slot), so no event
-// is written there; see the package doc.
+// after the script's own keys, in the same atomic step as the change. That
+// stream is the log itself, or on a Cluster the outbox of the script's slot
+// (outbox.go). addEvents returns the stream ID of the last event written, or
+// false if there was none, and each script returns it beside its own result:
+// a Cluster store collects its outboxes up to it, in the order its writes
+// returned.
 //
 // recSubject reads the subject out of a stored record (codec.go): after the
 // 82-byte head and the optional 8-byte AuthTime, a uvarint length and the bytes.
 const eventsLua = `
 local function addEvents(nkeys, first, subject)
-  if #KEYS <= nkeys then return end
+  local id = false
   for i = first, #ARGV do
-    redis.call('XADD', KEYS[nkeys + 1], '*', 'e', ARGV[i], 's', subject)
+    id = redis.call('XADD', KEYS[nkeys + 1], '*', 'e', ARGV[i], 's', subject)
   end
+  return id
 end
 local function recSubject(v)
   local off = 83
@@ -52,17 +56,16 @@ end
 // createScript is Create's atomic moment: the record is written if its ID is
 // free, with its events.
 //
-// KEYS[1] record, [KEYS[2] event stream]; ARGV[1] encoded record, ARGV[2]
+// KEYS[1] record, KEYS[2] event stream; ARGV[1] encoded record, ARGV[2]
 // expiry (Unix ms), ARGV[3] subject, ARGV[4…] events.
 var createScript = newScript(eventsLua + `
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return false end
-addEvents(1, 4, ARGV[3])
-return 1
+return {1, addEvents(1, 4, ARGV[3])}
 `)
 
 // appendScript writes events that accompany no change.
 //
-// [KEYS[1] event stream]; ARGV events.
+// KEYS[1] event stream; ARGV events.
 var appendScript = newScript(eventsLua + `
 addEvents(0, 1, '')
 return 1
@@ -136,7 +139,7 @@ return v
 // record as it was, or nil.
 //
 // KEYS[1] record; ARGV[1] old hash, ARGV[2] new hash, ARGV[3] now (Unix µs),
-// ARGV[4] change channel, ARGV[5] message, ARGV[6…] events; [KEYS[2] event stream].
+// ARGV[4] change channel, ARGV[5] message, ARGV[6…] events; KEYS[2] event stream.
 var rotateScript = newScript(eventsLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -145,15 +148,14 @@ if struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then
 if string.sub(v, 34, 65) ~= ARGV[1] then return false end
 redis.call('SET', KEYS[1], string.sub(v, 1, 33) .. ARGV[2] .. string.sub(v, 66), 'KEEPTTL')
 redis.call('PUBLISH', ARGV[4], ARGV[5])
-addEvents(1, 6, recSubject(v))
-return v
+return {v, addEvents(1, 6, recSubject(v))}
 `)
 
 // deleteScript deletes a record, announces it, and returns what was deleted
 // (nil if nothing was), so the caller can tell whether it was live. Its
 // events are written only if the record was live by the caller's clock.
 //
-// KEYS[1] record, [KEYS[2] event stream]; ARGV[1] change channel, ARGV[2]
+// KEYS[1] record, KEYS[2] event stream; ARGV[1] change channel, ARGV[2]
 // message, ARGV[3] now (Unix µs), ARGV[4…] events.
 var deleteScript = newScript(eventsLua + `
 local v = redis.call('GET', KEYS[1])
@@ -161,10 +163,11 @@ if not v then return false end
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 local now = tonumber(ARGV[3])
+local id = false
 if struct.unpack('>i8', v, 10) > now and struct.unpack('>i8', v, 18) > now then
-  addEvents(1, 4, recSubject(v))
+  id = addEvents(1, 4, recSubject(v))
 end
-return v
+return {v, id}
 `)
 
 // revokeScript is DeleteSubject's atomic moment: it bumps the subject's
@@ -180,7 +183,7 @@ return v
 // KEYS[1] subject state, KEYS[2] subject index; ARGV[1] id to keep (may be empty),
 // ARGV[2] its record's generation, or -1 if it is not a live record of this
 // subject; ARGV[3] change channel, ARGV[4] message, ARGV[5] subject, ARGV[6…]
-// events; [KEYS[3] event stream].
+// events; KEYS[3] event stream.
 var revokeScript = newScript(eventsLua + `
 local st = redis.call('HMGET', KEYS[1], 'g', 'k')
 local removed = {}
@@ -203,13 +206,12 @@ if st[1] then
   end
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
-addEvents(2, 6, ARGV[5])
-return {st[1], st[2], removed}
+return {{st[1], st[2], removed}, addEvents(2, 6, ARGV[5])}
 `)
 
 // rolesScript replaces a subject's roles (none deletes the key) and announces it.
 //
-// KEYS[1] roles, [KEYS[2] event stream]; ARGV[1] encoded roles (empty for
+// KEYS[1] roles, KEYS[2] event stream; ARGV[1] encoded roles (empty for
 // none), ARGV[2] change channel, ARGV[3] message, ARGV[4] subject, ARGV[5…] events.
 var rolesScript = newScript(eventsLua + `
 if ARGV[1] == '' then
@@ -218,6 +220,51 @@ else
   redis.call('SET', KEYS[1], ARGV[1])
 end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
-addEvents(1, 5, ARGV[4])
-return 1
+return {1, addEvents(1, 5, ARGV[4])}
+`)
+
+// collectScript moves events from Cluster outboxes into the log (outbox.go),
+// exactly once whatever other collectors run: an entry is appended only if
+// its outbox ID is past its slot's recorded progress, and the progress moves
+// in the same atomic step. It returns each named slot and its progress.
+//
+// Stream IDs ("ms-seq") are compared as numbers: both parts stay far below
+// 2^53, where Lua's doubles are exact.
+//
+// KEYS[1] event log, KEYS[2] progress hash (field: slot, value: outbox ID);
+// ARGV segments in the order to append: slot, count n, then n times the
+// outbox ID, event JSON and subject.
+var collectScript = newScript(`
+local function less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, bm = tonumber(am), tonumber(bm)
+  if am ~= bm then return am < bm end
+  return tonumber(as) < tonumber(bs)
+end
+local prog, slots, moved = {}, {}, {}
+local i = 1
+while i <= #ARGV do
+  local slot, n = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  if not prog[slot] then
+    prog[slot] = redis.call('HGET', KEYS[2], slot) or '0-0'
+    slots[#slots + 1] = slot
+  end
+  for _ = 1, n do
+    if less(prog[slot], ARGV[i]) then
+      redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1], 's', ARGV[i + 2])
+      prog[slot] = ARGV[i]
+      moved[slot] = true
+    end
+    i = i + 3
+  end
+end
+local out = {}
+for _, slot in ipairs(slots) do
+  if moved[slot] then redis.call('HSET', KEYS[2], slot, prog[slot]) end
+  out[#out + 1] = slot
+  out[#out + 1] = prog[slot]
+end
+return out
 `)
