@@ -43,35 +43,22 @@ import (
 // collector.
 func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []string, evs []tether.Event, args ...string) (result rueidis.RedisMessage, werr, err error) {
 	slot := keySlot(keys[0])
+	movedBelow := "" // the log itself: nothing to trim
 	if s.outbox != nil {
 		keys = append(keys, s.outbox.key(slot))
+		movedBelow = s.outbox.movedBelow(slot)
 	} else {
 		keys = append(keys, s.stream)
 	}
-	res, werr := s.eval(ctx, op, sc, keys, s.eventArgs(evs, args...))
+	events := encodeEvents(evs)
+	res, werr := s.eval(ctx, op, sc, keys, append(append(args, movedBelow), events...))
 	reply, err := res.ToArray()
-	if err == nil && len(reply) != 2 {
+	if err == nil && len(reply) != 4 {
 		err = errors.New("malformed script reply")
 	}
-	if s.outbox != nil && len(evs) > 0 {
-		switch {
-		case rueidis.IsRedisNil(err): // no change, no event
-		case err != nil: // the events may have been written
-			s.outbox.markWritten(slot, allEntries)
-			s.outbox.wake()
-		case !reply[1].IsNil():
-			id, _ := reply[1].ToString()
-			upto, perr := parseStreamID(id)
-			if perr != nil {
-				upto = allEntries
-			}
-			s.outbox.markWritten(slot, upto)
-			if derr := s.outbox.drain(ctx); derr != nil {
-				s.outbox.wake() // to retry
-				if werr == nil {
-					werr = fmt.Errorf("redisstore: %s: done, but its events are not yet in the log: %w", op, derr)
-				}
-			}
+	if s.outbox != nil && len(evs) > 0 && !rueidis.IsRedisNil(err) {
+		if derr := s.outbox.written(ctx, slot, reply, err, events); derr != nil && werr == nil {
+			werr = fmt.Errorf("redisstore: %s: done, but its events are not yet in the log: %w", op, derr)
 		}
 	}
 	if err != nil {
@@ -80,12 +67,12 @@ func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []st
 	return reply[0], werr, nil
 }
 
-// eventArgs returns a script's arguments followed by the encoded events.
-func (s *Store) eventArgs(evs []tether.Event, args ...string) []string {
+func encodeEvents(evs []tether.Event) []string {
+	out := make([]string, len(evs))
 	for i := range evs {
-		args = append(args, string(tether.MarshalEvent(&evs[i])))
+		out[i] = string(tether.MarshalEvent(&evs[i]))
 	}
-	return args
+	return out
 }
 
 // AppendEvents implements tether.Store. On a Cluster the events go straight
@@ -97,7 +84,7 @@ func (s *Store) AppendEvents(ctx context.Context, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	write := func() error {
-		if err := appendScript.Exec(ctx, s.c, []string{s.stream}, s.eventArgs(evs)).Error(); err != nil {
+		if err := appendScript.Exec(ctx, s.c, []string{s.stream}, append([]string{""}, encodeEvents(evs)...)).Error(); err != nil {
 			return unavailable("append events", err)
 		}
 		return nil

@@ -160,3 +160,28 @@ func TestMemoryPerSession(t *testing.T) {
 func BenchmarkEventCost(b *testing.B) {
 	storetest.BenchmarkEventCost(b, benchStore(b))
 }
+
+// BenchmarkEventCostCluster: the same on a Redis Cluster, where the event
+// goes to the slot's outbox and is moved into the log before the write
+// returns (outbox.go).
+func BenchmarkEventCostCluster(b *testing.B) {
+	url := "redis+cluster://" + strings.Join(servicetest.StartRedisCluster(b), ",")
+	storetest.BenchmarkEventCost(b, openTest(b, url, ""))
+}
+
+// BenchmarkTouch slides a session's idle expiry, as every validation that
+// finds it due does.
+func BenchmarkTouch(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	r := benchRecord("bench-touch")
+	if err := s.Create(ctx, r); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		now := time.Now()
+		if err := s.Touch(ctx, r.ID, now, now.Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -35,7 +35,14 @@ import (
 // collectScript appends only the entries past their slot's recorded
 // progress (p{e}:moved) and records the new progress in the same step, so
 // however many collectors run on however many nodes, each event is moved
-// exactly once. Outbox entries up to the progress are then trimmed.
+// exactly once.
+//
+// A move is one round trip on the common path. A write first trims its
+// outbox up to the progress this node last saw, and reports whether the
+// outbox was then empty (addEvents' solo): if so, everything written there
+// before is moved, and the write's own events, which the node holds, are
+// all there is to move; the outbox is read only otherwise. The collector
+// goroutine trims the outboxes a move emptied, off the write's path.
 
 // numSlots is the number of hash slots of a Redis Cluster.
 const numSlots = 16384
@@ -126,10 +133,22 @@ func (a streamID) next() streamID {
 	return streamID{a.ms, a.seq + 1}
 }
 
+// entry is an outbox entry: its ID as Redis wrote it and parsed, the event
+// (JSON) and its subject.
+type entry struct {
+	raw            string
+	id             streamID
+	event, subject string
+}
+
 // mark asks for a slot's outbox entries up to upto to be moved into the log.
+// entries, if set, are all of them still to move: the write that queued the
+// mark found its outbox empty of entries not yet moved (addEvents' solo), so
+// the outbox need not be read.
 type mark struct {
-	slot uint16
-	upto streamID
+	slot    uint16
+	upto    streamID
+	entries []entry
 }
 
 // outbox collects a Cluster store's event outboxes into its log.
@@ -137,7 +156,7 @@ type outbox struct {
 	s          *Store
 	movedKey   string
 	sweepEvery time.Duration
-	kick       chan struct{} // capacity 1: there are marks to move
+	kick       chan struct{} // capacity 1: there are marks or trims to send
 	stop       context.CancelFunc
 	stopped    chan struct{} // closed when run returns; nil if it never ran
 
@@ -146,22 +165,33 @@ type outbox struct {
 	// taken is how many marks at the head a drain is moving: they are not
 	// coalesced with new ones, since the drain drops them once moved.
 	taken int
+	// progress is each slot's recorded progress as last seen: outbox
+	// entries up to it are moved, so reads start past it and writes trim
+	// up to it.
+	progress map[uint16]streamID
+	// trims are the outboxes to trim up to their progress, sent with the
+	// next reads or by the collector goroutine.
+	trims map[uint16]streamID
 
 	// drainMu lets one drain run at a time, so that marks move in order.
 	drainMu sync.Mutex
-	// progress is each slot's recorded progress as last seen, so that an
-	// outbox is read from past it. Under drainMu.
-	progress map[uint16]streamID
 }
 
 func newOutbox(s *Store, sweepEvery time.Duration) *outbox {
 	return &outbox{
 		s: s, movedKey: s.prefix + "{e}:moved", sweepEvery: sweepEvery,
-		kick: make(chan struct{}, 1), progress: map[uint16]streamID{},
+		kick: make(chan struct{}, 1), progress: map[uint16]streamID{}, trims: map[uint16]streamID{},
 	}
 }
 
 func (o *outbox) key(slot uint16) string { return o.s.prefix + "{" + slotTags()[slot] + "}:outbox" }
+
+// movedBelow is addEvents' ARGV[first] for slot: entries below it are moved.
+func (o *outbox) movedBelow(slot uint16) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.progress[slot].next().String()
+}
 
 // start runs the collector goroutine until close.
 func (o *outbox) start() {
@@ -177,22 +207,68 @@ func (o *outbox) close() {
 	}
 }
 
-// markWritten queues slot's outbox up to upto for collection. Marks of one
-// slot in a row are one.
-func (o *outbox) markWritten(slot uint16, upto streamID) {
-	o.mu.Lock()
-	switch n := len(o.marks); {
-	case n > o.taken && o.marks[n-1].slot == slot:
-		if o.marks[n-1].upto.less(upto) {
-			o.marks[n-1].upto = upto
-		}
-	case n < maxMarks:
-		o.marks = append(o.marks, mark{slot, upto})
+// written handles the reply of a script that wrote events to slot's outbox
+// (see evalEvents): it queues a mark and drains the queue, so that the
+// events are in the log when it returns nil. If the script failed, the
+// events may have been written: the collector goroutine moves all the
+// outbox holds.
+func (o *outbox) written(ctx context.Context, slot uint16, reply []rueidis.RedisMessage, scriptErr error, events []string) error {
+	if scriptErr != nil {
+		o.markWritten(mark{slot: slot, upto: allEntries})
+		o.wake()
+		return nil
 	}
-	o.mu.Unlock()
+	ids, err := reply[1].AsStrSlice()
+	if err == nil && len(ids) == 0 {
+		return nil // no change: no event
+	}
+	o.markWritten(writtenMark(slot, reply, ids, err, events))
+	err = o.drain(ctx)
+	o.wake() // to send the trims, or to retry
+	return err
 }
 
-// wake has the collector goroutine drain the queued marks.
+// writtenMark is the mark of a script's reply (see addEvents): up to its
+// last event, with its entries if they were alone in the outbox. A reply it
+// cannot read marks all the outbox holds.
+func writtenMark(slot uint16, reply []rueidis.RedisMessage, ids []string, err error, events []string) mark {
+	solo, err2 := reply[2].AsInt64()
+	subject, err3 := reply[3].ToString()
+	if err := errors.Join(err, err2, err3); err != nil || len(ids) != len(events) {
+		return mark{slot: slot, upto: allEntries}
+	}
+	m := mark{slot: slot}
+	for i, raw := range ids {
+		id, err := parseStreamID(raw)
+		if err != nil {
+			return mark{slot: slot, upto: allEntries}
+		}
+		m.upto = id
+		if solo == 1 {
+			m.entries = append(m.entries, entry{raw: raw, id: id, event: events[i], subject: subject})
+		}
+	}
+	return m
+}
+
+// markWritten queues m. Marks of one slot in a row are one, which must then
+// read its outbox.
+func (o *outbox) markWritten(m mark) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch n := len(o.marks); {
+	case n > o.taken && o.marks[n-1].slot == m.slot:
+		last := &o.marks[n-1]
+		if last.upto.less(m.upto) {
+			last.upto = m.upto
+		}
+		last.entries = nil
+	case n < maxMarks:
+		o.marks = append(o.marks, m)
+	}
+}
+
+// wake has the collector goroutine drain the queued marks and send trims.
 func (o *outbox) wake() {
 	select {
 	case o.kick <- struct{}{}:
@@ -221,16 +297,20 @@ func (o *outbox) run(ctx context.Context) {
 			sweep.Reset(o.sweepEvery)
 		}
 		retry = nil
-		if err := o.drain(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		err := o.drain(ctx)
+		if err == nil {
+			o.sendTrims(ctx)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			failing = false
+		default:
 			if !failing {
 				o.s.log.Warn("redisstore: moving events into the log failed; retrying", "err", err)
 			}
 			failing, retry = true, time.After(min(time.Second, o.sweepEvery))
-		} else {
-			failing = false
 		}
 	}
 }
@@ -251,13 +331,36 @@ func (o *outbox) sweep(ctx context.Context) error {
 			continue
 		}
 		if len(entries) > 0 {
-			o.markWritten(uint16(slot), allEntries)
+			o.markWritten(mark{slot: uint16(slot), upto: allEntries})
 		}
 	}
 	if len(errs) > 0 {
 		return unavailable("sweep event outboxes", errs[0])
 	}
 	return nil
+}
+
+// takeTrims returns the pending trims as commands and forgets them.
+func (o *outbox) takeTrims() rueidis.Commands {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cmds := make(rueidis.Commands, 0, len(o.trims))
+	for slot, p := range o.trims {
+		cmds = append(cmds, o.s.c.B().Xtrim().Key(o.key(slot)).Minid().Threshold(p.next().String()).Build())
+	}
+	clear(o.trims)
+	return cmds
+}
+
+// sendTrims trims the outboxes whose entries were moved. Best effort:
+// entries a failed trim leaves are at or below the progress, so no
+// collector moves them again, and the next write to the slot trims them.
+func (o *outbox) sendTrims(ctx context.Context) {
+	if cmds := o.takeTrims(); len(cmds) > 0 {
+		ctx, cancel := o.s.bound(ctx)
+		defer cancel()
+		o.s.c.DoMulti(ctx, cmds...)
+	}
 }
 
 // drain moves the marks queued when it began into the log, oldest first.
@@ -296,74 +399,38 @@ func (o *outbox) drainThen(ctx context.Context, then func() error) error {
 	return nil
 }
 
+// pending is what a collect moves of one slot: its outbox entries in order,
+// and whether more may follow (a read that stopped at its count).
+type pending struct {
+	entries []entry
+	more    bool
+}
+
 // collect moves the outbox entries of a prefix of batch into the log, in
 // mark order, in one collectScript call, and returns how many marks are
 // done. A mark with more entries than one call takes is left for the next.
 func (o *outbox) collect(ctx context.Context, batch []mark) (int, error) {
-	s := o.s
-	// Each slot's outbox is read once, from past its progress to its
-	// furthest mark.
-	var slots []uint16
-	upto := map[uint16]streamID{}
-	for _, m := range batch {
-		u, seen := upto[m.slot]
-		if !seen {
-			slots = append(slots, m.slot)
-		}
-		if !seen || u.less(m.upto) {
-			upto[m.slot] = m.upto
-		}
+	read, err := o.read(ctx, batch)
+	if err != nil {
+		return 0, err
 	}
-	cmds := make(rueidis.Commands, len(slots))
-	for i, slot := range slots {
-		start, end := "-", "+"
-		if p, ok := o.progress[slot]; ok {
-			start = "(" + p.String()
-		}
-		if u := upto[slot]; u != allEntries {
-			end = u.String()
-		}
-		cmds[i] = s.c.B().Xrange().Key(o.key(slot)).Start(start).End(end).Count(collectBatch).Build()
-	}
-	type pending struct {
-		entries []rueidis.XRangeEntry
-		ids     []streamID
-		more    bool // the read stopped at its count: more may follow
-	}
-	read := make(map[uint16]*pending, len(slots))
-	for i, res := range s.c.DoMulti(ctx, cmds...) {
-		entries, err := res.AsXRange()
-		if err != nil {
-			return 0, err
-		}
-		p := &pending{entries: entries, more: len(entries) == collectBatch}
-		for _, e := range entries {
-			id, err := parseStreamID(e.ID)
-			if err != nil {
-				return 0, err
-			}
-			p.ids = append(p.ids, id)
-		}
-		read[slots[i]] = p
-	}
-
 	var args []string
 	done, total := 0, 0
 	for _, m := range batch {
 		p := read[m.slot]
 		n := 0
-		for n < len(p.ids) && !m.upto.less(p.ids[n]) {
+		for n < len(p.entries) && !m.upto.less(p.entries[n].id) {
 			n++
 		}
 		if n > 0 {
 			args = append(args, strconv.Itoa(int(m.slot)), strconv.Itoa(n))
 			for _, e := range p.entries[:n] {
-				args = append(args, e.ID, e.FieldValues["e"], e.FieldValues["s"])
+				args = append(args, e.raw, e.event, e.subject)
 			}
 		}
 		total += n
-		p.entries, p.ids = p.entries[n:], p.ids[n:]
-		if len(p.ids) == 0 && p.more {
+		p.entries = p.entries[n:]
+		if len(p.entries) == 0 && p.more {
 			break // the mark's entries go on past this read
 		}
 		done++
@@ -374,6 +441,7 @@ func (o *outbox) collect(ctx context.Context, batch []mark) (int, error) {
 	if total == 0 {
 		return done, nil
 	}
+	s := o.s
 	res, werr := s.eval(ctx, "move events", collectScript, []string{s.stream, o.movedKey}, args)
 	vals, err := res.AsStrSlice()
 	if err != nil {
@@ -385,18 +453,76 @@ func (o *outbox) collect(ctx context.Context, batch []mark) (int, error) {
 	if len(vals)%2 != 0 {
 		return 0, errors.New("malformed script reply")
 	}
-	trims := make(rueidis.Commands, 0, len(vals)/2)
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	for i := 0; i < len(vals); i += 2 {
 		slot, err1 := strconv.Atoi(vals[i])
 		p, err2 := parseStreamID(vals[i+1])
 		if err1 != nil || err2 != nil || slot < 0 || slot >= numSlots {
 			return 0, errors.New("malformed script reply")
 		}
-		o.progress[uint16(slot)] = p
-		trims = append(trims, s.c.B().Xtrim().Key(o.key(uint16(slot))).Minid().Threshold(p.next().String()).Build())
+		if o.progress[uint16(slot)].less(p) {
+			o.progress[uint16(slot)] = p
+		}
+		o.trims[uint16(slot)] = o.progress[uint16(slot)]
 	}
-	// Best effort: entries a failed trim leaves are at or below the
-	// progress, so no collector moves them again; the next trim drops them.
-	s.c.DoMulti(ctx, trims...)
 	return done, nil
+}
+
+// read returns the entries to move of each slot that batch names: those its
+// marks carry, or else those read from its outbox, past its known progress
+// and up to its furthest mark. Pending trims ride along with the reads.
+func (o *outbox) read(ctx context.Context, batch []mark) (map[uint16]*pending, error) {
+	s := o.s
+	out := map[uint16]*pending{}
+	upto := map[uint16]streamID{}
+	mustRead := map[uint16]bool{}
+	for _, m := range batch {
+		p, seen := out[m.slot]
+		if !seen {
+			p = &pending{}
+			out[m.slot] = p
+		}
+		p.entries = append(p.entries, m.entries...)
+		if m.entries == nil {
+			mustRead[m.slot] = true
+		}
+		if u, ok := upto[m.slot]; !ok || u.less(m.upto) {
+			upto[m.slot] = m.upto
+		}
+	}
+	if len(mustRead) == 0 {
+		return out, nil
+	}
+	var slots []uint16
+	var cmds rueidis.Commands
+	o.mu.Lock()
+	for slot := range mustRead {
+		start, end := "-", "+"
+		if p, ok := o.progress[slot]; ok {
+			start = "(" + p.String()
+		}
+		if u := upto[slot]; u != allEntries {
+			end = u.String()
+		}
+		slots = append(slots, slot)
+		cmds = append(cmds, s.c.B().Xrange().Key(o.key(slot)).Start(start).End(end).Count(collectBatch).Build())
+	}
+	o.mu.Unlock()
+	for i, res := range s.c.DoMulti(ctx, append(cmds, o.takeTrims()...)...)[:len(slots)] {
+		xr, err := res.AsXRange()
+		if err != nil {
+			return nil, err
+		}
+		p := &pending{more: len(xr) == collectBatch}
+		for _, e := range xr {
+			id, err := parseStreamID(e.ID)
+			if err != nil {
+				return nil, err
+			}
+			p.entries = append(p.entries, entry{raw: e.ID, id: id, event: e.FieldValues["e"], subject: e.FieldValues["s"]})
+		}
+		out[slots[i]] = p
+	}
+	return out, nil
 }

@@ -23,20 +23,28 @@ func newScript(src string) *script {
 // events come last in ARGV, as JSON, and go to the stream passed as the key
 // after the script's own keys, in the same atomic step as the change. That
 // stream is the log itself, or on a Cluster the outbox of the script's slot
-// (outbox.go). addEvents returns the stream ID of the last event written, or
-// false if there was none, and each script returns it beside its own result:
-// a Cluster store collects its outboxes up to it, in the order its writes
-// returned.
+// (outbox.go).
+//
+// addEvents(nkeys, first, subject) writes ARGV[first+1…]. ARGV[first] is
+// empty for the log; for an outbox it is an ID at or below which every entry
+// is known to be moved into the log: those are trimmed, and solo tells
+// whether the outbox then held nothing, so that this script's events are
+// the only ones to move. It returns the new entries' IDs, solo (1 or 0) and
+// the subject, which each script returns after its own result.
 //
 // recSubject reads the subject out of a stored record (codec.go): after the
 // 82-byte head and the optional 8-byte AuthTime, a uvarint length and the bytes.
 const eventsLua = `
 local function addEvents(nkeys, first, subject)
-  local id = false
-  for i = first, #ARGV do
-    id = redis.call('XADD', KEYS[nkeys + 1], '*', 'e', ARGV[i], 's', subject)
+  local key, ids, solo = KEYS[nkeys + 1], {}, 0
+  if #ARGV > first and ARGV[first] ~= '' then
+    redis.call('XTRIM', key, 'MINID', ARGV[first])
+    if redis.call('XLEN', key) == 0 then solo = 1 end
   end
-  return id
+  for i = first + 1, #ARGV do
+    ids[#ids + 1] = redis.call('XADD', key, '*', 'e', ARGV[i], 's', subject)
+  end
+  return ids, solo, subject
 end
 local function recSubject(v)
   local off = 83
@@ -57,7 +65,7 @@ end
 // free, with its events.
 //
 // KEYS[1] record, KEYS[2] event stream; ARGV[1] encoded record, ARGV[2]
-// expiry (Unix ms), ARGV[3] subject, ARGV[4…] events.
+// expiry (Unix ms), ARGV[3] subject, ARGV[4…] events (with addEvents' ID).
 var createScript = newScript(eventsLua + `
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return false end
 return {1, addEvents(1, 4, ARGV[3])}
@@ -65,7 +73,7 @@ return {1, addEvents(1, 4, ARGV[3])}
 
 // appendScript writes events that accompany no change.
 //
-// KEYS[1] event stream; ARGV events.
+// KEYS[1] event stream; ARGV[1] empty, ARGV[2…] events.
 var appendScript = newScript(eventsLua + `
 addEvents(0, 1, '')
 return 1
@@ -139,7 +147,8 @@ return v
 // record as it was, or nil.
 //
 // KEYS[1] record; ARGV[1] old hash, ARGV[2] new hash, ARGV[3] now (Unix µs),
-// ARGV[4] change channel, ARGV[5] message, ARGV[6…] events; KEYS[2] event stream.
+// ARGV[4] change channel, ARGV[5] message, ARGV[6…] events (with
+// addEvents' ID); KEYS[2] event stream.
 var rotateScript = newScript(eventsLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -156,18 +165,17 @@ return {v, addEvents(1, 6, recSubject(v))}
 // events are written only if the record was live by the caller's clock.
 //
 // KEYS[1] record, KEYS[2] event stream; ARGV[1] change channel, ARGV[2]
-// message, ARGV[3] now (Unix µs), ARGV[4…] events.
+// message, ARGV[3] now (Unix µs), ARGV[4…] events (with addEvents' ID).
 var deleteScript = newScript(eventsLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 local now = tonumber(ARGV[3])
-local id = false
 if struct.unpack('>i8', v, 10) > now and struct.unpack('>i8', v, 18) > now then
-  id = addEvents(1, 4, recSubject(v))
+  return {v, addEvents(1, 4, recSubject(v))}
 end
-return {v, id}
+return {v, {}, 0, ''}
 `)
 
 // revokeScript is DeleteSubject's atomic moment: it bumps the subject's
@@ -183,7 +191,7 @@ return {v, id}
 // KEYS[1] subject state, KEYS[2] subject index; ARGV[1] id to keep (may be empty),
 // ARGV[2] its record's generation, or -1 if it is not a live record of this
 // subject; ARGV[3] change channel, ARGV[4] message, ARGV[5] subject, ARGV[6…]
-// events; KEYS[3] event stream.
+// events (with addEvents' ID); KEYS[3] event stream.
 var revokeScript = newScript(eventsLua + `
 local st = redis.call('HMGET', KEYS[1], 'g', 'k')
 local removed = {}
@@ -212,7 +220,8 @@ return {{st[1], st[2], removed}, addEvents(2, 6, ARGV[5])}
 // rolesScript replaces a subject's roles (none deletes the key) and announces it.
 //
 // KEYS[1] roles, KEYS[2] event stream; ARGV[1] encoded roles (empty for
-// none), ARGV[2] change channel, ARGV[3] message, ARGV[4] subject, ARGV[5…] events.
+// none), ARGV[2] change channel, ARGV[3] message, ARGV[4] subject, ARGV[5…]
+// events (with addEvents' ID).
 var rolesScript = newScript(eventsLua + `
 if ARGV[1] == '' then
   redis.call('DEL', KEYS[1])
