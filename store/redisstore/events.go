@@ -29,7 +29,7 @@ import (
 // arrive late and out of that order: those of a write whose outcome was
 // unknown (moved by the node's collector within about a second once Redis
 // answers) and those of a node that stopped between its write and the move
-// (moved by another node's sweep, Options.EventSweep). Per slot the order is
+// (moved by another node's sweep, Options.SweepInterval). Per slot the order is
 // always commit order: a session's own events (created, rotated, revoked),
 // and a subject's subject.revoked and roles.changed, in the order they
 // happened. An event's Time is when it happened.
@@ -43,12 +43,10 @@ import (
 // collector.
 func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []string, evs []tether.Event, args ...string) (result rueidis.RedisMessage, werr, err error) {
 	slot := keySlot(keys[0])
+	keys = append(keys, s.eventKey(slot))
 	movedBelow := "" // the log itself: nothing to trim
 	if s.outbox != nil {
-		keys = append(keys, s.outbox.key(slot))
 		movedBelow = s.outbox.movedBelow(slot)
-	} else {
-		keys = append(keys, s.stream)
 	}
 	events := encodeEvents(evs)
 	res, werr := s.eval(ctx, op, sc, keys, append(append(args, movedBelow), events...))
@@ -65,6 +63,15 @@ func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []st
 		return rueidis.RedisMessage{}, werr, err
 	}
 	return reply[0], werr, nil
+}
+
+// eventKey is where a script on slot writes events: the log, or on a
+// Cluster the slot's outbox.
+func (s *Store) eventKey(slot uint16) string {
+	if s.outbox != nil {
+		return s.outbox.key(slot)
+	}
+	return s.stream
 }
 
 func encodeEvents(evs []tether.Event) []string {

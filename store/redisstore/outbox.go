@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -25,10 +24,10 @@ import (
 //     collectScript call, a group commit. So a change that returned has its
 //     events in the log, as on the other deployments.
 //   - A write whose outcome is unknown (an error, a timeout) queues a mark of
-//     all its slot's outbox holds, for the collector goroutine, which
-//     retries every second while that fails.
+//     all its slot's outbox holds, for the store's goroutine (Store.run),
+//     which retries every second while that fails.
 //   - Events and AppendEvents first drain the queue.
-//   - Every Options.EventSweep, and when the store opens, each node looks
+//   - Every Options.SweepInterval, and when the store opens, each node looks
 //     into every slot's outbox and moves what it finds: the events of a node
 //     that stopped between its write and their move.
 //
@@ -41,7 +40,7 @@ import (
 // outbox up to the progress this node last saw, and reports whether the
 // outbox was then empty (addEvents' solo): if so, everything written there
 // before is moved, and the write's own events, which the node holds, are
-// all there is to move; the outbox is read only otherwise. The collector
+// all there is to move; the outbox is read only otherwise. The store's
 // goroutine trims the outboxes a move emptied, off the write's path.
 
 // numSlots is the number of hash slots of a Redis Cluster.
@@ -54,9 +53,6 @@ const (
 	maxMarks = 100_000
 	// collectBatch bounds the outbox entries one collectScript call moves.
 	collectBatch = 1000
-	// DefaultEventSweep is how often a Cluster store sweeps every outbox
-	// when Options.EventSweep is zero.
-	DefaultEventSweep = 30 * time.Second
 )
 
 // keySlot is the Cluster hash slot of key: CRC16 of its hash tag, or of the
@@ -153,12 +149,9 @@ type mark struct {
 
 // outbox collects a Cluster store's event outboxes into its log.
 type outbox struct {
-	s          *Store
-	movedKey   string
-	sweepEvery time.Duration
-	kick       chan struct{} // capacity 1: there are marks or trims to send
-	stop       context.CancelFunc
-	stopped    chan struct{} // closed when run returns; nil if it never ran
+	s        *Store
+	movedKey string
+	kick     chan struct{} // capacity 1: there are marks or trims to send
 
 	mu    sync.Mutex
 	marks []mark // in the order their writes returned
@@ -170,16 +163,16 @@ type outbox struct {
 	// up to it.
 	progress map[uint16]streamID
 	// trims are the outboxes to trim up to their progress, sent with the
-	// next reads or by the collector goroutine.
+	// next reads or by the store's goroutine.
 	trims map[uint16]streamID
 
 	// drainMu lets one drain run at a time, so that marks move in order.
 	drainMu sync.Mutex
 }
 
-func newOutbox(s *Store, sweepEvery time.Duration) *outbox {
+func newOutbox(s *Store) *outbox {
 	return &outbox{
-		s: s, movedKey: s.prefix + "{e}:moved", sweepEvery: sweepEvery,
+		s: s, movedKey: s.prefix + "{e}:moved",
 		kick: make(chan struct{}, 1), progress: map[uint16]streamID{}, trims: map[uint16]streamID{},
 	}
 }
@@ -193,25 +186,11 @@ func (o *outbox) movedBelow(slot uint16) string {
 	return o.progress[slot].next().String()
 }
 
-// start runs the collector goroutine until close.
-func (o *outbox) start() {
-	ctx, stop := context.WithCancel(context.Background())
-	o.stop, o.stopped = stop, make(chan struct{})
-	go o.run(ctx)
-}
-
-func (o *outbox) close() {
-	if o.stopped != nil {
-		o.stop()
-		<-o.stopped
-	}
-}
-
 // written handles the reply of a script that wrote events to slot's outbox
 // (see evalEvents): it queues a mark and drains the queue, so that the
 // events are in the log when it returns nil. If the script failed, the
-// events may have been written: the collector goroutine moves all the
-// outbox holds.
+// events may have been written: the store's goroutine moves all the outbox
+// holds.
 func (o *outbox) written(ctx context.Context, slot uint16, reply []rueidis.RedisMessage, scriptErr error, events []string) error {
 	if scriptErr != nil {
 		o.markWritten(mark{slot: slot, upto: allEntries})
@@ -268,50 +247,11 @@ func (o *outbox) markWritten(m mark) {
 	}
 }
 
-// wake has the collector goroutine drain the queued marks and send trims.
+// wake has the store's goroutine (Store.run) drain the queued marks and send trims.
 func (o *outbox) wake() {
 	select {
 	case o.kick <- struct{}{}:
 	default:
-	}
-}
-
-// run moves marks as they come, sweeps every outbox now and every
-// sweepEvery, and retries a failed move a second later.
-func (o *outbox) run(ctx context.Context) {
-	defer close(o.stopped)
-	sweep := time.NewTimer(0)
-	defer sweep.Stop()
-	var retry <-chan time.Time
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-o.kick:
-		case <-retry:
-		case <-sweep.C:
-			if err := o.sweep(ctx); err != nil && ctx.Err() == nil {
-				o.s.log.Warn("redisstore: sweeping the event outboxes failed", "err", err)
-			}
-			sweep.Reset(o.sweepEvery)
-		}
-		retry = nil
-		err := o.drain(ctx)
-		if err == nil {
-			o.sendTrims(ctx)
-		}
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err == nil:
-			failing = false
-		default:
-			if !failing {
-				o.s.log.Warn("redisstore: moving events into the log failed; retrying", "err", err)
-			}
-			failing, retry = true, time.After(min(time.Second, o.sweepEvery))
-		}
 	}
 }
 

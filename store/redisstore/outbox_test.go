@@ -41,7 +41,7 @@ func openCluster(t *testing.T, url string, opts Options, collect bool) *Store {
 		t.Fatal(err)
 	}
 	if collect {
-		s.outbox.start()
+		s.start()
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -138,10 +138,11 @@ func exactlyOnce(t *testing.T, seen map[string]int, want map[string]bool) {
 	}
 }
 
-// outboxesEmpty fails unless every outbox of s is empty: the moved entries
-// were trimmed.
+// outboxesEmpty sends s's pending trims and fails unless every outbox is
+// then empty: the moved entries were trimmed.
 func outboxesEmpty(t *testing.T, s *Store) {
 	t.Helper()
+	s.outbox.sendTrims(context.Background())
 	cmds := make([]rueidis.Completed, numSlots)
 	for slot := range cmds {
 		cmds[slot] = s.c.B().Xlen().Key(s.outbox.key(uint16(slot))).Build()
@@ -156,7 +157,7 @@ func outboxesEmpty(t *testing.T, s *Store) {
 // testStoppedNode: events a node wrote but never moved reach the log through
 // another node's periodic sweep, each once.
 func testStoppedNode(t *testing.T, url string) {
-	survivor := openCluster(t, url, Options{EventSweep: 50 * time.Millisecond}, true)
+	survivor := openCluster(t, url, Options{SweepInterval: 50 * time.Millisecond}, true)
 	sub := "stopped-" + tether.NewID()
 	want := writeUncollected(t, url, sub, 40)
 	deadline := time.Now().Add(20 * time.Second)
@@ -206,7 +207,7 @@ func testConcurrentCollectors(t *testing.T, url string) {
 		})
 	}
 	for range 2 {
-		w := openCluster(t, url, Options{EventSweep: 50 * time.Millisecond}, true)
+		w := openCluster(t, url, Options{SweepInterval: 50 * time.Millisecond}, true)
 		wg.Go(func() {
 			for range 25 {
 				r := storetest.ScaleRecord(sub)

@@ -38,6 +38,11 @@
 //	                (outbox.go)
 //	p{e}:moved      on a Cluster only: per slot, the last outbox entry
 //	                moved into the log
+//	p{x}:expiring   expiry index (expiry.go): a sorted set of IDs scored
+//	                by their record's end, Unix µs; on a Cluster one per
+//	                slot, p{T}:expiring, on the slot of its records
+//	p{x}:expiring:data  beside it, per ID: ExpiresAt and subject, for the
+//	                session.expired event once the record is gone
 //	p{st:K}         the service's own state under K (GetState)
 //	p + "changes"   the pub/sub channel announcing changes
 //
@@ -127,11 +132,14 @@
 //   - On a Cluster, the events of a write whose outcome was unknown, or of a
 //     node that stopped before moving them, reach the log late and may follow
 //     later changes' events of other slots (events.go). Every node sweeps
-//     all 16,384 outboxes every Options.EventSweep.
+//     all 16,384 outboxes every Options.SweepInterval.
 //   - On a Cluster without min_replicas, a failover that loses an outbox's
 //     newest entries after they were moved, to a primary whose clock is
 //     behind, could give new entries IDs at or below the recorded progress:
 //     those events would not be moved.
+//   - A session revoked by DeleteSubject whose clean-up failed, or created
+//     concurrently with it and so born revoked, keeps its expiry index entry
+//     and is reported expired when its time comes (expiry.go).
 //   - The scripts use Redis' Lua struct library (Redis 7.x, Valkey).
 //
 // # Failure
@@ -186,15 +194,20 @@ type Options struct {
 	// Prefix namespaces keys when the URL has no prefix parameter (the URL's
 	// wins). Default DefaultPrefix.
 	Prefix string
-	// EventSweep is how often a store on a Redis Cluster looks into every
+	// SweepInterval is how often the store records the expiry of sessions
+	// that expired (expiry.go) and, on a Redis Cluster, looks into every
 	// slot's event outbox for events that another node wrote but did not
-	// move into the log (events.go). Default DefaultEventSweep.
-	EventSweep time.Duration
+	// move into the log (outbox.go). Default DefaultSweepInterval.
+	SweepInterval time.Duration
 }
 
 // subjectMargin is how much longer a subject's state and index live than the
 // longest-lived record they govern.
 const subjectMargin = time.Minute
+
+// DefaultSweepInterval is the sweep's interval when Options.SweepInterval
+// is zero.
+const DefaultSweepInterval = 30 * time.Second
 
 // DefaultPrefix namespaces keys when neither the URL nor Options.Prefix sets one.
 const DefaultPrefix = "tether:"
@@ -209,15 +222,16 @@ const maxReplicas = 16
 // Store is a tether.Store and tether.Watcher on Redis. It is safe for
 // concurrent use; Close it to release its connections.
 type Store struct {
-	c       rueidis.Client
-	opt     rueidis.ClientOption // for Watch's own connections
-	prefix  string
-	channel string
-	stream  string  // the event log (events.go)
-	outbox  *outbox // on a Cluster only: moves events into the log
-	timeout time.Duration
-	now     func() time.Time
-	log     *slog.Logger
+	c          rueidis.Client
+	opt        rueidis.ClientOption // for Watch's own connections
+	prefix     string
+	channel    string
+	stream     string  // the event log (events.go)
+	outbox     *outbox // on a Cluster only: moves events into the log
+	sweepEvery time.Duration
+	timeout    time.Duration
+	now        func() time.Time
+	log        *slog.Logger
 
 	// From the URL's min_replicas and replica_timeout: writes that must
 	// survive a failover wait for this many replicas (see Store.write).
@@ -226,6 +240,10 @@ type Store struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close; ends every Watch
+	// stop ends the store's goroutine (Store.run), which closes stopped;
+	// both nil if it never started.
+	stop    context.CancelFunc
+	stopped chan struct{}
 }
 
 // Open connects to the Redis named by rawURL (see the package doc). It fails
@@ -235,15 +253,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.outbox != nil {
-		s.outbox.start()
-	}
+	s.start()
 	return s, nil
 }
 
-// open is Open without starting a Cluster store's collector: a store whose
-// events stay in their outboxes until another store moves them, as if its
-// node had stopped after writing (tests).
+// open is Open without starting the store's goroutine (Store.run): on a
+// Cluster, a store whose events of unknown outcome stay in their outboxes
+// until another store moves them, as if its node had stopped (tests).
 func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
@@ -264,8 +280,8 @@ func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.EventSweep <= 0 {
-		opts.EventSweep = DefaultEventSweep
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = DefaultSweepInterval
 	}
 	if cfg.minReplicas > 0 && cfg.replicaTimeout >= opts.Timeout {
 		return nil, errURL("replica_timeout (%v) must be shorter than the store's timeout (%v)", cfg.replicaTimeout, opts.Timeout)
@@ -307,12 +323,12 @@ func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		c: c, opt: opt, prefix: cfg.prefix, channel: cfg.prefix + "changes", stream: cfg.prefix + "{e}:events",
-		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
+		timeout: opts.Timeout, now: opts.Now, log: opts.Logger, sweepEvery: opts.SweepInterval,
 		minReplicas: int64(cfg.minReplicas), replicaTimeout: cfg.replicaTimeout,
 		done: make(chan struct{}),
 	}
 	if cfg.mode == modeCluster {
-		s.outbox = newOutbox(s, opts.EventSweep)
+		s.outbox = newOutbox(s)
 	}
 	return s, nil
 }
@@ -541,6 +557,38 @@ func (s *Store) eval(ctx context.Context, op string, sc *script, keys, args []st
 	return res, werr
 }
 
+// evalEach runs sc once per call, pipelined, each on the slot of its first
+// key: EVALSHA, then EVAL where a node's script cache lacks sc.
+func (s *Store) evalEach(ctx context.Context, sc *script, calls []rueidis.LuaExec) []rueidis.RedisResult {
+	build := func(c rueidis.LuaExec, sha bool) rueidis.Completed {
+		if sha {
+			return s.c.B().Evalsha().Sha1(sc.sha).Numkeys(int64(len(c.Keys))).Key(c.Keys...).Arg(c.Args...).Build()
+		}
+		return s.c.B().Eval().Script(sc.src).Numkeys(int64(len(c.Keys))).Key(c.Keys...).Arg(c.Args...).Build()
+	}
+	cmds := make(rueidis.Commands, len(calls))
+	for i, c := range calls {
+		cmds[i] = build(c, true)
+	}
+	results := s.c.DoMulti(ctx, cmds...)
+	var again []int
+	for i, res := range results {
+		if e, ok := rueidis.IsRedisErr(res.Error()); ok && e.IsNoScript() {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		cmds = cmds[:0]
+		for _, i := range again {
+			cmds = append(cmds, build(calls[i], false))
+		}
+		for j, res := range s.c.DoMulti(ctx, cmds...) {
+			results[again[j]] = res
+		}
+	}
+	return results
+}
+
 // current reports whether a record stamped with gen is still current for its
 // subject: not revoked by a DeleteSubject since it was created.
 func (s *Store) current(ctx context.Context, sub, id string, gen int64) (bool, error) {
@@ -608,8 +656,10 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 	}
 	ttl := ceilMillis(minTime(r.ExpiresAt, r.IdleExpiresAt))
 	val := encode(r, g)
-	_, werr, err := s.evalEvents(ctx, "create", createScript, []string{s.recKey(r.ID)}, evs,
-		rueidis.BinaryString(val), itoa(ttl), r.Subject)
+	index, data := s.expiryKeys(keySlot(s.recKey(r.ID)))
+	_, werr, err := s.evalEvents(ctx, "create", createScript, []string{s.recKey(r.ID), index, data}, evs,
+		rueidis.BinaryString(val), itoa(ttl), r.Subject, r.ID, micros(minTime(r.ExpiresAt, r.IdleExpiresAt)),
+		rueidis.BinaryString([]byte(expiryData(r))))
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrExists
 	}
@@ -660,8 +710,9 @@ func (s *Store) Get(ctx context.Context, id string) (*tether.Record, error) {
 func (s *Store) Touch(ctx context.Context, id string, lastSeen, idleExpires time.Time) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	b, err := touchScript.Exec(ctx, s.c, []string{s.recKey(id)},
-		[]string{touchPatch(lastSeen, idleExpires), itoa(ceilMillis(idleExpires)), s.nowMicros()}).AsBytes()
+	index, _ := s.expiryKeys(keySlot(s.recKey(id)))
+	b, err := touchScript.Exec(ctx, s.c, []string{s.recKey(id), index},
+		[]string{touchPatch(lastSeen, idleExpires), itoa(ceilMillis(idleExpires)), s.nowMicros(), micros(idleExpires), id}).AsBytes()
 	return s.afterWrite("touch", ctx, id, b, err)
 }
 
@@ -706,8 +757,9 @@ func (s *Store) afterWrite(op string, ctx context.Context, id string, b []byte, 
 func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	rec, werr, err := s.evalEvents(ctx, "delete", deleteScript, []string{s.recKey(id)}, evs,
-		s.channel, sessionMsg(id), s.nowMicros())
+	index, data := s.expiryKeys(keySlot(s.recKey(id)))
+	rec, werr, err := s.evalEvents(ctx, "delete", deleteScript, []string{s.recKey(id), index, data}, evs,
+		s.channel, sessionMsg(id), s.nowMicros(), id)
 	var b []byte
 	if err == nil {
 		b, err = rec.AsBytes()
@@ -754,6 +806,9 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs .
 			}
 		}
 	}
+	// A record already dead at the revoke is reported expired by the sweep,
+	// not deleted here (cleanupScript).
+	now := s.now()
 	reply, werr, err := s.evalEvents(ctx, "delete subject", revokeScript, []string{s.stateKey(subject), s.indexKey(subject)}, evs,
 		keepID, itoa(keepGen), s.channel, subjectMsg(subject), subject)
 	var res []rueidis.RedisMessage
@@ -780,14 +835,15 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs .
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	// GETDEL, so that of a racing Delete and this clean-up only one sees
-	// each record.
-	cmds := make(rueidis.Commands, len(ids))
+	// One script per record, so that of a racing Delete and this clean-up
+	// only one sees each record, and its expiry index entry goes with it.
+	calls := make([]rueidis.LuaExec, len(ids))
 	for i, id := range ids {
-		cmds[i] = s.c.B().Getdel().Key(s.recKey(id)).Build()
+		index, data := s.expiryKeys(keySlot(s.recKey(id)))
+		calls[i] = rueidis.LuaExec{Keys: []string{s.recKey(id), index, data}, Args: []string{id, micros(now)}}
 	}
-	now, n := s.now(), 0
-	for i, res := range s.c.DoMulti(ctx, cmds...) {
+	n := 0
+	for i, res := range s.evalEach(ctx, cleanupScript, calls) {
 		b, err := res.AsBytes()
 		if rueidis.IsRedisNil(err) {
 			continue
@@ -796,7 +852,7 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs .
 			return 0, unavailable("delete subject: revoked, but cleaning up failed", err)
 		}
 		r, gen, err := decode(ids[i], b)
-		if err == nil && r.Subject == subject && r.Live(now) && (gen >= oldGen || ids[i] == oldKeep) {
+		if err == nil && r.Subject == subject && (gen >= oldGen || ids[i] == oldKeep) {
 			n++
 		}
 	}
@@ -929,13 +985,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the connections and ends every Watch. Later calls fail with
-// tether.ErrUnavailable.
+// Close stops the sweep, waits for it, releases the connections and ends
+// every Watch. Later calls fail with tether.ErrUnavailable.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
-		if s.outbox != nil {
-			s.outbox.close()
+		if s.stop != nil {
+			s.stop()
+			<-s.stopped
 		}
 		s.c.Close()
 	})

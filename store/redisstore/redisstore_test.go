@@ -20,6 +20,12 @@ import (
 // (and, on a shared server, deletes its keys) when the test ends.
 func openTest(t testing.TB, url, cleanAddr string) *Store {
 	t.Helper()
+	return openTestOptions(t, url, cleanAddr, Options{})
+}
+
+// openTestOptions is openTest with opts.
+func openTestOptions(t testing.TB, url, cleanAddr string, opts Options) *Store {
+	t.Helper()
 	prefix := servicetest.KeyPrefix(t)
 	if cleanAddr != "" {
 		prefix = servicetest.RedisPrefix(t, cleanAddr) // deletes the keys after s.Close below (LIFO)
@@ -28,7 +34,8 @@ func openTest(t testing.TB, url, cleanAddr string) *Store {
 	if strings.Contains(url, "?") {
 		sep = "&"
 	}
-	s, err := Open(context.Background(), url+sep+"prefix="+prefix, Options{Timeout: 10 * time.Second}) // generous: CI runs many packages at once
+	opts.Timeout = 10 * time.Second // generous: CI runs many packages at once
+	s, err := Open(context.Background(), url+sep+"prefix="+prefix, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -43,6 +50,15 @@ func TestConformance(t *testing.T) {
 	}
 	storetest.Run(t, newStore)
 	storetest.RunEvents(t, newStore)
+	storetest.RunExpiryEvents(t, expiryOpener("redis://"+addr+"/0", addr))
+}
+
+// expiryOpener opens stores on url that sweep every 50ms, as RunExpiryEvents
+// needs; cleanAddr as for openTest.
+func expiryOpener(url, cleanAddr string) storetest.NewStore {
+	return func(t *testing.T) tether.Store {
+		return openTestOptions(t, url, cleanAddr, Options{SweepInterval: 50 * time.Millisecond})
+	}
 }
 
 // TestConformanceCluster runs the conformance cases on a Redis Cluster, and,
@@ -53,6 +69,7 @@ func TestConformanceCluster(t *testing.T) {
 	newStore := func(t *testing.T) tether.Store { return openTest(t, url, "") }
 	storetest.Run(t, newStore)
 	storetest.RunEvents(t, newStore)
+	storetest.RunExpiryEvents(t, expiryOpener(url, ""))
 	runOutbox(t, url)
 }
 
@@ -302,12 +319,15 @@ func TestTTLs(t *testing.T) {
 	}
 }
 
+// TestConformanceSentinel runs the conformance and event cases through a
+// Sentinel.
 func TestConformanceSentinel(t *testing.T) {
 	servicetest.SkipShort(t, "starts Redis and a Sentinel")
-	addr := servicetest.StartSentinel(t, "tether")
-	storetest.Run(t, func(t *testing.T) tether.Store {
-		return openTest(t, "redis+sentinel://"+addr+"/0?master=tether", "")
-	})
+	url := "redis+sentinel://" + servicetest.StartSentinel(t, "tether") + "/0?master=tether"
+	newStore := func(t *testing.T) tether.Store { return openTest(t, url, "") }
+	storetest.Run(t, newStore)
+	storetest.RunEvents(t, newStore)
+	storetest.RunExpiryEvents(t, expiryOpener(url, ""))
 }
 
 // TestMinReplicasUnreached: with min_replicas set and no replica to

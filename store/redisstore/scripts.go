@@ -62,13 +62,17 @@ end
 `
 
 // createScript is Create's atomic moment: the record is written if its ID is
-// free, with its events.
+// free, with its expiry index entry (expiry.go) and its events.
 //
-// KEYS[1] record, KEYS[2] event stream; ARGV[1] encoded record, ARGV[2]
-// expiry (Unix ms), ARGV[3] subject, ARGV[4…] events (with addEvents' ID).
+// KEYS[1] record, KEYS[2] expiry index, KEYS[3] expiry data, KEYS[4] event
+// stream; ARGV[1] encoded record, ARGV[2] expiry (Unix ms), ARGV[3] subject,
+// ARGV[4] id, ARGV[5] the record's end (Unix µs), ARGV[6] expiry data,
+// ARGV[7…] events (with addEvents' ID).
 var createScript = newScript(eventsLua + `
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return false end
-return {1, addEvents(1, 4, ARGV[3])}
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[6])
+return {1, addEvents(3, 7, ARGV[3])}
 `)
 
 // appendScript writes events that accompany no change.
@@ -121,14 +125,16 @@ end
 return 1
 `)
 
-// touchScript slides a live record's idle expiry and returns the record as it
-// was; nil if there is no live one. Liveness is judged by the caller's clock
-// (ARGV[3]), so a record that the service considers expired is never revived
-// even if Redis, by its own clock, has not dropped it yet. The key's TTL never
-// goes past the record's absolute expiry.
+// touchScript slides a live record's idle expiry, and its expiry index entry
+// with it, and returns the record as it was; nil if there is no live one.
+// Liveness is judged by the caller's clock (ARGV[3]), so a record that the
+// service considers expired is never revived even if Redis, by its own
+// clock, has not dropped it yet. The key's TTL never goes past the record's
+// absolute expiry.
 //
-// KEYS[1] record; ARGV[1] 16 bytes: new LastSeenAt and IdleExpiresAt;
-// ARGV[2] new idle expiry, Unix ms; ARGV[3] now, Unix µs.
+// KEYS[1] record, KEYS[2] expiry index; ARGV[1] 16 bytes: new LastSeenAt and
+// IdleExpiresAt; ARGV[2] new idle expiry, Unix ms; ARGV[3] now, Unix µs;
+// ARGV[4] new idle expiry, Unix µs; ARGV[5] id.
 var touchScript = newScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -139,6 +145,9 @@ local at = tonumber(ARGV[2])
 local expms = math.ceil(exp / 1000)
 if expms < at then at = expms end
 redis.call('SET', KEYS[1], string.sub(v, 1, 1) .. ARGV[1] .. string.sub(v, 18), 'PXAT', string.format('%.0f', at))
+local ends = tonumber(ARGV[4])
+if exp < ends then ends = exp end
+redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', ends), ARGV[5])
 return v
 `)
 
@@ -160,22 +169,75 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {v, addEvents(1, 6, recSubject(v))}
 `)
 
-// deleteScript deletes a record, announces it, and returns what was deleted
-// (nil if nothing was), so the caller can tell whether it was live. Its
-// events are written only if the record was live by the caller's clock.
+// deleteScript deletes a live record (by the caller's clock) with its expiry
+// index entry, announces it, writes its events, and returns the record as it
+// was (nil if there was none), so the caller can tell whether it was live. A
+// record already dead by the caller's clock is left to the expiry sweep
+// (expiry.go): it is reported expired, never revoked.
 //
-// KEYS[1] record, KEYS[2] event stream; ARGV[1] change channel, ARGV[2]
-// message, ARGV[3] now (Unix µs), ARGV[4…] events (with addEvents' ID).
+// KEYS[1] record, KEYS[2] expiry index, KEYS[3] expiry data, KEYS[4] event
+// stream; ARGV[1] change channel, ARGV[2] message, ARGV[3] now (Unix µs),
+// ARGV[4] id, ARGV[5…] events (with addEvents' ID).
 var deleteScript = newScript(eventsLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[1], ARGV[2])
 local now = tonumber(ARGV[3])
-if struct.unpack('>i8', v, 10) > now and struct.unpack('>i8', v, 18) > now then
-  return {v, addEvents(1, 4, recSubject(v))}
+if struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then
+  return {v, {}, 0, ''}
 end
-return {v, {}, 0, ''}
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[4])
+redis.call('HDEL', KEYS[3], ARGV[4])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {v, addEvents(3, 5, recSubject(v))}
+`)
+
+// cleanupScript deletes a record that DeleteSubject revoked, with its expiry
+// index entry, and returns it; nil if it was gone or already dead by the
+// caller's clock (now, taken before the revoke), which the expiry sweep
+// then reports as expired.
+//
+// KEYS[1] record, KEYS[2] expiry index, KEYS[3] expiry data; ARGV[1] id,
+// ARGV[2] now (Unix µs).
+var cleanupScript = newScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local now = tonumber(ARGV[2])
+if struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return v
+`)
+
+// expireScript records the expiry of sessions whose expiry index entries the
+// sweep found due (expiry.go): for each entry still in the index with the
+// same end, whose record is gone or dead by the caller's clock, it removes
+// the entry, its data and the record, and writes the event. It returns the
+// IDs of the events written.
+//
+// KEYS[1] expiry index, KEYS[2] expiry data, KEYS[3] event stream,
+// KEYS[4…] the entries' records; ARGV[1] now (Unix µs), then for each
+// entry its id, its end (Unix µs) and its event (empty: none).
+var expireScript = newScript(`
+local now = tonumber(ARGV[1])
+local written = {}
+for i = 2, #ARGV, 3 do
+  local id, ev, rec = ARGV[i], ARGV[i + 2], KEYS[4 + (i - 2) / 3]
+  local ends = redis.call('ZSCORE', KEYS[1], id)
+  if ends and tonumber(ends) == tonumber(ARGV[i + 1]) then
+    local v = redis.call('GET', rec)
+    if not v or struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('HDEL', KEYS[2], id)
+      if v then redis.call('DEL', rec) end
+      if ev ~= '' then
+        written[#written + 1] = redis.call('XADD', KEYS[3], '*', 'e', ev, 's', '')
+      end
+    end
+  end
+end
+return written
 `)
 
 // revokeScript is DeleteSubject's atomic moment: it bumps the subject's
