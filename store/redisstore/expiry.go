@@ -13,52 +13,51 @@ import (
 
 // Redis drops an expired record itself, by its TTL, and says nothing. So that
 // an expired session is reported as such (session.expired, DESIGN §10), each
-// record is also listed in an expiry index on its own slot: a sorted set of
-// IDs scored by the record's end, min(ExpiresAt, IdleExpiresAt) in Unix µs,
-// beside a hash from ID to what the event needs once the record is gone (its
-// ExpiresAt and subject). Create adds the entry, Touch moves its score, and
-// Delete and the clean-up after DeleteSubject remove it with the record of a
-// live session, in the same script; a record they find already dead by the
-// caller's clock is left, with its entry, to the sweep. So an entry that is
-// due marks a session that expired, not one that was revoked.
+// record is also listed in an expiry index on its own slot: a sorted set
+// scored by the record's end, min(ExpiresAt, IdleExpiresAt) in Unix µs, whose
+// member holds what the event needs once the record is gone (expiryMember).
+// Create adds the entry, Touch moves its score, and Delete and the clean-up
+// after DeleteSubject remove it with the record of a live session, in the
+// same script; a record they find already dead by the caller's clock is
+// left, with its entry, to the sweep. So an entry that comes due marks a
+// session that expired, not one that was revoked.
 //
 // The sweep (Store.run, every Options.SweepInterval) reads the due entries
 // of each index, makes their events, and hands them to expireScript, which
 // removes each entry that is still due, with its record if Redis has not
 // dropped it yet, and writes its event, in one atomic step on the slot; a
 // concurrent sweep on another node finds nothing left to do. On standalone
-// Redis and Sentinel there is one index; on a Cluster one per slot, next to
+// Redis and Sentinel there is one index; on a Cluster one per slot, beside
 // the slot's outbox (outbox.go).
 
 // expiryBatch bounds the entries one expireScript call handles.
 const expiryBatch = 500
 
-// expiryKeys returns the expiry index and its data hash for the records on
-// slot.
-func (s *Store) expiryKeys(slot uint16) (index, data string) {
+// maxIDLen bounds a record's ID: its expiry index member starts with the
+// ID's length in one byte.
+const maxIDLen = 255
+
+// expiryKey returns the expiry index of the records on slot.
+func (s *Store) expiryKey(slot uint16) string {
 	tag := "x"
 	if s.outbox != nil {
 		tag = slotTags()[slot]
 	}
-	return s.prefix + "{" + tag + "}:expiring", s.prefix + "{" + tag + "}:expiring:data"
-}
-
-// expiryData is what the index keeps of r for its event: ExpiresAt in Unix
-// µs, then the subject.
-func expiryData(r *tether.Record) string {
-	b := binary.BigEndian.AppendUint64(nil, uint64(r.ExpiresAt.UnixMicro()))
-	return string(append(b, r.Subject...))
+	return s.prefix + "{" + tag + "}:expiring"
 }
 
 // expiredRecord rebuilds what tether.ExpiredEvent needs of a record from its
-// index entry: its end (the score) and expiryData.
-func expiredRecord(id string, end int64, data string) (*tether.Record, error) {
-	if len(data) < 8 {
-		return nil, errors.New("malformed expiry entry")
+// expiry index entry: the member (recordLua's expiryMember: the ID's length
+// in a byte, the ID, ExpiresAt in Unix µs as 8 bytes big-endian, the
+// subject) and the score, the record's end.
+func expiredRecord(member string, end int64) (*tether.Record, error) {
+	if len(member) < 1 || len(member) < 1+int(member[0])+8 {
+		return nil, errors.New("malformed expiry index entry")
 	}
+	n := 1 + int(member[0])
 	return &tether.Record{
-		ID: id, Subject: data[8:],
-		ExpiresAt:     time.UnixMicro(int64(binary.BigEndian.Uint64([]byte(data[:8])))),
+		ID: member[1:n], Subject: member[n+8:],
+		ExpiresAt:     time.UnixMicro(int64(binary.BigEndian.Uint64([]byte(member[n : n+8])))),
 		IdleExpiresAt: time.UnixMicro(end),
 	}, nil
 }
@@ -140,8 +139,7 @@ func (s *Store) sweepExpired(ctx context.Context) error {
 	}
 	cmds := make(rueidis.Commands, len(slots))
 	for i, slot := range slots {
-		index, _ := s.expiryKeys(slot)
-		cmds[i] = s.c.B().Zrange().Key(index).Min("-inf").Max(micros(now)).Byscore().
+		cmds[i] = s.c.B().Zrange().Key(s.expiryKey(slot)).Min("-inf").Max(micros(now)).Byscore().
 			Limit(0, expiryBatch).Withscores().Build()
 	}
 	var errs []error
@@ -163,33 +161,17 @@ func (s *Store) sweepExpired(ctx context.Context) error {
 // expire records the expiry of due, entries of slot's index, in one
 // expireScript call.
 func (s *Store) expire(ctx context.Context, slot uint16, due []rueidis.ZScore, now time.Time) error {
-	index, data := s.expiryKeys(slot)
-	ids := make([]string, len(due))
-	for i, z := range due {
-		ids[i] = z.Member
-	}
-	datas, err := s.c.Do(ctx, s.c.B().Hmget().Key(data).Field(ids...).Build()).ToArray()
-	if err != nil {
-		return err
-	}
-	if len(datas) != len(due) {
-		return errors.New("malformed HMGET reply")
-	}
-	keys := []string{index, data, s.eventKey(slot)}
+	keys := []string{s.expiryKey(slot), s.eventKey(slot)}
 	args := []string{micros(now)}
-	for i, z := range due {
+	for _, z := range due {
 		end := int64(z.Score)
-		ev := "" // an entry without its data is dropped without an event
-		if d, err := datas[i].ToString(); err == nil {
-			r, err := expiredRecord(z.Member, end, d)
-			if err != nil {
-				return err
-			}
-			e := tether.ExpiredEvent(r, now)
-			ev = string(tether.MarshalEvent(&e))
+		r, err := expiredRecord(z.Member, end)
+		if err != nil {
+			return err
 		}
-		keys = append(keys, s.recKey(z.Member))
-		args = append(args, z.Member, itoa(end), ev)
+		e := tether.ExpiredEvent(r, now)
+		keys = append(keys, s.recKey(r.ID))
+		args = append(args, z.Member, itoa(end), string(tether.MarshalEvent(&e)))
 	}
 	res, werr := s.eval(ctx, "record expiry", expireScript, keys, args)
 	written, err := res.AsStrSlice()

@@ -38,11 +38,10 @@
 //	                (outbox.go)
 //	p{e}:moved      on a Cluster only: per slot, the last outbox entry
 //	                moved into the log
-//	p{x}:expiring   expiry index (expiry.go): a sorted set of IDs scored
-//	                by their record's end, Unix µs; on a Cluster one per
-//	                slot, p{T}:expiring, on the slot of its records
-//	p{x}:expiring:data  beside it, per ID: ExpiresAt and subject, for the
-//	                session.expired event once the record is gone
+//	p{x}:expiring   expiry index (expiry.go): a sorted set of the records
+//	                (ID, ExpiresAt, subject) scored by their end, Unix µs;
+//	                on a Cluster one per slot, p{T}:expiring, on the slot of
+//	                its records
 //	p{st:K}         the service's own state under K (GetState)
 //	p + "changes"   the pub/sub channel announcing changes
 //
@@ -641,6 +640,9 @@ func (s *Store) decodeLive(ctx context.Context, id string, b []byte) (*tether.Re
 // every record carries a generation read before it existed, and every indexed
 // ID whose record is missing is gone for good (List may prune it).
 func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
+	if len(r.ID) > maxIDLen {
+		return tether.BadInput("a session ID is at most %d bytes", maxIDLen)
+	}
 	if !r.Live(s.now()) {
 		return nil // born dead: nothing to keep, like memstore
 	}
@@ -656,10 +658,8 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 	}
 	ttl := ceilMillis(minTime(r.ExpiresAt, r.IdleExpiresAt))
 	val := encode(r, g)
-	index, data := s.expiryKeys(keySlot(s.recKey(r.ID)))
-	_, werr, err := s.evalEvents(ctx, "create", createScript, []string{s.recKey(r.ID), index, data}, evs,
-		rueidis.BinaryString(val), itoa(ttl), r.Subject, r.ID, micros(minTime(r.ExpiresAt, r.IdleExpiresAt)),
-		rueidis.BinaryString([]byte(expiryData(r))))
+	_, werr, err := s.evalEvents(ctx, "create", createScript, []string{s.recKey(r.ID), s.expiryKey(keySlot(s.recKey(r.ID)))}, evs,
+		rueidis.BinaryString(val), itoa(ttl), r.Subject, r.ID, micros(minTime(r.ExpiresAt, r.IdleExpiresAt)))
 	if rueidis.IsRedisNil(err) {
 		return tether.ErrExists
 	}
@@ -710,8 +710,7 @@ func (s *Store) Get(ctx context.Context, id string) (*tether.Record, error) {
 func (s *Store) Touch(ctx context.Context, id string, lastSeen, idleExpires time.Time) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	index, _ := s.expiryKeys(keySlot(s.recKey(id)))
-	b, err := touchScript.Exec(ctx, s.c, []string{s.recKey(id), index},
+	b, err := touchScript.Exec(ctx, s.c, []string{s.recKey(id), s.expiryKey(keySlot(s.recKey(id)))},
 		[]string{touchPatch(lastSeen, idleExpires), itoa(ceilMillis(idleExpires)), s.nowMicros(), micros(idleExpires), id}).AsBytes()
 	return s.afterWrite("touch", ctx, id, b, err)
 }
@@ -757,8 +756,7 @@ func (s *Store) afterWrite(op string, ctx context.Context, id string, b []byte, 
 func (s *Store) Delete(ctx context.Context, id string, evs ...tether.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	index, data := s.expiryKeys(keySlot(s.recKey(id)))
-	rec, werr, err := s.evalEvents(ctx, "delete", deleteScript, []string{s.recKey(id), index, data}, evs,
+	rec, werr, err := s.evalEvents(ctx, "delete", deleteScript, []string{s.recKey(id), s.expiryKey(keySlot(s.recKey(id)))}, evs,
 		s.channel, sessionMsg(id), s.nowMicros(), id)
 	var b []byte
 	if err == nil {
@@ -839,8 +837,7 @@ func (s *Store) DeleteSubject(ctx context.Context, subject, keepID string, evs .
 	// only one sees each record, and its expiry index entry goes with it.
 	calls := make([]rueidis.LuaExec, len(ids))
 	for i, id := range ids {
-		index, data := s.expiryKeys(keySlot(s.recKey(id)))
-		calls[i] = rueidis.LuaExec{Keys: []string{s.recKey(id), index, data}, Args: []string{id, micros(now)}}
+		calls[i] = rueidis.LuaExec{Keys: []string{s.recKey(id), s.expiryKey(keySlot(s.recKey(id)))}, Args: []string{id, micros(now)}}
 	}
 	n := 0
 	for i, res := range s.evalEach(ctx, cleanupScript, calls) {

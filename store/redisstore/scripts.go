@@ -31,9 +31,6 @@ func newScript(src string) *script {
 // whether the outbox then held nothing, so that this script's events are
 // the only ones to move. It returns the new entries' IDs, solo (1 or 0) and
 // the subject, which each script returns after its own result.
-//
-// recSubject reads the subject out of a stored record (codec.go): after the
-// 82-byte head and the optional 8-byte AuthTime, a uvarint length and the bytes.
 const eventsLua = `
 local function addEvents(nkeys, first, subject)
   local key, ids, solo = KEYS[nkeys + 1], {}, 0
@@ -46,6 +43,15 @@ local function addEvents(nkeys, first, subject)
   end
   return ids, solo, subject
 end
+`
+
+// recSubject reads the subject out of a stored record (codec.go): after the
+// 82-byte head and the optional 8-byte AuthTime, a uvarint length and the bytes.
+//
+// expiryMember is the record's member in the expiry index (expiry.go,
+// expiryMember): the id's length as a byte, the id, ExpiresAt (bytes 18–25)
+// and the subject.
+const recordLua = `
 local function recSubject(v)
   local off = 83
   if string.byte(v, 82) % 2 == 1 then off = off + 8 end
@@ -59,26 +65,27 @@ local function recSubject(v)
   end
   return string.sub(v, off, off + n - 1)
 end
+local function expiryMember(id, v)
+  return string.char(#id) .. id .. string.sub(v, 18, 25) .. recSubject(v)
+end
 `
 
 // createScript is Create's atomic moment: the record is written if its ID is
 // free, with its expiry index entry (expiry.go) and its events.
 //
-// KEYS[1] record, KEYS[2] expiry index, KEYS[3] expiry data, KEYS[4] event
-// stream; ARGV[1] encoded record, ARGV[2] expiry (Unix ms), ARGV[3] subject,
-// ARGV[4] id, ARGV[5] the record's end (Unix µs), ARGV[6] expiry data,
-// ARGV[7…] events (with addEvents' ID).
-var createScript = newScript(eventsLua + `
+// KEYS[1] record, KEYS[2] expiry index, KEYS[3] event stream; ARGV[1]
+// encoded record, ARGV[2] expiry (Unix ms), ARGV[3] subject, ARGV[4] id,
+// ARGV[5] the record's end (Unix µs), ARGV[6…] events (with addEvents' ID).
+var createScript = newScript(eventsLua + recordLua + `
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return false end
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
-redis.call('HSET', KEYS[3], ARGV[4], ARGV[6])
-return {1, addEvents(3, 7, ARGV[3])}
+redis.call('ZADD', KEYS[2], ARGV[5], expiryMember(ARGV[4], ARGV[1]))
+return {1, addEvents(2, 6, ARGV[3])}
 `)
 
 // appendScript writes events that accompany no change.
 //
 // KEYS[1] event stream; ARGV[1] empty, ARGV[2…] events.
-var appendScript = newScript(eventsLua + `
+var appendScript = newScript(eventsLua + recordLua + `
 addEvents(0, 1, '')
 return 1
 `)
@@ -135,7 +142,7 @@ return 1
 // KEYS[1] record, KEYS[2] expiry index; ARGV[1] 16 bytes: new LastSeenAt and
 // IdleExpiresAt; ARGV[2] new idle expiry, Unix ms; ARGV[3] now, Unix µs;
 // ARGV[4] new idle expiry, Unix µs; ARGV[5] id.
-var touchScript = newScript(`
+var touchScript = newScript(recordLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = tonumber(ARGV[3])
@@ -147,7 +154,7 @@ if expms < at then at = expms end
 redis.call('SET', KEYS[1], string.sub(v, 1, 1) .. ARGV[1] .. string.sub(v, 18), 'PXAT', string.format('%.0f', at))
 local ends = tonumber(ARGV[4])
 if exp < ends then ends = exp end
-redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', ends), ARGV[5])
+redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', ends), expiryMember(ARGV[5], v))
 return v
 `)
 
@@ -158,7 +165,7 @@ return v
 // KEYS[1] record; ARGV[1] old hash, ARGV[2] new hash, ARGV[3] now (Unix µs),
 // ARGV[4] change channel, ARGV[5] message, ARGV[6…] events (with
 // addEvents' ID); KEYS[2] event stream.
-var rotateScript = newScript(eventsLua + `
+var rotateScript = newScript(eventsLua + recordLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = tonumber(ARGV[3])
@@ -175,10 +182,10 @@ return {v, addEvents(1, 6, recSubject(v))}
 // record already dead by the caller's clock is left to the expiry sweep
 // (expiry.go): it is reported expired, never revoked.
 //
-// KEYS[1] record, KEYS[2] expiry index, KEYS[3] expiry data, KEYS[4] event
-// stream; ARGV[1] change channel, ARGV[2] message, ARGV[3] now (Unix µs),
-// ARGV[4] id, ARGV[5…] events (with addEvents' ID).
-var deleteScript = newScript(eventsLua + `
+// KEYS[1] record, KEYS[2] expiry index, KEYS[3] event stream; ARGV[1]
+// change channel, ARGV[2] message, ARGV[3] now (Unix µs), ARGV[4] id,
+// ARGV[5…] events (with addEvents' ID).
+var deleteScript = newScript(eventsLua + recordLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = tonumber(ARGV[3])
@@ -186,10 +193,9 @@ if struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then
   return {v, {}, 0, ''}
 end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[4])
-redis.call('HDEL', KEYS[3], ARGV[4])
+redis.call('ZREM', KEYS[2], expiryMember(ARGV[4], v))
 redis.call('PUBLISH', ARGV[1], ARGV[2])
-return {v, addEvents(3, 5, recSubject(v))}
+return {v, addEvents(2, 5, recSubject(v))}
 `)
 
 // cleanupScript deletes a record that DeleteSubject revoked, with its expiry
@@ -197,43 +203,38 @@ return {v, addEvents(3, 5, recSubject(v))}
 // caller's clock (now, taken before the revoke), which the expiry sweep
 // then reports as expired.
 //
-// KEYS[1] record, KEYS[2] expiry index, KEYS[3] expiry data; ARGV[1] id,
-// ARGV[2] now (Unix µs).
-var cleanupScript = newScript(`
+// KEYS[1] record, KEYS[2] expiry index; ARGV[1] id, ARGV[2] now (Unix µs).
+var cleanupScript = newScript(recordLua + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local now = tonumber(ARGV[2])
 if struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then return false end
 redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[2], expiryMember(ARGV[1], v))
 return v
 `)
 
 // expireScript records the expiry of sessions whose expiry index entries the
 // sweep found due (expiry.go): for each entry still in the index with the
 // same end, whose record is gone or dead by the caller's clock, it removes
-// the entry, its data and the record, and writes the event. It returns the
-// IDs of the events written.
+// the entry and the record, and writes the event. It returns the IDs of the
+// events written.
 //
-// KEYS[1] expiry index, KEYS[2] expiry data, KEYS[3] event stream,
-// KEYS[4…] the entries' records; ARGV[1] now (Unix µs), then for each
-// entry its id, its end (Unix µs) and its event (empty: none).
+// KEYS[1] expiry index, KEYS[2] event stream, KEYS[3…] the entries' records;
+// ARGV[1] now (Unix µs), then for each entry its member, its end (Unix µs)
+// and its event.
 var expireScript = newScript(`
 local now = tonumber(ARGV[1])
 local written = {}
 for i = 2, #ARGV, 3 do
-  local id, ev, rec = ARGV[i], ARGV[i + 2], KEYS[4 + (i - 2) / 3]
-  local ends = redis.call('ZSCORE', KEYS[1], id)
+  local member, rec = ARGV[i], KEYS[3 + (i - 2) / 3]
+  local ends = redis.call('ZSCORE', KEYS[1], member)
   if ends and tonumber(ends) == tonumber(ARGV[i + 1]) then
     local v = redis.call('GET', rec)
     if not v or struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then
-      redis.call('ZREM', KEYS[1], id)
-      redis.call('HDEL', KEYS[2], id)
+      redis.call('ZREM', KEYS[1], member)
       if v then redis.call('DEL', rec) end
-      if ev ~= '' then
-        written[#written + 1] = redis.call('XADD', KEYS[3], '*', 'e', ev, 's', '')
-      end
+      written[#written + 1] = redis.call('XADD', KEYS[2], '*', 'e', ARGV[i + 2], 's', '')
     end
   end
 end
@@ -254,7 +255,7 @@ return written
 // ARGV[2] its record's generation, or -1 if it is not a live record of this
 // subject; ARGV[3] change channel, ARGV[4] message, ARGV[5] subject, ARGV[6…]
 // events (with addEvents' ID); KEYS[3] event stream.
-var revokeScript = newScript(eventsLua + `
+var revokeScript = newScript(eventsLua + recordLua + `
 local st = redis.call('HMGET', KEYS[1], 'g', 'k')
 local removed = {}
 if st[1] then
@@ -284,7 +285,7 @@ return {{st[1], st[2], removed}, addEvents(2, 6, ARGV[5])}
 // KEYS[1] roles, KEYS[2] event stream; ARGV[1] encoded roles (empty for
 // none), ARGV[2] change channel, ARGV[3] message, ARGV[4] subject, ARGV[5…]
 // events (with addEvents' ID).
-var rolesScript = newScript(eventsLua + `
+var rolesScript = newScript(eventsLua + recordLua + `
 if ARGV[1] == '' then
   redis.call('DEL', KEYS[1])
 else

@@ -1,0 +1,56 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/servicetest"
+)
+
+// TestCreateIDTooLong: an ID longer than an expiry index entry can hold is
+// refused as bad input, and nothing is written.
+func TestCreateIDTooLong(t *testing.T) {
+	addr := servicetest.SharedRedis(t)
+	s := openTest(t, "redis://"+addr, addr)
+	r := benchRecord("long-id")
+	r.ID = strings.Repeat("a", maxIDLen+1)
+	if err := s.Create(context.Background(), r); !errors.Is(err, tether.ErrBadInput) {
+		t.Fatalf("Create(ID of %d bytes) = %v; want ErrBadInput", len(r.ID), err)
+	}
+	if _, err := s.Get(context.Background(), r.ID); !errors.Is(err, tether.ErrNotFound) {
+		t.Fatalf("Get after the refused Create = %v; want ErrNotFound", err)
+	}
+}
+
+// TestExpiredRecord reads expiry index members as recordLua's expiryMember
+// writes them, and refuses truncated ones.
+func TestExpiredRecord(t *testing.T) {
+	exp := time.UnixMicro(1_765_000_000_123_456)
+	member := "\x03abc" + string([]byte{0, 6, 69, 66, 22, 9, 50, 64}) + "alice"
+	tests := []struct {
+		name, member string
+		want         *tether.Record // nil: an error
+	}{
+		{"whole", member, &tether.Record{ID: "abc", Subject: "alice", ExpiresAt: exp, IdleExpiresAt: time.UnixMicro(42)}},
+		{"no subject", member[:12], &tether.Record{ID: "abc", ExpiresAt: exp, IdleExpiresAt: time.UnixMicro(42)}},
+		{"empty", "", nil},
+		{"short expiry", member[:11], nil},
+		{"longer ID than the member", "\xffabc", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := expiredRecord(tt.member, 42)
+			switch {
+			case tt.want == nil && err == nil:
+				t.Fatalf("expiredRecord(%q) = %+v; want an error", tt.member, got)
+			case tt.want != nil && (err != nil || got.ID != tt.want.ID || got.Subject != tt.want.Subject ||
+				!got.ExpiresAt.Equal(tt.want.ExpiresAt) || !got.IdleExpiresAt.Equal(tt.want.IdleExpiresAt)):
+				t.Fatalf("expiredRecord(%q) = %+v, %v; want %+v", tt.member, got, err, tt.want)
+			}
+		})
+	}
+}
