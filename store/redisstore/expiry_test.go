@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,4 +54,43 @@ func TestExpiredRecord(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkSweep loads b.N sessions, then times the sweeps that record them
+// all expired (by a store whose clock is three hours ahead), each removed
+// with its session.expired event, expiryBatch per script.
+func BenchmarkSweep(b *testing.B) {
+	addr := servicetest.SharedRedis(b)
+	url := "redis://" + addr + "?prefix=" + servicetest.RedisPrefix(b, addr)
+	ctx := context.Background()
+	openNoSweep := func(now func() time.Time) *Store {
+		s, err := open(ctx, url, Options{Timeout: time.Minute, Now: now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}
+	load := openNoSweep(nil)
+	sweeper := openNoSweep(func() time.Time { return time.Now().Add(3 * time.Hour) })
+	for i := range b.N {
+		if err := load.Create(ctx, benchRecord("bench-sweep-"+strconv.Itoa(i/100))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for {
+		left, err := sweeper.c.Do(ctx, sweeper.c.B().Zcard().Key(sweeper.expiryKey(0)).Build()).AsInt64()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if err := sweeper.sweepExpired(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sessions/s")
 }

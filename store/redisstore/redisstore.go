@@ -62,8 +62,8 @@
 //
 // Get therefore costs two round trips: the record, then its subject's state.
 // A session with typical metadata takes about 310 bytes of Redis memory for
-// its record and about 400 with its share of the subject's keys (measured by
-// TestMemoryPerSession and BenchmarkCreate).
+// its record and about 550 with its share of the subject's keys and its
+// expiry index entry (measured by TestMemoryPerSession and BenchmarkCreate).
 //
 // # Cache invalidation (tether.Watcher)
 //
