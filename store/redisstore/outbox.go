@@ -48,8 +48,8 @@ const numSlots = 16384
 
 const (
 	// maxMarks bounds the queue of marks if the log's node is unreachable
-	// for long. A mark past it is dropped: the next sweep moves its events,
-	// later than this node's other writes.
+	// for long. A mark past it is dropped and its write reports failure:
+	// the next sweep moves its events.
 	maxMarks = 100_000
 	// collectBatch bounds the outbox entries one collectScript call moves.
 	collectBatch = 1000
@@ -201,9 +201,12 @@ func (o *outbox) written(ctx context.Context, slot uint16, reply []rueidis.Redis
 	if err == nil && len(ids) == 0 {
 		return nil // no change: no event
 	}
-	o.markWritten(writtenMark(slot, reply, ids, err, events))
+	queued := o.markWritten(writtenMark(slot, reply, ids, err, events))
 	err = o.drain(ctx)
 	o.wake() // to send the trims, or to retry
+	if err == nil && !queued {
+		err = errors.New("too many events wait to be moved into the log; a sweep will move these")
+	}
 	return err
 }
 
@@ -230,9 +233,9 @@ func writtenMark(slot uint16, reply []rueidis.RedisMessage, ids []string, err er
 	return m
 }
 
-// markWritten queues m. Marks of one slot in a row are one, which must then
-// read its outbox.
-func (o *outbox) markWritten(m mark) {
+// markWritten queues m, and reports whether it could. Marks of one slot in
+// a row are one, which must then read its outbox.
+func (o *outbox) markWritten(m mark) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch n := len(o.marks); {
@@ -244,10 +247,14 @@ func (o *outbox) markWritten(m mark) {
 		last.entries = nil
 	case n < maxMarks:
 		o.marks = append(o.marks, m)
+	default:
+		return false
 	}
+	return true
 }
 
-// wake has the store's goroutine (Store.run) drain the queued marks and send trims.
+// wake has the store's goroutine (Store.run) drain the queued marks and
+// send trims.
 func (o *outbox) wake() {
 	select {
 	case o.kick <- struct{}{}:
