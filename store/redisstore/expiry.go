@@ -46,7 +46,7 @@ func (s *Store) expiryKey(slot uint16) string {
 	return s.prefix + "{" + tag + "}:expiring"
 }
 
-// expiredRecord rebuilds what tether.ExpiredEvent needs of a record from its
+// expiredRecord rebuilds what tether.ExpiryEvents needs of a record from its
 // expiry index entry: the member (recordLua's expiryMember: the ID's length
 // in a byte, the ID, ExpiresAt in Unix µs as 8 bytes big-endian, the
 // subject) and the score, the record's end.
@@ -169,9 +169,12 @@ func (s *Store) expire(ctx context.Context, slot uint16, due []rueidis.ZScore, n
 		if err != nil {
 			return err
 		}
-		e := tether.ExpiredEvent(r, now)
+		ev := "" // none for the service's own bookkeeping records
+		if evs := tether.ExpiryEvents(r, now); len(evs) > 0 {
+			ev = string(tether.MarshalEvent(&evs[0])) // the one session.expired
+		}
 		keys = append(keys, s.recKey(r.ID))
-		args = append(args, z.Member, itoa(end), string(tether.MarshalEvent(&e)))
+		args = append(args, z.Member, itoa(end), ev)
 	}
 	res, werr := s.eval(ctx, "record expiry", expireScript, keys, args)
 	written, err := res.AsStrSlice()

@@ -222,7 +222,7 @@ return v
 //
 // KEYS[1] expiry index, KEYS[2] event stream, KEYS[3…] the entries' records;
 // ARGV[1] now (Unix µs), then for each entry its member, its end (Unix µs)
-// and its event.
+// and its event (empty: none).
 var expireScript = newScript(`
 local now = tonumber(ARGV[1])
 local written = {}
@@ -234,7 +234,9 @@ for i = 2, #ARGV, 3 do
     if not v or struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then
       redis.call('ZREM', KEYS[1], member)
       if v then redis.call('DEL', rec) end
-      written[#written + 1] = redis.call('XADD', KEYS[2], '*', 'e', ARGV[i + 2], 's', '')
+      if ARGV[i + 2] ~= '' then
+        written[#written + 1] = redis.call('XADD', KEYS[2], '*', 'e', ARGV[i + 2], 's', '')
+      end
     end
   end
 end
