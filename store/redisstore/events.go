@@ -27,12 +27,13 @@ import (
 // that returned nil has its events in the log, and one that returned before
 // another began has its events first. On a Cluster only, events can also
 // arrive late and out of that order: those of a write whose outcome was
-// unknown (moved by the node's collector within about a second once Redis
+// unknown (moved by the store's goroutine within about a second once Redis
 // answers) and those of a node that stopped between its write and the move
-// (moved by another node's sweep, Options.SweepInterval). Per slot the order is
-// always commit order: a session's own events (created, rotated, revoked),
+// (moved by another node's sweep, Options.SweepInterval). Per slot the order
+// is always commit order: a session's own events (created, rotated, revoked),
 // and a subject's subject.revoked and roles.changed, in the order they
-// happened. An event's Time is when it happened.
+// happened. An event's Time is when it happened. session.expired is written
+// by the expiry sweep, in the script that removes the session (expiry.go).
 
 // evalEvents runs sc, a script that writes evs with its change (eventsLua),
 // on the slot of keys[0], and returns the script's own result; werr is
@@ -40,7 +41,7 @@ import (
 // events, it moves them from the slot's outbox into the log before it
 // returns; if that fails the change has happened all the same, and werr
 // says so. A write whose outcome is unknown leaves its outbox to the
-// collector.
+// store's goroutine.
 func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []string, evs []tether.Event, args ...string) (result rueidis.RedisMessage, werr, err error) {
 	slot := keySlot(keys[0])
 	keys = append(keys, s.eventKey(slot))
