@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"strconv"
 	"time"
@@ -22,14 +21,17 @@ import (
 // On standalone Redis and Sentinel the change's script appends to the stream
 // itself. A Redis Cluster runs a script on one slot only, and a session's
 // keys and the stream are on different slots: there the script writes its
-// events to an outbox on its own slot, and they are moved into the stream,
-// exactly once, before the write returns (outbox.go). Either way a change
-// that returned nil has its events in the log, and one that returned before
-// another began has its events first. On a Cluster only, events can also
-// arrive late and out of that order: those of a write whose outcome was
-// unknown (moved by the store's goroutine within about a second once Redis
-// answers) and those of a node that stopped between its write and the move
-// (moved by another node's sweep, Options.SweepInterval). Per slot the order
+// events to an outbox on its own slot, in the same script, and the node's
+// goroutine moves them into the stream, exactly once, right after the write
+// returns (outbox.go). Either way no change lacks its event: on standalone
+// and Sentinel it is in the log when the write returns, on a Cluster in its
+// outbox, and in the log a round trip later (at once for the writing node's
+// own reads). On a Cluster events can also arrive late and out of write
+// order: those of a write whose outcome was unknown (moved within about a
+// second once Redis answers), those of writes on different nodes in the
+// same instant (in the order of their moves), and those of a node that
+// stopped between its write and the move (moved by another node's sweep,
+// Options.SweepInterval). Per slot the order
 // is always commit order: a session's own events (created, rotated, revoked),
 // and a subject's subject.revoked and roles.changed, in the order they
 // happened. An event's Time is when it happened. session.expired is written
@@ -37,11 +39,9 @@ import (
 
 // evalEvents runs sc, a script that writes evs with its change (eventsLua),
 // on the slot of keys[0], and returns the script's own result; werr is
-// eval's (the replicas' shortfall). On a Cluster, once the script wrote
-// events, it moves them from the slot's outbox into the log before it
-// returns; if that fails the change has happened all the same, and werr
-// says so. A write whose outcome is unknown leaves its outbox to the
-// store's goroutine.
+// eval's (the replicas' shortfall). On a Cluster the script writes its
+// events to the slot's outbox, and the store's goroutine moves them into
+// the log (outbox.written).
 func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []string, evs []tether.Event, args ...string) (result rueidis.RedisMessage, werr, err error) {
 	slot := keySlot(keys[0])
 	keys = append(keys, s.eventKey(slot))
@@ -56,9 +56,7 @@ func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []st
 		err = errors.New("malformed script reply")
 	}
 	if s.outbox != nil && len(evs) > 0 && !rueidis.IsRedisNil(err) {
-		if derr := s.outbox.written(ctx, slot, reply, err, events); derr != nil && werr == nil {
-			werr = fmt.Errorf("redisstore: %s: done, but its events are not yet in the log: %w", op, derr)
-		}
+		s.outbox.written(slot, reply, err, events)
 	}
 	if err != nil {
 		return rueidis.RedisMessage{}, werr, err

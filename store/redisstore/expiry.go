@@ -69,6 +69,11 @@ func (s *Store) start() {
 	go s.run(ctx)
 }
 
+// moveDelay is how long a Cluster store's goroutine gathers marks before it
+// moves their events into the log: what another node's reader waits for at
+// most beyond the move itself (this node's own reads drain at once).
+const moveDelay = 2 * time.Millisecond
+
 // run sweeps now and every sweepEvery; on a Cluster it also moves queued
 // marks as they come, sends trims, and retries a failed move a second later.
 func (s *Store) run(ctx context.Context) {
@@ -86,6 +91,14 @@ func (s *Store) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-kick:
+			// Let the marks of writes close behind gather: one move then
+			// carries them all, and busy nodes pay one round trip to the
+			// log's node per moveDelay rather than one per write.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(moveDelay):
+			}
 		case <-retry:
 		case <-tick.C:
 			if err := s.sweep(ctx); err != nil && ctx.Err() == nil {

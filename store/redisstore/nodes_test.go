@@ -162,8 +162,8 @@ func BenchmarkEventCost(b *testing.B) {
 }
 
 // BenchmarkEventCostCluster: the same on a Redis Cluster, where the event
-// goes to the slot's outbox and is moved into the log before the write
-// returns (outbox.go).
+// goes to the slot's outbox and the store's goroutine moves it into the log
+// (outbox.go).
 func BenchmarkEventCostCluster(b *testing.B) {
 	url := "redis+cluster://" + strings.Join(servicetest.StartRedisCluster(b), ",")
 	storetest.BenchmarkEventCost(b, openTest(b, url, ""))

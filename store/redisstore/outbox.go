@@ -19,14 +19,17 @@ import (
 // they are then moved into the one log, p{e}:events:
 //
 //   - A write that wrote events queues a mark (its slot and the outbox ID of
-//     its last event) and drains the queue before it returns: its events and
-//     those of the writes that queued marks meanwhile move in one
-//     collectScript call, a group commit. So a change that returned has its
-//     events in the log, as on the other deployments.
+//     its last event) and returns; the store's goroutine (Store.run) drains
+//     the queue at once: the events of every write that queued a mark
+//     meanwhile move in one collectScript call, a group commit. The move is
+//     off the write's path, so the event log costs a revocation one XADD in
+//     its script, as on the other deployments, not a second round trip.
 //   - A write whose outcome is unknown (an error, a timeout) queues a mark of
 //     all its slot's outbox holds, for the store's goroutine (Store.run),
 //     which retries every second while that fails.
-//   - Events and AppendEvents first drain the queue.
+//   - Events and AppendEvents first drain the queue, so a node reads its
+//     own writes' events; another node sees them once the move is done,
+//     about a round trip after the write returned. Close drains it too.
 //   - Every Options.SweepInterval, and when the store opens, each node looks
 //     into every slot's outbox and moves what it finds: the events of a node
 //     that stopped between its write and their move.
@@ -48,8 +51,8 @@ const numSlots = 16384
 
 const (
 	// maxMarks bounds the queue of marks if the log's node is unreachable
-	// for long. A mark past it is dropped and its write reports failure:
-	// the next sweep moves its events.
+	// for long. A mark past it is dropped: the next sweep moves its events,
+	// later than this node's other writes.
 	maxMarks = 100_000
 	// collectBatch bounds the outbox entries one collectScript call moves.
 	collectBatch = 1000
@@ -187,27 +190,22 @@ func (o *outbox) movedBelow(slot uint16) string {
 }
 
 // written handles the reply of a script that wrote events to slot's outbox
-// (see evalEvents): it queues a mark and drains the queue, so that the
-// events are in the log when it returns nil. If the script failed, the
-// events may have been written: the store's goroutine moves all the outbox
-// holds.
-func (o *outbox) written(ctx context.Context, slot uint16, reply []rueidis.RedisMessage, scriptErr error, events []string) error {
-	if scriptErr != nil {
-		o.markWritten(mark{slot: slot, upto: allEntries})
-		o.wake()
-		return nil
+// (see evalEvents): it queues a mark for the store's goroutine, which moves
+// the events into the log at once, off the write's path; the write has
+// already made them durable in the outbox. If the script failed, the events
+// may have been written all the same: the mark is of all the outbox holds.
+// A mark the full queue refuses is left to the next sweep.
+func (o *outbox) written(slot uint16, reply []rueidis.RedisMessage, scriptErr error, events []string) {
+	m := mark{slot: slot, upto: allEntries}
+	if scriptErr == nil {
+		ids, err := reply[1].AsStrSlice()
+		if err == nil && len(ids) == 0 {
+			return // no change: no event
+		}
+		m = writtenMark(slot, reply, ids, err, events)
 	}
-	ids, err := reply[1].AsStrSlice()
-	if err == nil && len(ids) == 0 {
-		return nil // no change: no event
-	}
-	queued := o.markWritten(writtenMark(slot, reply, ids, err, events))
-	err = o.drain(ctx)
-	o.wake() // to send the trims, or to retry
-	if err == nil && !queued {
-		err = errors.New("too many events wait to be moved into the log; a sweep will move these")
-	}
-	return err
+	o.markWritten(m)
+	o.wake()
 }
 
 // writtenMark is the mark of a script's reply (see addEvents): up to its
@@ -233,9 +231,9 @@ func writtenMark(slot uint16, reply []rueidis.RedisMessage, ids []string, err er
 	return m
 }
 
-// markWritten queues m, and reports whether it could. Marks of one slot in
-// a row are one, which must then read its outbox.
-func (o *outbox) markWritten(m mark) bool {
+// markWritten queues m; a full queue drops it (see maxMarks). Marks of one
+// slot in a row are one, which must then read its outbox.
+func (o *outbox) markWritten(m mark) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch n := len(o.marks); {
@@ -247,10 +245,7 @@ func (o *outbox) markWritten(m mark) bool {
 		last.entries = nil
 	case n < maxMarks:
 		o.marks = append(o.marks, m)
-	default:
-		return false
 	}
-	return true
 }
 
 // wake has the store's goroutine (Store.run) drain the queued marks and

@@ -991,6 +991,11 @@ func (s *Store) Close() error {
 			s.stop()
 			<-s.stopped
 		}
+		if s.outbox != nil {
+			// What this node wrote goes into the log now rather than at
+			// another node's sweep; if Redis is away, it waits for that.
+			_ = s.outbox.drain(context.Background())
+		}
 		s.c.Close()
 	})
 	return nil
