@@ -698,7 +698,7 @@ func TestManager(t *testing.T) {
 func TestStoreOptions(t *testing.T) {
 	c := Default()
 	c.Bolt = Bolt{LockTimeout: 1, SweepInterval: 2}
-	c.Redis = Redis{Prefix: "p:", Timeout: 3, DialTimeout: 4}
+	c.Redis = Redis{Prefix: "p:", Timeout: 3, DialTimeout: 4, SweepInterval: 10}
 	c.Postgres = Postgres{MaxConns: 5, ConnectTimeout: 6, QueryTimeout: 7, HeartbeatInterval: 8, SweepInterval: 9}
 	log := slog.New(slog.DiscardHandler)
 	got := c.StoreOptions(log)
@@ -708,7 +708,7 @@ func TestStoreOptions(t *testing.T) {
 	got.Redis.Logger = nil
 	want := store.Options{
 		Bolt:     boltstore.Options{Timeout: 1, SweepInterval: 2},
-		Redis:    redisstore.Options{Prefix: "p:", Timeout: 3, DialTimeout: 4},
+		Redis:    redisstore.Options{Prefix: "p:", Timeout: 3, DialTimeout: 4, SweepInterval: 10},
 		Postgres: pgstore.Options{MaxConns: 5, ConnectTimeout: 6, QueryTimeout: 7, HeartbeatInterval: 8, SweepInterval: 9},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

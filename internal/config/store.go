@@ -15,9 +15,10 @@ type Bolt struct {
 }
 
 type Redis struct {
-	Prefix      string        `yaml:"prefix"`
-	Timeout     time.Duration `yaml:"timeout"`
-	DialTimeout time.Duration `yaml:"dial_timeout"`
+	Prefix        string        `yaml:"prefix"`
+	Timeout       time.Duration `yaml:"timeout"`
+	DialTimeout   time.Duration `yaml:"dial_timeout"`
+	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
 
 type Postgres struct {
@@ -44,6 +45,9 @@ var storeSettings = []Setting{
 	{Key: "redis.dial_timeout", Env: "TETHER_REDIS_DIAL_TIMEOUT", Flag: "redis-dial-timeout", Default: "1s",
 		Help:  "bound on connecting to a node",
 		field: func(c *Config) any { return &c.Redis.DialTimeout }},
+	{Key: "redis.sweep_interval", Env: "TETHER_REDIS_SWEEP_INTERVAL", Flag: "redis-sweep-interval", Default: "30s",
+		Help:  "how often expired sessions are recorded (session.expired) and, on a Cluster, every slot's event outbox is checked",
+		field: func(c *Config) any { return &c.Redis.SweepInterval }},
 	{Key: "postgres.max_conns", Env: "TETHER_POSTGRES_MAX_CONNS", Flag: "postgres-max-conns", Default: "0",
 		Help:  "pool size; 0: the URL's pool_max_conns, else max(4, CPUs)",
 		field: func(c *Config) any { return &c.Postgres.MaxConns }},
@@ -67,6 +71,7 @@ func (c *Config) StoreOptions(log *slog.Logger) store.Options {
 	var o store.Options
 	o.Bolt.Timeout, o.Bolt.SweepInterval = c.Bolt.LockTimeout, c.Bolt.SweepInterval
 	o.Redis.Prefix, o.Redis.Timeout, o.Redis.DialTimeout, o.Redis.Logger = c.Redis.Prefix, c.Redis.Timeout, c.Redis.DialTimeout, log
+	o.Redis.SweepInterval = c.Redis.SweepInterval
 	o.Postgres.MaxConns = c.Postgres.MaxConns
 	o.Postgres.ConnectTimeout, o.Postgres.QueryTimeout = c.Postgres.ConnectTimeout, c.Postgres.QueryTimeout
 	o.Postgres.HeartbeatInterval, o.Postgres.SweepInterval = c.Postgres.HeartbeatInterval, c.Postgres.SweepInterval
