@@ -20,57 +20,12 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/internal/servicetest"
 	"github.com/tetherhq/tether/internal/web"
 )
 
-// chromiumPath is Debian's chromium. Without it the browser test skips,
-// except in CI (CI=true), where a missing browser is a failure.
-const chromiumPath = "/usr/bin/chromium"
-
 // uaMac is what device 1 says it is, so the two devices look different.
 const uaMac = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-
-// newBrowser starts a headless chromium with a fresh profile and returns a
-// context on it, from which each "device" takes its own browser context
-// (cookie jar).
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI needs %s for the browser tests: %v", chromiumPath, err)
-		}
-		t.Skipf("no browser: %v (apt-get install chromium)", err)
-	}
-	profile := t.TempDir()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		// Less for the browser to do at start; none of it matters here.
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-breakpad", true),
-		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints,AutofillServerCommunication"),
-		chromedp.Flag("metrics-recording-only", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("mute-audio", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1200, 860),
-	)
-	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	// Registered after TempDir, so it runs first: the browser is gone before
-	// its profile is removed.
-	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", chromiumPath, err)
-	}
-	return ctx
-}
 
 // device is one browser context: its own cookies, as a separate device has.
 type device struct {
@@ -193,7 +148,8 @@ func (d *device) screenshot(name string) {
 // TestBrowser drives a real browser through both pages: two devices of alice,
 // one signing the other out; the admin console; and a cross-origin post.
 func TestBrowser(t *testing.T) {
-	browser := newBrowser(t)
+	// The window's size is the committed screenshots' size.
+	browser := servicetest.StartChromium(t, chromedp.WindowSize(1200, 860))
 	e := newEnv(t)
 
 	// The public origin: the node's public handler, plus the demo's one-click
