@@ -56,10 +56,16 @@ func (m *Manager) BindDevice(ctx context.Context, rawToken, jkt string) (string,
 	if err != nil {
 		return "", nil, err
 	}
-	if err := m.revoke(ctx, old.ID, map[string]any{"reason": "dbsc_bound", "replaced_by": sess.ID}); err != nil && !errors.Is(err, ErrNotFound) {
-		// Never leave both alive: the unbound token is the one a thief would use.
+	if err := m.revoke(ctx, old.ID, map[string]any{"reason": "dbsc_bound", "replaced_by": sess.ID}); err != nil {
+		// Never leave both alive: the unbound token is the one a thief would
+		// use. And if the old session ended meanwhile (a logout, a
+		// revocation between the check above and the create), its copy ends
+		// with it: a binding never outlives what it replaced.
 		if err2 := m.revoke(ctx, sess.ID, map[string]any{"reason": "dbsc_bind_failed"}); err2 != nil {
 			m.log.Error("tether: a DBSC binding could not end either session", "session_id", sess.ID, "err", err2)
+		}
+		if errors.Is(err, ErrNotFound) {
+			return "", nil, fmt.Errorf("%w: the session ended while it was being bound", ErrInvalidToken)
 		}
 		return "", nil, err
 	}

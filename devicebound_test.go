@@ -172,3 +172,25 @@ func TestBindDeviceKeepsOrigin(t *testing.T) {
 		})
 	}
 }
+
+// TestBindDeviceRacingRevocation: a revocation (a logout, an admin) that
+// ends the session between BindDevice's check and its write of the bound
+// copy ends the binding too; the copy must not outlive what it replaced.
+func TestBindDeviceRacingRevocation(t *testing.T) {
+	e := newEnv(t, tether.Config{}, false)
+	token, old := e.create(t, "alice")
+	e.store.beforeCreate = func(r *tether.Record) {
+		if r.DBSC != "" {
+			if err := e.m.Revoke(context.Background(), old.ID); err != nil {
+				t.Errorf("the racing revocation: %v", err)
+			}
+		}
+	}
+	bound, _, err := e.m.BindDevice(t.Context(), token, testJKT)
+	if !errors.Is(err, tether.ErrInvalidToken) {
+		t.Fatalf("BindDevice over a session revoked meanwhile: %v, want ErrInvalidToken", err)
+	}
+	if list, _ := e.m.List(t.Context(), "alice"); len(list) != 0 {
+		t.Fatalf("%d sessions left, want none (bound token %q)", len(list), bound)
+	}
+}

@@ -43,6 +43,9 @@ type countingStore struct {
 	// beforeTouch, when set, runs at the start of every Touch; tests use it to
 	// hold a validation at a precise point.
 	beforeTouch func()
+	// beforeCreate, when set, runs at the start of every Create, to land a
+	// concurrent change between a caller's check and its write.
+	beforeCreate func(*tether.Record)
 }
 
 func (s *countingStore) Get(ctx context.Context, id string) (*tether.Record, error) {
@@ -56,6 +59,9 @@ func (s *countingStore) Roles(ctx context.Context, subject string) ([]string, er
 }
 
 func (s *countingStore) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
+	if s.beforeCreate != nil {
+		s.beforeCreate(r)
+	}
 	s.writes.Add(1)
 	return s.Store.Create(ctx, r, evs...)
 }
