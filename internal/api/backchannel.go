@@ -18,6 +18,10 @@ import (
 // Back-Channel Logout 1.0 §2.4).
 const backchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
 
+// logoutIATLeeway is how far ahead of this node's clock a logout token's iat
+// may be: the provider's clock skew, as for its ID tokens.
+const logoutIATLeeway = time.Minute
+
 // errLogoutToken is every refusal of a logout token (§2.8): 400
 // {"error":"invalid_request"}; the reason goes to the log only.
 type errLogoutToken struct{ reason string }
@@ -93,6 +97,10 @@ func (s *Server) endProviderSession(ctx context.Context, l *oidcLogin, raw strin
 		return refuse("a logout token has no nonce")
 	case c.JTI == "" || len(c.JTI) > 256:
 		return refuse("jti missing")
+	case idt.IssuedAt.IsZero():
+		return refuse("iat missing") // required (§2.4); the verifier does not check it
+	case idt.IssuedAt.After(time.Now().Add(logoutIATLeeway)):
+		return refuse("iat in the future")
 	case idt.Subject == "" && c.SID == "":
 		return refuse("neither sub nor sid")
 	case len(c.SID) > 1024:

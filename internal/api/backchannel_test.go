@@ -162,6 +162,15 @@ func TestBackchannelLogoutSID(t *testing.T) {
 		{"sub and sid", map[string]any{"sub": "alice", "sid": "sid-2"}, http.StatusOK, []string{"alice in sid-2"}},
 		{"neither sub nor sid", map[string]any{}, http.StatusBadRequest, nil},
 		{"sid of another type", map[string]any{"sid": 7}, http.StatusBadRequest, nil},
+		// OIDC Back-Channel Logout 1.0 §2.6: the rest of a logout token's checks.
+		{"with a nonce", map[string]any{"sid": "sid-1", "nonce": "n"}, http.StatusBadRequest, nil},
+		{"no logout event", map[string]any{"sid": "sid-1", "events": map[string]any{}}, http.StatusBadRequest, nil},
+		{"another event", map[string]any{"sid": "sid-1", "events": map[string]any{"https://example.test/other": map[string]any{}}}, http.StatusBadRequest, nil},
+		{"for another client", map[string]any{"sid": "sid-1", "aud": "someone-else"}, http.StatusBadRequest, nil},
+		{"expired", map[string]any{"sid": "sid-1", "exp": time.Now().Add(-time.Hour).Unix()}, http.StatusBadRequest, nil},
+		{"no jti", map[string]any{"sid": "sid-1", "jti": nil}, http.StatusBadRequest, nil},
+		{"no iat", map[string]any{"sid": "sid-1", "iat": nil}, http.StatusBadRequest, nil},
+		{"iat a year ahead", map[string]any{"sid": "sid-1", "iat": time.Now().AddDate(1, 0, 0).Unix()}, http.StatusBadRequest, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
