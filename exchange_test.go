@@ -281,6 +281,29 @@ func TestExchangeRevokedOrigin(t *testing.T) {
 	}
 }
 
+// TestTombstoneOriginOncePerRevocation: a SET delivered again (a retry, a
+// replay) leaves the one tombstone of its revocation, not one per copy for
+// every exchange to read.
+func TestTombstoneOriginOncePerRevocation(t *testing.T) {
+	e := newEnv(t, tether.Config{}, false)
+	var tombs []*tether.Record
+	e.store.beforeCreate = func(r *tether.Record) { tombs = append(tombs, r) }
+	o := tether.Origin{Issuer: "https://a.example", Subject: "alice"}
+	at := e.clock.Now()
+	for range 50 {
+		if err := e.m.TombstoneOrigin(t.Context(), o, "", at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.m.TombstoneOrigin(t.Context(), o, "", at.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := e.mem.List(t.Context(), tombs[0].Subject)
+	if err != nil || len(kept) != 2 {
+		t.Fatalf("%d tombstones kept (%v), want 2: one per revocation", len(kept), err)
+	}
+}
+
 // TestTombstoneOriginRefuses: bad input is refused and writes nothing.
 func TestTombstoneOriginRefuses(t *testing.T) {
 	e := newEnv(t, tether.Config{}, false)

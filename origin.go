@@ -204,7 +204,11 @@ func (m *Manager) TombstoneOrigin(ctx context.Context, o Origin, keepSID string,
 	if !until.After(now) {
 		return nil
 	}
-	_, pt := newToken("")
+	// One tombstone per revocation, however often its SET is delivered: the
+	// ID is the revocation's, so a replayed copy finds it there (ErrExists)
+	// rather than adding another record for every exchange to read.
+	id := sha256.Sum256([]byte(o.Issuer + "\x00" + o.Subject + "\x00" + o.SessionID + "\x00" + keepSID + "\x00" + strconv.FormatInt(at.Unix(), 10)))
+	_, pt := newToken(b32.EncodeToString(id[:idBytes]))
 	rec := &Record{
 		ID: pt.id, SecretHash: pt.hash, Subject: tombstoneSubject(o.Issuer, o.Subject),
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: until, IdleExpiresAt: until, IdleTimeout: until.Sub(now),
@@ -213,7 +217,7 @@ func (m *Manager) TombstoneOrigin(ctx context.Context, o Origin, keepSID string,
 	if keepSID != "" {
 		rec.Metadata[tombstoneKeptKey] = keepSID
 	}
-	if err := m.store.Create(ctx, rec); err != nil {
+	if err := m.store.Create(ctx, rec); err != nil && !errors.Is(err, ErrExists) {
 		return fmt.Errorf("tether: tombstone of a revoked origin: %w", err)
 	}
 	return nil
