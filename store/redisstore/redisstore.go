@@ -128,9 +128,10 @@
 //   - With min_replicas, a write that timed out waiting for replicas may still
 //     have been applied: a consumed key then refuses a retry (fail closed).
 //   - Sentinels are reached without AUTH.
-//   - On a Cluster, the events of a write whose outcome was unknown, or of a
-//     node that stopped before moving them, reach the log late and may follow
-//     later changes' events of other slots (events.go). Every node sweeps
+//   - On a Cluster, the events of a write whose outcome was unknown, or on
+//     a node that cannot be reached, or of a node that stopped before moving
+//     them, reach the log late and may follow later changes' events of other
+//     slots (events.go); the other slots' events move meanwhile. Every node sweeps
 //     all 16,384 outboxes every Options.SweepInterval.
 //   - On a Cluster without min_replicas, a failover that loses an outbox's
 //     newest entries after they were moved, to a primary whose clock is
