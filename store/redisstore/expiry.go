@@ -101,6 +101,11 @@ func (s *Store) run(ctx context.Context) {
 			}
 		case <-retry:
 		case <-tick.C:
+			if s.outbox != nil {
+				// Writes' marks first: a sweep reads every slot, and
+				// the opening one comes right as the first writes do.
+				_ = s.outbox.drain(ctx) // failures: the drain below reports them
+			}
 			if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("redisstore: sweep failed", "err", err)
 			}

@@ -23,6 +23,7 @@ func runOutbox(t *testing.T, url string) {
 		{"KeySlot", testKeySlot},
 		{"StoppedNode", testStoppedNode},
 		{"ConcurrentCollectors", testConcurrentCollectors},
+		{"CloseMovesEvents", testCloseMovesEvents},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,7 +86,7 @@ func createdEvent(r *tether.Record) tether.Event {
 }
 
 // writeUncollected creates n sessions of sub, each on a slot of its own, with
-// their events, on a store whose collector never runs, and closes it: a node
+// their events, on a store whose collector never runs, and drops it: a node
 // that stopped between its writes and their collection. It returns the
 // events' IDs.
 func writeUncollected(t *testing.T, url, sub string, n int) map[string]bool {
@@ -100,8 +101,35 @@ func writeUncollected(t *testing.T, url, sub string, n int) map[string]bool {
 		}
 		want[ev.ID] = true
 	}
-	stopped.Close()
+	crash(stopped)
 	return want
+}
+
+// crash closes s as a node that stops without moving its queued events
+// would: they stay in their outboxes.
+func crash(s *Store) {
+	s.outbox.mu.Lock()
+	s.outbox.marks = nil
+	s.outbox.mu.Unlock()
+	s.Close()
+}
+
+// testCloseMovesEvents: Close moves what the store wrote into the log, with
+// no other node's sweep, even if its goroutine never did.
+func testCloseMovesEvents(t *testing.T, url string) {
+	sub := "closing-" + tether.NewID()
+	w := openCluster(t, url, Options{}, false)
+	want := map[string]bool{}
+	for range 20 {
+		r := storetest.ScaleRecord(sub)
+		ev := createdEvent(r)
+		if err := w.Create(context.Background(), r, ev); err != nil {
+			t.Fatal(err)
+		}
+		want[ev.ID] = true
+	}
+	w.Close()
+	exactlyOnce(t, eventCounts(t, openCluster(t, url, Options{}, false), sub), want)
 }
 
 // eventCounts returns how often each event of sub is in the log.

@@ -983,11 +983,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the sweep, waits for it, releases the connections and ends
-// every Watch. Later calls fail with tether.ErrUnavailable.
+// Close stops the sweep, waits for it, on a Cluster moves this node's
+// queued events into the log, then releases the connections and ends every
+// Watch. Later calls fail with tether.ErrUnavailable.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.done)
 		if s.stop != nil {
 			s.stop()
 			<-s.stopped
@@ -995,8 +995,10 @@ func (s *Store) Close() error {
 		if s.outbox != nil {
 			// What this node wrote goes into the log now rather than at
 			// another node's sweep; if Redis is away, it waits for that.
+			// Before done closes: bound cancels every call after that.
 			_ = s.outbox.drain(context.Background())
 		}
+		close(s.done)
 		s.c.Close()
 	})
 	return nil
