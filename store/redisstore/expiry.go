@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -23,7 +24,9 @@ import (
 // session that expired, not one that was revoked.
 //
 // The sweep (Store.run, every Options.SweepInterval) reads the due entries
-// of each index, makes their events, and hands them to expireScript, which
+// of each index, expiryBatch at a time for as long as an index has more
+// (up to sweepBudget a sweep; a larger backlog goes on at the next), makes
+// their events, and hands them to expireScript, which
 // removes each entry that is still due, with its record if Redis has not
 // dropped it yet, and writes its event, in one atomic step on the slot; a
 // concurrent sweep on another node finds nothing left to do. On standalone
@@ -143,10 +146,12 @@ func (s *Store) sweep(ctx context.Context) error {
 	return err
 }
 
-// sweepExpired reads every expiry index's due entries and records them.
+// sweepExpired reads every expiry index's due entries and records them,
+// batch after batch while an index has more, for up to sweepBudget; a
+// backlog left then waits for the next sweep. Each round of reads and
+// records has its own bound, so that a large backlog does not time out the
+// whole sweep.
 func (s *Store) sweepExpired(ctx context.Context) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	now := s.now()
 	slots := []uint16{0}
 	if s.outbox != nil {
@@ -155,25 +160,42 @@ func (s *Store) sweepExpired(ctx context.Context) error {
 			slots[i] = uint16(i)
 		}
 	}
+	var first error
+	for stop := time.Now().Add(sweepBudget); len(slots) > 0 && time.Now().Before(stop) && ctx.Err() == nil; {
+		var err error
+		slots, err = s.expireRound(ctx, slots, now)
+		first = cmp.Or(first, err)
+	}
+	if first != nil {
+		return unavailable("record expiry", first)
+	}
+	return nil
+}
+
+// sweepBudget bounds one sweep's rounds (sweepExpired).
+const sweepBudget = 10 * time.Second
+
+// expireRound records up to expiryBatch due entries of each of slots'
+// indexes, and returns the slots whose batch was full: they may have more.
+func (s *Store) expireRound(ctx context.Context, slots []uint16, now time.Time) (more []uint16, err error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	cmds := make(rueidis.Commands, len(slots))
 	for i, slot := range slots {
 		cmds[i] = s.c.B().Zrange().Key(s.expiryKey(slot)).Min("-inf").Max(micros(now)).Byscore().
 			Limit(0, expiryBatch).Withscores().Build()
 	}
-	var errs []error
 	for i, res := range s.c.DoMulti(ctx, cmds...) {
-		due, err := res.AsZScores()
-		if err == nil && len(due) > 0 {
-			err = s.expire(ctx, slots[i], due, now)
+		due, derr := res.AsZScores()
+		if derr == nil && len(due) > 0 {
+			derr = s.expire(ctx, slots[i], due, now)
 		}
-		if err != nil {
-			errs = append(errs, err)
+		if derr == nil && len(due) == expiryBatch {
+			more = append(more, slots[i])
 		}
+		err = cmp.Or(err, derr)
 	}
-	if len(errs) > 0 {
-		return unavailable("record expiry", errs[0])
-	}
-	return nil
+	return more, err
 }
 
 // expire records the expiry of due, entries of slot's index, in one

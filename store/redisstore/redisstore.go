@@ -131,8 +131,8 @@
 //   - On a Cluster, the events of a write whose outcome was unknown, or on
 //     a node that cannot be reached, or of a node that stopped before moving
 //     them, reach the log late and may follow later changes' events of other
-//     slots (events.go); the other slots' events move meanwhile. Every node sweeps
-//     all 16,384 outboxes every Options.SweepInterval.
+//     slots (events.go); the other slots' events move meanwhile. Every node
+//     sweeps all 16,384 outboxes every Options.SweepInterval.
 //   - On a Cluster without min_replicas, a failover that loses an outbox's
 //     newest entries after they were moved, to a primary whose clock is
 //     behind, could give new entries IDs at or below the recorded progress:
