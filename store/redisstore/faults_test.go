@@ -69,10 +69,21 @@ func TestFaultsCluster(t *testing.T) {
 func testOneNodeDown(t *testing.T, url string, proxies []*servicetest.Proxy) {
 	ctx := context.Background()
 	s := openCluster(t, url, Options{SweepInterval: time.Hour}, true)
-	cut := proxyWithout(t, s, proxies, keySlot(s.stream))
+	ports := slotPorts(t, s)
+	var cut *servicetest.Proxy
+	for _, px := range proxies {
+		if !strings.HasSuffix(px.Addr, ":"+ports[keySlot(s.stream)]) {
+			cut = px
+		}
+	}
+	cutPort := cut.Addr[strings.LastIndexByte(cut.Addr, ':')+1:]
+	// A subject whose state (which Create reads) is on a node left up.
+	sub := "one-down-" + tether.NewID()
+	for ports[keySlot(s.stateKey(sub))] == cutPort {
+		sub = "one-down-" + tether.NewID()
+	}
 	cut.Stop()
 	defer cut.Start(t)
-	sub := "one-down-" + tether.NewID()
 	want := map[string]bool{}
 	failed := 0
 	for range 30 {
@@ -96,14 +107,15 @@ func testOneNodeDown(t *testing.T, url string, proxies []*servicetest.Proxy) {
 	exactlyOnce(t, eventCounts(t, openCluster(t, url, Options{}, false), sub), want)
 }
 
-// proxyWithout returns the proxy of a node that does not serve slot, as
-// CLUSTER SLOTS lists the nodes' (announced, proxy) addresses.
-func proxyWithout(t *testing.T, s *Store, proxies []*servicetest.Proxy, slot uint16) *servicetest.Proxy {
+// slotPorts returns the port of each slot's node, as CLUSTER SLOTS lists
+// the nodes' (announced: proxy) addresses.
+func slotPorts(t *testing.T, s *Store) *[numSlots]string {
 	t.Helper()
 	ranges, err := s.c.Do(context.Background(), s.c.B().ClusterSlots().Build()).ToArray()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ports [numSlots]string
 	for _, r := range ranges {
 		v, err := r.ToArray()
 		if err != nil || len(v) < 3 {
@@ -119,15 +131,9 @@ func proxyWithout(t *testing.T, s *Store, proxies []*servicetest.Proxy, slot uin
 		if err != nil {
 			t.Fatal(err)
 		}
-		if int64(slot) >= first && int64(slot) <= last {
-			continue
-		}
-		for _, px := range proxies {
-			if strings.HasSuffix(px.Addr, ":"+strconv.FormatInt(port, 10)) {
-				return px
-			}
+		for slot := first; slot <= last; slot++ {
+			ports[slot] = strconv.FormatInt(port, 10)
 		}
 	}
-	t.Fatalf("no node without slot %d among %d proxies", slot, len(proxies))
-	return nil
+	return &ports
 }
