@@ -40,8 +40,8 @@ import (
 // evalEvents runs sc, a script that writes evs with its change (eventsLua),
 // on the slot of keys[0], and returns the script's own result; werr is
 // eval's (the replicas' shortfall). On a Cluster the script writes its
-// events to the slot's outbox, and the store's goroutine moves them into
-// the log (outbox.written).
+// events to the slot's outbox, and the store's mover (outbox.run) moves
+// them into the log (outbox.written).
 func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []string, evs []tether.Event, args ...string) (result rueidis.RedisMessage, werr, err error) {
 	slot := keySlot(keys[0])
 	keys = append(keys, s.eventKey(slot))
@@ -119,7 +119,7 @@ func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPa
 	}
 	if s.outbox != nil {
 		// This node's own events first. A drain that fails for some slots
-		// (a node away) leaves theirs to run's retries and does not fail the
+		// (a node away) leaves theirs to outbox.run's retries and does not fail the
 		// read: the log is on a node of its own, and the read below fails
 		// if that one is away. The drain has its own bound, so that one
 		// that waited out its timeout leaves the read its time.

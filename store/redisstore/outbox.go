@@ -20,13 +20,13 @@ import (
 // they are then moved into the one log, p{e}:events:
 //
 //   - A write that wrote events queues a mark (its slot and the outbox ID of
-//     its last event) and returns; the store's goroutine (Store.run) drains
+//     its last event) and returns; the store's mover (outbox.run) drains
 //     the queue at once: the events of every write that queued a mark
 //     meanwhile move in one collectScript call, a group commit. The move is
 //     off the write's path, so the event log costs a revocation one XADD in
 //     its script, as on the other deployments, not a second round trip.
 //   - A write whose outcome is unknown (an error, a timeout) queues a mark of
-//     all its slot's outbox holds, for the store's goroutine (Store.run),
+//     all its slot's outbox holds, for the store's mover (outbox.run),
 //     which retries every second while that fails.
 //   - A slot whose outbox cannot be read (its node is away) keeps its marks
 //     queued, in order, and the other slots' events move all the same: one
@@ -38,7 +38,10 @@ import (
 //     Close drains it too.
 //   - Every Options.SweepInterval, and when the store opens, each node looks
 //     into every slot's outbox and moves what it finds: the events of a node
-//     that stopped between its write and their move.
+//     that stopped between its write and their move. The sweep runs in a
+//     goroutine of its own (Store.run), so moves never wait for it, and the
+//     events it writes (session.expired) move as each batch of them is
+//     written.
 //
 // collectScript appends only the entries past their slot's recorded
 // progress (p{e}:moved) and records the new progress in the same step, so
@@ -172,7 +175,7 @@ type outbox struct {
 	// up to it.
 	progress map[uint16]streamID
 	// trims are the outboxes to trim up to their progress, sent with the
-	// next reads or by the store's goroutine.
+	// next reads or by the store's mover.
 	trims map[uint16]streamID
 
 	// drainMu lets one drain run at a time, so that marks move in order.
@@ -196,7 +199,7 @@ func (o *outbox) movedBelow(slot uint16) string {
 }
 
 // written handles the reply of a script that wrote events to slot's outbox
-// (see evalEvents): it queues a mark for the store's goroutine, which moves
+// (see evalEvents): it queues a mark for the store's mover (outbox.run), which moves
 // the events into the log at once, off the write's path; the write has
 // already made them durable in the outbox. If the script failed, the events
 // may have been written all the same: the mark is of all the outbox holds.
@@ -254,7 +257,7 @@ func (o *outbox) markWritten(m mark) {
 	}
 }
 
-// wake has the store's goroutine (Store.run) drain the queued marks and
+// wake has the store's mover (outbox.run) drain the queued marks and
 // send trims.
 func (o *outbox) wake() {
 	select {

@@ -240,8 +240,8 @@ type Store struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close; ends every Watch
-	// stop ends the store's goroutine (Store.run), which closes stopped;
-	// both nil if it never started.
+	// stop ends the store's goroutines (Store.run, outbox.run), and
+	// stopped closes once they ended; both nil if they never started.
 	stop    context.CancelFunc
 	stopped chan struct{}
 }
@@ -257,9 +257,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// open is Open without starting the store's goroutine (Store.run): on a
-// Cluster, a store whose events of unknown outcome stay in their outboxes
-// until another store moves them, as if its node had stopped (tests).
+// open is Open without starting the store's goroutines (Store.run,
+// outbox.run): on a Cluster, a store whose events of unknown outcome stay
+// in their outboxes until another store moves them, as if its node had
+// stopped (tests).
 func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
