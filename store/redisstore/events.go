@@ -27,8 +27,8 @@ import (
 // and Sentinel it is in the log when the write returns, on a Cluster in its
 // outbox, and in the log a round trip later (at once for the writing node's
 // own reads). On a Cluster events can also arrive late and out of write
-// order: those of a write whose outcome was unknown (moved within about a
-// second once Redis answers), those of writes on different nodes in the
+// order: those of a write whose outcome was unknown, or on a node that
+// cannot be reached (moved within about a second once it answers), those of writes on different nodes in the
 // same instant (in the order of their moves), and those of a node that
 // stopped between its write and the move (moved by another node's sweep,
 // Options.SweepInterval). Per slot the order
@@ -40,8 +40,8 @@ import (
 // evalEvents runs sc, a script that writes evs with its change (eventsLua),
 // on the slot of keys[0], and returns the script's own result; werr is
 // eval's (the replicas' shortfall). On a Cluster the script writes its
-// events to the slot's outbox, and the store's goroutine moves them into
-// the log (outbox.written).
+// events to the slot's outbox, and the store's mover (outbox.run) moves
+// them into the log (outbox.written).
 func (s *Store) evalEvents(ctx context.Context, op string, sc *script, keys []string, evs []tether.Event, args ...string) (result rueidis.RedisMessage, werr, err error) {
 	slot := keySlot(keys[0])
 	keys = append(keys, s.eventKey(slot))
@@ -82,14 +82,13 @@ func encodeEvents(evs []tether.Event) []string {
 }
 
 // AppendEvents implements tether.Store. On a Cluster the events go straight
-// to the stream, after this node's events still in outboxes.
+// to the stream, after this node's events still in the outboxes it can read
+// (outbox.drainThen): a node away does not hold them up.
 func (s *Store) AppendEvents(ctx context.Context, evs ...tether.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	write := func() error {
+	write := func(ctx context.Context) error {
 		if err := appendScript.Exec(ctx, s.c, []string{s.stream}, append([]string{""}, encodeEvents(evs)...)).Error(); err != nil {
 			return unavailable("append events", err)
 		}
@@ -98,7 +97,9 @@ func (s *Store) AppendEvents(ctx context.Context, evs ...tether.Event) error {
 	if s.outbox != nil {
 		return s.outbox.drainThen(ctx, write)
 	}
-	return write()
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return write(ctx)
 }
 
 var cursorFormat = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
@@ -116,13 +117,16 @@ func (s *Store) Events(ctx context.Context, q tether.EventQuery) (tether.EventPa
 		}
 		start = "(" + q.After
 	}
+	if s.outbox != nil {
+		// This node's own events first. A drain that fails for some slots
+		// (a node away) leaves theirs to outbox.run's retries and does not fail the
+		// read: the log is on a node of its own, and the read below fails
+		// if that one is away. The drain has its own bound, so that one
+		// that waited out its timeout leaves the read its time.
+		_ = s.outbox.drain(ctx)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if s.outbox != nil {
-		if err := s.outbox.drain(ctx); err != nil {
-			return tether.EventPage{}, err
-		}
-	}
 	p := tether.EventPage{Next: q.After}
 	for range eventScanBatches {
 		entries, err := s.c.Do(ctx, s.c.B().Xrange().Key(s.stream).Start(start).End("+").Count(int64(q.Limit)).Build()).AsXRange()

@@ -1,9 +1,11 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -23,10 +25,12 @@ import (
 // session that expired, not one that was revoked.
 //
 // The sweep (Store.run, every Options.SweepInterval) reads the due entries
-// of each index, makes their events, and hands them to expireScript, which
-// removes each entry that is still due, with its record if Redis has not
-// dropped it yet, and writes its event, in one atomic step on the slot; a
-// concurrent sweep on another node finds nothing left to do. On standalone
+// of each index, expiryBatch at a time for as long as an index has more
+// (up to sweepBudget a sweep; a larger backlog goes on at the next), makes
+// their events, and hands them to expireScript, pipelined across the
+// slots, which removes each entry that is still due, with its record if
+// Redis has not dropped it yet, and writes its event, in one atomic step on
+// the slot; a concurrent sweep on another node finds nothing left to do. On standalone
 // Redis and Sentinel there is one index; on a Cluster one per slot, beside
 // the slot's outbox (outbox.go).
 
@@ -62,35 +66,61 @@ func expiredRecord(member string, end int64) (*tether.Record, error) {
 	}, nil
 }
 
-// start runs the store's goroutine until Close.
+// start runs the store's goroutines until Close: the sweep and, on a
+// Cluster, the moves (outbox.run), apart so that neither waits for the
+// other.
 func (s *Store) start() {
 	ctx, stop := context.WithCancel(context.Background())
-	s.stop, s.stopped = stop, make(chan struct{})
-	go s.run(ctx)
+	stopped := make(chan struct{})
+	s.stop, s.stopped = stop, stopped
+	var wg sync.WaitGroup
+	wg.Go(func() { s.run(ctx) })
+	if s.outbox != nil {
+		wg.Go(func() { s.outbox.run(ctx) })
+	}
+	go func() {
+		wg.Wait()
+		close(stopped)
+	}()
 }
 
-// moveDelay is how long a Cluster store's goroutine gathers marks before it
-// moves their events into the log: what another node's reader waits for at
-// most beyond the move itself (this node's own reads drain at once).
-const moveDelay = 2 * time.Millisecond
-
-// run sweeps now and every sweepEvery; on a Cluster it also moves queued
-// marks as they come, sends trims, and retries a failed move a second later.
+// run sweeps now and every sweepEvery, and on a Cluster has the events the
+// sweep found moved.
 func (s *Store) run(ctx context.Context) {
-	defer close(s.stopped)
 	tick := time.NewTimer(0)
 	defer tick.Stop()
-	var kick <-chan struct{}
-	if s.outbox != nil {
-		kick = s.outbox.kick
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("redisstore: sweep failed", "err", err)
+		}
+		if s.outbox != nil {
+			s.outbox.wake()
+		}
+		tick.Reset(s.sweepEvery)
 	}
+}
+
+// moveDelay is how long a Cluster store's mover (outbox.run) gathers marks
+// before it moves their events into the log: what another node's reader
+// waits for at most beyond the move itself (this node's own reads drain at
+// once).
+const moveDelay = 2 * time.Millisecond
+
+// run moves queued marks as they come, sends trims, and retries a failed
+// move a second later.
+func (o *outbox) run(ctx context.Context) {
 	var retry <-chan time.Time
 	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-kick:
+		case <-o.kick:
 			// Let the marks of writes close behind gather: one move then
 			// carries them all, and busy nodes pay one round trip to the
 			// log's node per moveDelay rather than one per write.
@@ -100,19 +130,11 @@ func (s *Store) run(ctx context.Context) {
 			case <-time.After(moveDelay):
 			}
 		case <-retry:
-		case <-tick.C:
-			if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("redisstore: sweep failed", "err", err)
-			}
-			tick.Reset(s.sweepEvery)
-		}
-		if s.outbox == nil {
-			continue
 		}
 		retry = nil
-		err := s.outbox.drain(ctx)
+		err := o.drain(ctx)
 		if err == nil {
-			s.outbox.sendTrims(ctx)
+			o.sendTrims(ctx)
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -121,9 +143,9 @@ func (s *Store) run(ctx context.Context) {
 			failing = false
 		default:
 			if !failing {
-				s.log.Warn("redisstore: moving events into the log failed; retrying", "err", err)
+				o.s.log.Warn("redisstore: moving events into the log failed; retrying", "err", err)
 			}
-			failing, retry = true, time.After(min(time.Second, s.sweepEvery))
+			failing, retry = true, time.After(min(time.Second, o.s.sweepEvery))
 		}
 	}
 }
@@ -138,10 +160,12 @@ func (s *Store) sweep(ctx context.Context) error {
 	return err
 }
 
-// sweepExpired reads every expiry index's due entries and records them.
+// sweepExpired reads every expiry index's due entries and records them,
+// batch after batch while an index has more, for up to sweepBudget; a
+// backlog left then waits for the next sweep. Each round of reads and
+// records has its own bound, so that a large backlog does not time out the
+// whole sweep.
 func (s *Store) sweepExpired(ctx context.Context) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	now := s.now()
 	slots := []uint16{0}
 	if s.outbox != nil {
@@ -150,37 +174,80 @@ func (s *Store) sweepExpired(ctx context.Context) error {
 			slots[i] = uint16(i)
 		}
 	}
+	var first error
+	for stop := time.Now().Add(sweepBudget); len(slots) > 0 && time.Now().Before(stop) && ctx.Err() == nil; {
+		var err error
+		slots, err = s.expireRound(ctx, slots, now)
+		first = cmp.Or(first, err)
+	}
+	if first != nil {
+		return unavailable("record expiry", first)
+	}
+	return nil
+}
+
+// sweepBudget bounds one sweep's rounds (sweepExpired).
+const sweepBudget = 10 * time.Second
+
+// expirePipeline bounds the due entries whose expireScript calls go in one
+// pipeline, under one bound: a round of many full slots takes several.
+const expirePipeline = 10 * expiryBatch
+
+// expireRound records up to expiryBatch due entries of each of slots'
+// indexes, and returns the slots whose batch was full: they may have more.
+func (s *Store) expireRound(ctx context.Context, slots []uint16, now time.Time) (more []uint16, err error) {
+	rctx, cancel := s.bound(ctx)
 	cmds := make(rueidis.Commands, len(slots))
 	for i, slot := range slots {
 		cmds[i] = s.c.B().Zrange().Key(s.expiryKey(slot)).Min("-inf").Max(micros(now)).Byscore().
 			Limit(0, expiryBatch).Withscores().Build()
 	}
-	var errs []error
-	for i, res := range s.c.DoMulti(ctx, cmds...) {
-		due, err := res.AsZScores()
-		if err == nil && len(due) > 0 {
-			err = s.expire(ctx, slots[i], due, now)
+	var (
+		calls     []rueidis.LuaExec
+		callSlots []uint16
+		full      []bool
+	)
+	for i, res := range s.c.DoMulti(rctx, cmds...) {
+		due, derr := res.AsZScores()
+		if derr == nil && len(due) > 0 {
+			var c rueidis.LuaExec
+			if c, derr = s.expireCall(slots[i], due, now); derr == nil {
+				calls, callSlots, full = append(calls, c), append(callSlots, slots[i]), append(full, len(due) == expiryBatch)
+			}
 		}
-		if err != nil {
-			errs = append(errs, err)
+		err = cmp.Or(err, derr)
+	}
+	cancel()
+	for len(calls) > 0 {
+		n, entries := 0, 0
+		for n < len(calls) && entries < expirePipeline {
+			entries += len(calls[n].Keys) - 2
+			n++
 		}
+		for i, derr := range s.expireAll(ctx, calls[:n]) {
+			err = cmp.Or(err, derr)
+			if derr == nil && full[i] {
+				more = append(more, callSlots[i])
+			}
+		}
+		if s.outbox != nil {
+			s.outbox.wake() // the events these calls wrote move now, not after the sweep
+		}
+		calls, callSlots, full = calls[n:], callSlots[n:], full[n:]
 	}
-	if len(errs) > 0 {
-		return unavailable("record expiry", errs[0])
-	}
-	return nil
+	return more, err
 }
 
-// expire records the expiry of due, entries of slot's index, in one
-// expireScript call.
-func (s *Store) expire(ctx context.Context, slot uint16, due []rueidis.ZScore, now time.Time) error {
+// expireCall is the expireScript call that records the expiry of due,
+// entries of slot's index.
+func (s *Store) expireCall(slot uint16, due []rueidis.ZScore, now time.Time) (rueidis.LuaExec, error) {
 	keys := []string{s.expiryKey(slot), s.eventKey(slot)}
 	args := []string{micros(now)}
 	for _, z := range due {
 		end := int64(z.Score)
 		r, err := expiredRecord(z.Member, end)
 		if err != nil {
-			return err
+			return rueidis.LuaExec{}, err
 		}
 		ev := "" // none for the service's own bookkeeping records
 		if evs := tether.ExpiryEvents(r, now); len(evs) > 0 {
@@ -189,17 +256,39 @@ func (s *Store) expire(ctx context.Context, slot uint16, due []rueidis.ZScore, n
 		keys = append(keys, s.recKey(r.ID))
 		args = append(args, z.Member, itoa(end), ev)
 	}
-	res, werr := s.eval(ctx, "record expiry", expireScript, keys, args)
-	written, err := res.AsStrSlice()
-	if err != nil {
-		return err
-	}
-	if s.outbox != nil && len(written) > 0 {
-		upto, err := parseStreamID(written[len(written)-1])
-		if err != nil {
-			upto = allEntries
+	return rueidis.LuaExec{Keys: keys, Args: args}, nil
+}
+
+// expireAll runs calls, pipelined under a bound of their own, and returns
+// each one's error; on a Cluster it queues the marks of the events they
+// wrote. With min_replicas each waits for its replicas in turn (eval).
+func (s *Store) expireAll(ctx context.Context, calls []rueidis.LuaExec) []error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	results := make([]rueidis.RedisResult, len(calls))
+	werrs := make([]error, len(calls))
+	if s.minReplicas == 0 {
+		results = s.evalEach(ctx, expireScript, calls)
+	} else {
+		for i, c := range calls {
+			results[i], werrs[i] = s.eval(ctx, "record expiry", expireScript, c.Keys, c.Args)
 		}
-		s.outbox.markWritten(mark{slot: slot, upto: upto})
 	}
-	return werr
+	errs := make([]error, len(calls))
+	for i, res := range results {
+		written, err := res.AsStrSlice()
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if s.outbox != nil && len(written) > 0 {
+			upto, err := parseStreamID(written[len(written)-1])
+			if err != nil {
+				upto = allEntries
+			}
+			s.outbox.markWritten(mark{slot: keySlot(calls[i].Keys[0]), upto: upto})
+		}
+		errs[i] = werrs[i]
+	}
+	return errs
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/internal/servicetest"
+	"github.com/tetherhq/tether/store/storetest"
 )
 
 // TestCreateIDTooLong: an ID longer than an expiry index entry can hold is
@@ -51,6 +53,61 @@ func TestExpiredRecord(t *testing.T) {
 			case tt.want != nil && (err != nil || got.ID != tt.want.ID || got.Subject != tt.want.Subject ||
 				!got.ExpiresAt.Equal(tt.want.ExpiresAt) || !got.IdleExpiresAt.Equal(tt.want.IdleExpiresAt)):
 				t.Fatalf("expiredRecord(%q) = %+v, %v; want %+v", tt.member, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestSweepRecordsBacklog: one sweep records every due expiry, not only one
+// batch's, whatever the backlog (within sweepBudget).
+func TestSweepRecordsBacklog(t *testing.T) {
+	tests := []struct {
+		name string
+		due  int
+	}{
+		{"one batch", expiryBatch},
+		{"several batches", 2*expiryBatch + 200},
+	}
+	addr := servicetest.SharedRedis(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			url := "redis://" + addr + "?prefix=" + servicetest.RedisPrefix(t, addr)
+			var ahead atomic.Int64 // the store's clock minus the real one
+			now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+			s, err := open(ctx, url, Options{Timeout: 10 * time.Second, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			sub := "backlog-" + tether.NewID()
+			for range tt.due {
+				if err := s.Create(ctx, storetest.ScaleRecord(sub)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ahead.Store(int64(3 * time.Hour)) // every idle expiry is past
+			if err := s.sweepExpired(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if left, err := s.c.Do(ctx, s.c.B().Zcard().Key(s.expiryKey(0)).Build()).AsInt64(); err != nil || left != 0 {
+				t.Errorf("after one sweep the expiry index holds %d entries (%v); want 0", left, err)
+			}
+			expired := 0
+			q := tether.EventQuery{Subject: sub, Type: tether.EventSessionExpired, Limit: tether.MaxEventLimit}
+			for {
+				p, err := s.Events(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(p.Events) == 0 {
+					break
+				}
+				expired += len(p.Events)
+				q.After = p.Next
+			}
+			if expired != tt.due {
+				t.Errorf("one sweep wrote %d session.expired; want %d", expired, tt.due)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
@@ -19,20 +20,28 @@ import (
 // they are then moved into the one log, p{e}:events:
 //
 //   - A write that wrote events queues a mark (its slot and the outbox ID of
-//     its last event) and returns; the store's goroutine (Store.run) drains
+//     its last event) and returns; the store's mover (outbox.run) drains
 //     the queue at once: the events of every write that queued a mark
 //     meanwhile move in one collectScript call, a group commit. The move is
 //     off the write's path, so the event log costs a revocation one XADD in
 //     its script, as on the other deployments, not a second round trip.
 //   - A write whose outcome is unknown (an error, a timeout) queues a mark of
-//     all its slot's outbox holds, for the store's goroutine (Store.run),
+//     all its slot's outbox holds, for the store's mover (outbox.run),
 //     which retries every second while that fails.
+//   - A slot whose outbox cannot be read (its node is away) keeps its marks
+//     queued, in order, and the other slots' events move all the same: one
+//     node away holds up only its own slots' events.
 //   - Events and AppendEvents first drain the queue, so a node reads its
 //     own writes' events; another node sees them once the move is done,
-//     about a round trip after the write returned. Close drains it too.
+//     about a round trip after the write returned. They do not fail for a
+//     slot the drain could not read, only if the log's own node is away.
+//     Close drains it too.
 //   - Every Options.SweepInterval, and when the store opens, each node looks
 //     into every slot's outbox and moves what it finds: the events of a node
-//     that stopped between its write and their move.
+//     that stopped between its write and their move. The sweep runs in a
+//     goroutine of its own (Store.run), so moves never wait for it, and the
+//     events it writes (session.expired) move as each batch of them is
+//     written.
 //
 // collectScript appends only the entries past their slot's recorded
 // progress (p{e}:moved) and records the new progress in the same step, so
@@ -166,7 +175,7 @@ type outbox struct {
 	// up to it.
 	progress map[uint16]streamID
 	// trims are the outboxes to trim up to their progress, sent with the
-	// next reads or by the store's goroutine.
+	// next reads or by the store's mover.
 	trims map[uint16]streamID
 
 	// drainMu lets one drain run at a time, so that marks move in order.
@@ -190,7 +199,7 @@ func (o *outbox) movedBelow(slot uint16) string {
 }
 
 // written handles the reply of a script that wrote events to slot's outbox
-// (see evalEvents): it queues a mark for the store's goroutine, which moves
+// (see evalEvents): it queues a mark for the store's mover (outbox.run), which moves
 // the events into the log at once, off the write's path; the write has
 // already made them durable in the outbox. If the script failed, the events
 // may have been written all the same: the mark is of all the outbox holds.
@@ -248,7 +257,7 @@ func (o *outbox) markWritten(m mark) {
 	}
 }
 
-// wake has the store's goroutine (Store.run) drain the queued marks and
+// wake has the store's mover (outbox.run) drain the queued marks and
 // send trims.
 func (o *outbox) wake() {
 	select {
@@ -305,38 +314,72 @@ func (o *outbox) sendTrims(ctx context.Context) {
 	}
 }
 
-// drain moves the marks queued when it began into the log, oldest first.
+// drain moves the marks queued when it began into the log, oldest first per
+// slot. The marks of a slot whose outbox cannot be read stay queued, and the
+// other slots' move all the same: one unreachable node holds up only its own
+// slots' events. The error is the first failure, if any.
 func (o *outbox) drain(ctx context.Context) error {
-	return o.drainThen(ctx, nil)
-}
-
-// drainThen drains, then calls then (if not nil) before another drain can
-// start: what then appends to the log comes after this node's earlier
-// events.
-func (o *outbox) drainThen(ctx context.Context, then func() error) error {
 	ctx, cancel := o.s.bound(ctx)
 	defer cancel()
 	o.drainMu.Lock()
 	defer o.drainMu.Unlock()
+	return o.drainLocked(ctx)
+}
+
+// drainThen drains, then calls then before another drain can start: what
+// then appends to the log comes after this node's earlier events of every
+// slot the drain could read. A slot it could not read does not hold then
+// up, nor fail it: order across slots is not promised, and run retries the
+// move. then runs under a bound of its own, so that a drain that waited out
+// its timeout on an unreachable node leaves it its time.
+func (o *outbox) drainThen(ctx context.Context, then func(context.Context) error) error {
+	o.drainMu.Lock()
+	defer o.drainMu.Unlock()
+	dctx, cancel := o.s.bound(ctx)
+	_ = o.drainLocked(dctx)
+	cancel()
+	tctx, cancel := o.s.bound(ctx)
+	defer cancel()
+	return then(tctx)
+}
+
+// drainLocked is drain's loop; drainMu is held.
+func (o *outbox) drainLocked(ctx context.Context) error {
 	o.mu.Lock()
 	left := len(o.marks)
 	o.mu.Unlock()
+	// unread are the slots whose outbox this drain could not read: their
+	// marks wait for the next drain rather than be read again now.
+	unread := map[uint16]bool{}
+	var readErr error
 	for left > 0 {
 		o.mu.Lock()
 		batch := slices.Clone(o.marks[:min(left, len(o.marks))])
 		o.taken = len(batch)
 		o.mu.Unlock()
-		done, err := o.collect(ctx, batch)
+		done, moved, err := o.collect(ctx, batch, unread)
 		o.mu.Lock()
-		o.marks, o.taken = o.marks[done:], 0
-		o.mu.Unlock()
-		if err != nil {
-			return unavailable("move events into the log", err)
+		kept, n := o.marks[:0], 0
+		for i, m := range o.marks[:len(batch)] {
+			if done[i] {
+				n++
+			} else {
+				kept = append(kept, m)
+			}
 		}
-		left -= done
+		o.marks, o.taken = append(kept, o.marks[len(batch):]...), 0
+		o.mu.Unlock()
+		readErr = cmp.Or(readErr, err.read)
+		if err.move != nil {
+			return unavailable("move events into the log", err.move)
+		}
+		if n == 0 && moved == 0 {
+			break // what is left waits for slots this drain could not read
+		}
+		left -= n
 	}
-	if then != nil {
-		return then()
+	if readErr != nil {
+		return unavailable("move events into the log", readErr)
 	}
 	return nil
 }
@@ -348,17 +391,31 @@ type pending struct {
 	more    bool
 }
 
-// collect moves the outbox entries of a prefix of batch into the log, in
-// mark order, in one collectScript call, and returns how many marks are
-// done. A mark with more entries than one call takes is left for the next.
-func (o *outbox) collect(ctx context.Context, batch []mark) (int, error) {
-	read, err := o.read(ctx, batch)
-	if err != nil {
-		return 0, err
-	}
+// collectErr is what went wrong in a collect: read, the first outbox that
+// could not be read (its marks wait; the others' moved); move, the move
+// into the log itself (nothing moved).
+type collectErr struct{ read, move error }
+
+// collect moves the outbox entries of batch's marks into the log, in mark
+// order per slot, in one collectScript call, and reports which marks are
+// done and how many entries moved. The marks of a slot in unread, or whose
+// outbox it cannot read (added to unread), are not done, nor are a slot's
+// marks after one with more entries than one call takes: a slot's events
+// move in order, and the other slots' move without them.
+func (o *outbox) collect(ctx context.Context, batch []mark, unread map[uint16]bool) (done []bool, moved int, cerr collectErr) {
+	done = make([]bool, len(batch))
+	read, err := o.read(ctx, batch, unread)
+	cerr.read = err
 	var args []string
-	done, total := 0, 0
-	for _, m := range batch {
+	total := 0
+	waiting := map[uint16]bool{} // slots whose next mark must wait for the next collect
+	for i, m := range batch {
+		if unread[m.slot] || waiting[m.slot] {
+			continue
+		}
+		if total >= collectBatch {
+			break
+		}
 		p := read[m.slot]
 		n := 0
 		for n < len(p.entries) && !m.upto.less(p.entries[n].id) {
@@ -373,27 +430,26 @@ func (o *outbox) collect(ctx context.Context, batch []mark) (int, error) {
 		total += n
 		p.entries = p.entries[n:]
 		if len(p.entries) == 0 && p.more {
-			break // the mark's entries go on past this read
+			waiting[m.slot] = true // the mark's entries go on past this read
+			continue
 		}
-		done++
-		if total >= collectBatch {
-			break
-		}
+		done[i] = true
 	}
 	if total == 0 {
-		return done, nil
+		return done, 0, cerr
 	}
 	s := o.s
 	res, werr := s.eval(ctx, "move events", collectScript, []string{s.stream, o.movedKey}, args)
 	vals, err := res.AsStrSlice()
+	if err == nil {
+		err = werr // moved, but not safe from a failover: keep the outbox
+	}
+	if err == nil && len(vals)%2 != 0 {
+		err = errors.New("malformed script reply")
+	}
 	if err != nil {
-		return 0, err
-	}
-	if werr != nil {
-		return 0, werr // moved, but not safe from a failover: keep the outbox
-	}
-	if len(vals)%2 != 0 {
-		return 0, errors.New("malformed script reply")
+		cerr.move = err
+		return make([]bool, len(batch)), 0, cerr
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -401,25 +457,31 @@ func (o *outbox) collect(ctx context.Context, batch []mark) (int, error) {
 		slot, err1 := strconv.Atoi(vals[i])
 		p, err2 := parseStreamID(vals[i+1])
 		if err1 != nil || err2 != nil || slot < 0 || slot >= numSlots {
-			return 0, errors.New("malformed script reply")
+			cerr.move = errors.New("malformed script reply")
+			return make([]bool, len(batch)), 0, cerr
 		}
 		if o.progress[uint16(slot)].less(p) {
 			o.progress[uint16(slot)] = p
 		}
 		o.trims[uint16(slot)] = o.progress[uint16(slot)]
 	}
-	return done, nil
+	return done, total, cerr
 }
 
-// read returns the entries to move of each slot that batch names: those its
-// marks carry, or else those read from its outbox, past its known progress
-// and up to its furthest mark. Pending trims ride along with the reads.
-func (o *outbox) read(ctx context.Context, batch []mark) (map[uint16]*pending, error) {
+// read returns the entries to move of each slot that batch names and unread
+// does not: those its marks carry, or else those read from its outbox, past
+// its known progress and up to its furthest mark. A slot whose outbox it
+// cannot read joins unread; err is the first such failure. Pending trims
+// ride along with the reads.
+func (o *outbox) read(ctx context.Context, batch []mark, unread map[uint16]bool) (_ map[uint16]*pending, err error) {
 	s := o.s
 	out := map[uint16]*pending{}
 	upto := map[uint16]streamID{}
 	mustRead := map[uint16]bool{}
 	for _, m := range batch {
+		if unread[m.slot] {
+			continue
+		}
 		p, seen := out[m.slot]
 		if !seen {
 			p = &pending{}
@@ -452,19 +514,31 @@ func (o *outbox) read(ctx context.Context, batch []mark) (map[uint16]*pending, e
 	}
 	o.mu.Unlock()
 	for i, res := range s.c.DoMulti(ctx, append(cmds, o.takeTrims()...)...)[:len(slots)] {
-		xr, err := res.AsXRange()
-		if err != nil {
-			return nil, err
-		}
-		p := &pending{more: len(xr) == collectBatch}
-		for _, e := range xr {
-			id, err := parseStreamID(e.ID)
-			if err != nil {
-				return nil, err
-			}
-			p.entries = append(p.entries, entry{raw: e.ID, id: id, event: e.FieldValues["e"], subject: e.FieldValues["s"]})
+		p, rerr := readPending(res)
+		if rerr != nil {
+			unread[slots[i]] = true
+			delete(out, slots[i])
+			err = cmp.Or(err, rerr)
+			continue
 		}
 		out[slots[i]] = p
 	}
-	return out, nil
+	return out, err
+}
+
+// readPending parses an outbox read (XRANGE … COUNT collectBatch).
+func readPending(res rueidis.RedisResult) (*pending, error) {
+	xr, err := res.AsXRange()
+	if err != nil {
+		return nil, err
+	}
+	p := &pending{more: len(xr) == collectBatch}
+	for _, e := range xr {
+		id, err := parseStreamID(e.ID)
+		if err != nil {
+			return nil, err
+		}
+		p.entries = append(p.entries, entry{raw: e.ID, id: id, event: e.FieldValues["e"], subject: e.FieldValues["s"]})
+	}
+	return p, nil
 }

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,8 @@ func runOutbox(t *testing.T, url string) {
 		{"KeySlot", testKeySlot},
 		{"StoppedNode", testStoppedNode},
 		{"ConcurrentCollectors", testConcurrentCollectors},
+		{"CloseMovesEvents", testCloseMovesEvents},
+		{"MovesDuringSweep", testMovesDuringSweep},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,7 +88,7 @@ func createdEvent(r *tether.Record) tether.Event {
 }
 
 // writeUncollected creates n sessions of sub, each on a slot of its own, with
-// their events, on a store whose collector never runs, and closes it: a node
+// their events, on a store whose collector never runs, and drops it: a node
 // that stopped between its writes and their collection. It returns the
 // events' IDs.
 func writeUncollected(t *testing.T, url, sub string, n int) map[string]bool {
@@ -100,8 +103,35 @@ func writeUncollected(t *testing.T, url, sub string, n int) map[string]bool {
 		}
 		want[ev.ID] = true
 	}
-	stopped.Close()
+	crash(stopped)
 	return want
+}
+
+// crash closes s as a node that stops without moving its queued events
+// would: they stay in their outboxes.
+func crash(s *Store) {
+	s.outbox.mu.Lock()
+	s.outbox.marks = nil
+	s.outbox.mu.Unlock()
+	s.Close()
+}
+
+// testCloseMovesEvents: Close moves what the store wrote into the log, with
+// no other node's sweep, even if its goroutine never did.
+func testCloseMovesEvents(t *testing.T, url string) {
+	sub := "closing-" + tether.NewID()
+	w := openCluster(t, url, Options{}, false)
+	want := map[string]bool{}
+	for range 20 {
+		r := storetest.ScaleRecord(sub)
+		ev := createdEvent(r)
+		if err := w.Create(context.Background(), r, ev); err != nil {
+			t.Fatal(err)
+		}
+		want[ev.ID] = true
+	}
+	w.Close()
+	exactlyOnce(t, eventCounts(t, openCluster(t, url, Options{}, false), sub), want)
 }
 
 // eventCounts returns how often each event of sub is in the log.
@@ -229,4 +259,67 @@ func testConcurrentCollectors(t *testing.T, url string) {
 	}
 	exactlyOnce(t, eventCounts(t, check, sub), want)
 	outboxesEmpty(t, check)
+}
+
+// testMovesDuringSweep: while a sweep waits on a node (its writes paused),
+// the events of writes to the other nodes still move at once.
+func testMovesDuringSweep(t *testing.T, url string) {
+	ctx := context.Background()
+	s := openCluster(t, url, Options{SweepInterval: time.Hour}, false)
+	ports := slotPorts(t, s)
+	var paused string // a node without the log
+	for addr := range s.c.Nodes() {
+		if !strings.HasSuffix(addr, ":"+ports[keySlot(s.stream)]) {
+			paused = addr
+		}
+	}
+	on := func(key string) bool { return strings.HasSuffix(paused, ":"+ports[keySlot(key)]) }
+	sub := "sweeping-" + tether.NewID()
+	for on(s.stateKey(sub)) {
+		sub = "sweeping-" + tether.NewID()
+	}
+	record := func(onPaused bool) *tether.Record {
+		for {
+			if r := storetest.ScaleRecord(sub); on(s.recKey(r.ID)) == onPaused {
+				return r
+			}
+		}
+	}
+	// A session on the paused node that is due when the sweep comes.
+	due := record(true)
+	due.ExpiresAt = time.Now().Add(100 * time.Millisecond)
+	if err := s.Create(ctx, due); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // a lifetime
+	// A connection of its own, which the paused node's queue of s's
+	// commands does not hold up, pauses it and ends the pause.
+	admin, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{paused}, ForceSingleClient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pause = 5 * time.Second
+	if err := admin.Do(ctx, admin.B().ClientPause().Timeout(pause.Milliseconds()).Write().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Do(ctx, admin.B().ClientUnpause().Build())
+		admin.Close()
+	})
+	paused0 := time.Now()
+	s.start()                          // its opening sweep now waits to record the expiry
+	time.Sleep(200 * time.Millisecond) // for it to reach the paused node
+	r := record(false)
+	ev := createdEvent(r)
+	if err := s.Create(ctx, r, ev); err != nil {
+		t.Fatal(err)
+	}
+	reader := openCluster(t, url, Options{}, false) // moves none of s's events itself
+	for len(eventCounts(t, reader, sub)) == 0 {
+		if time.Since(paused0) > pause/2 {
+			t.Fatalf("the event of a write to a node not paused is not in the log %v into the pause, while the sweep waits on the paused node", time.Since(paused0))
+		}
+		time.Sleep(10 * time.Millisecond) // a poll interval
+	}
+	exactlyOnce(t, eventCounts(t, reader, sub), map[string]bool{ev.ID: true})
 }

@@ -128,10 +128,11 @@
 //   - With min_replicas, a write that timed out waiting for replicas may still
 //     have been applied: a consumed key then refuses a retry (fail closed).
 //   - Sentinels are reached without AUTH.
-//   - On a Cluster, the events of a write whose outcome was unknown, or of a
-//     node that stopped before moving them, reach the log late and may follow
-//     later changes' events of other slots (events.go). Every node sweeps
-//     all 16,384 outboxes every Options.SweepInterval.
+//   - On a Cluster, the events of a write whose outcome was unknown, or on
+//     a node that cannot be reached, or of a node that stopped before moving
+//     them, reach the log late and may follow later changes' events of other
+//     slots (events.go); the other slots' events move meanwhile. Every node
+//     sweeps all 16,384 outboxes every Options.SweepInterval.
 //   - On a Cluster without min_replicas, a failover that loses an outbox's
 //     newest entries after they were moved, to a primary whose clock is
 //     behind, could give new entries IDs at or below the recorded progress:
@@ -239,8 +240,8 @@ type Store struct {
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close; ends every Watch
-	// stop ends the store's goroutine (Store.run), which closes stopped;
-	// both nil if it never started.
+	// stop ends the store's goroutines (Store.run, outbox.run), and
+	// stopped closes once they ended; both nil if they never started.
 	stop    context.CancelFunc
 	stopped chan struct{}
 }
@@ -256,9 +257,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// open is Open without starting the store's goroutine (Store.run): on a
-// Cluster, a store whose events of unknown outcome stay in their outboxes
-// until another store moves them, as if its node had stopped (tests).
+// open is Open without starting the store's goroutines (Store.run,
+// outbox.run): on a Cluster, a store whose events of unknown outcome stay
+// in their outboxes until another store moves them, as if its node had
+// stopped (tests).
 func open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
@@ -982,11 +984,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the sweep, waits for it, releases the connections and ends
-// every Watch. Later calls fail with tether.ErrUnavailable.
+// Close stops the sweep, waits for it, on a Cluster moves this node's
+// queued events into the log, then releases the connections and ends every
+// Watch. Later calls fail with tether.ErrUnavailable.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.done)
 		if s.stop != nil {
 			s.stop()
 			<-s.stopped
@@ -994,8 +996,10 @@ func (s *Store) Close() error {
 		if s.outbox != nil {
 			// What this node wrote goes into the log now rather than at
 			// another node's sweep; if Redis is away, it waits for that.
+			// Before done closes: bound cancels every call after that.
 			_ = s.outbox.drain(context.Background())
 		}
+		close(s.done)
 		s.c.Close()
 	})
 	return nil
