@@ -275,8 +275,16 @@ const recordColumns = `id, secret_hash, subject, created_at, last_seen_at, expir
 	idle_expires_at, idle_timeout, metadata, auth_time, auth_method, dpop_jkt, dbsc_jkt,
 	origin_iss, origin_sub, origin_sid`
 
-// Create inserts r. An expired row with the same ID counts as absent and is
-// replaced; a live one is ErrExists.
+// Create inserts r. An expired row with the same ID counts as absent: it is
+// deleted, with its session.expired event, and r takes its place.
+//
+// All in one statement: the DELETE takes the dead row's lock and the INSERT
+// runs after it (it reads d), so a concurrent Create of the same ID, or the
+// sweeper (SKIP LOCKED), finds the row gone and the expiry is reported once.
+// The INSERT then conflicts only with a row that was live, or was inserted
+// after the statement's snapshot by a concurrent Create: that one won, so
+// ErrExists. (ON CONFLICT DO UPDATE could take the dead row over, but cannot
+// return its old values for the event.)
 func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
@@ -288,25 +296,28 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 	if len(r.Metadata) > 0 {
 		md = r.Metadata
 	}
+	expiry := tether.ExpiryEvents(&tether.Record{ID: r.ID}, s.now())
 	err := s.pool.QueryRow(ctx, `
-WITH c AS (
-INSERT INTO tether_sessions (`+recordColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-ON CONFLICT (id) DO UPDATE SET
-	secret_hash = EXCLUDED.secret_hash, subject = EXCLUDED.subject,
-	created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at,
-	expires_at = EXCLUDED.expires_at, idle_expires_at = EXCLUDED.idle_expires_at,
-	idle_timeout = EXCLUDED.idle_timeout, metadata = EXCLUDED.metadata,
-	auth_time = EXCLUDED.auth_time, auth_method = EXCLUDED.auth_method, dpop_jkt = EXCLUDED.dpop_jkt,
-	dbsc_jkt = EXCLUDED.dbsc_jkt,
-	origin_iss = EXCLUDED.origin_iss, origin_sub = EXCLUDED.origin_sub, origin_sid = EXCLUDED.origin_sid
-WHERE NOT (tether_sessions.expires_at > now() AND tether_sessions.idle_expires_at > now())
-RETURNING subject, `+live+` AS live
-), `+insertEvents("c", "c.live", 17)+`
+WITH d AS (
+	DELETE FROM tether_sessions WHERE id = $1 AND NOT (`+live+`)
+	RETURNING id, subject, expires_at, idle_expires_at
+), c AS (
+	INSERT INTO tether_sessions (`+recordColumns+`)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+	FROM (SELECT count(*) FROM d) AS after_delete
+	ON CONFLICT (id) DO NOTHING
+	RETURNING subject, `+live+` AS live
+), `+writeEvents(`
+	SELECT subject, session_id, body FROM (
+		SELECT 0 AS ord, * FROM (`+expiryRows("d", 18, 19)+`) expired
+		UNION ALL
+		SELECT 1, * FROM (`+eventRows("c", "c.live", 17)+`) created
+	) ordered ORDER BY ord`)+`
 SELECT true FROM c`,
 		r.ID, r.SecretHash[:], r.Subject, r.CreatedAt, r.LastSeenAt, r.ExpiresAt,
 		r.IdleExpiresAt, interval(r.IdleTimeout), md, authTime, r.AuthMethod, r.JKT, r.DBSC,
 		r.Origin.Issuer, r.Origin.Subject, r.Origin.SessionID, eventsParam(evs),
+		tether.MarshalEvent(&expiry[0]), tether.BookkeepingPrefixes(),
 	).Scan(new(bool))
 	var pgErr *pgconn.PgError
 	switch {

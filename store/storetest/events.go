@@ -159,7 +159,8 @@ func checkExpired(t *testing.T, e *tether.Event, r *tether.Record) string {
 // expiry reported (DESIGN §10): exactly one session.expired, with the
 // expired session's subject, reason and time, as RunExpiryEvents wants it,
 // and none for the service's bookkeeping records (tether.BookkeepingPrefixes);
-// the new record then stands alone under the ID.
+// of Creates racing for the ID, one wins and the others get ErrExists and
+// write nothing; the winner's record then stands alone under the ID.
 //
 // A store that records the expiry in Create is held to it by a newStore that
 // opens stores which do not sweep (or not within a minute): then nothing else
@@ -191,12 +192,37 @@ func RunExpiryOnReplace(t *testing.T, newStore NewStore) {
 	}
 	time.Sleep(time.Until(expiry.Add(10 * time.Millisecond)))
 
+	// Several Creates race for each ID: exactly one wins, and the expiry is
+	// still reported once.
+	const racers = 4
 	successors := make([]*tether.Record, len(cases))
+	var losers []*tether.Record
 	for i := range cases {
-		successors[i] = record(subject(t), time.Hour)
-		successors[i].ID = old[i].ID
-		if err := s.Create(ctx, successors[i], event(tether.EventSessionCreated, successors[i].Subject, old[i].ID)); err != nil {
-			t.Fatalf("Create over the expired %s: %v", old[i].ID, err)
+		var wg sync.WaitGroup
+		errs := make([]error, racers)
+		rivals := make([]*tether.Record, racers)
+		for k := range racers {
+			rivals[k] = record(subject(t), time.Hour)
+			rivals[k].ID = old[i].ID
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[k] = s.Create(ctx, rivals[k], event(tether.EventSessionCreated, rivals[k].Subject, old[i].ID))
+			}()
+		}
+		wg.Wait()
+		for k, err := range errs {
+			switch {
+			case err == nil && successors[i] == nil:
+				successors[i] = rivals[k]
+			case err == nil || !errors.Is(err, tether.ErrExists):
+				t.Fatalf("racing Creates over the expired %s: %v; want one nil, the others ErrExists", old[i].ID, errs)
+			default:
+				losers = append(losers, rivals[k])
+			}
+		}
+		if successors[i] == nil {
+			t.Fatalf("racing Creates over the expired %s: %v; want one nil", old[i].ID, errs)
 		}
 	}
 	expired := func(i int) []tether.Event {
@@ -235,6 +261,11 @@ func RunExpiryOnReplace(t *testing.T, newStore NewStore) {
 				t.Errorf("events of the new record's subject = %v; want its session.created alone", types)
 			}
 		})
+	}
+	for _, r := range losers {
+		if evs := allEvents(t, s, tether.EventQuery{Subject: r.Subject}); len(evs) != 0 {
+			t.Errorf("events of a Create that lost the race: %v", eventTypes(evs))
+		}
 	}
 }
 
