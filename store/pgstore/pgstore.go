@@ -31,7 +31,8 @@
 // # Guarantees
 //
 // Every write is a single SQL statement (an implicit transaction), so it is
-// atomic; it is durable once it returns nil, as PostgreSQL's COMMIT is with
+// atomic (a Create that finds its ID taken, which changes nothing, is
+// followed by one that replaces the row if it has expired); it is durable once it returns nil, as PostgreSQL's COMMIT is with
 // synchronous_commit on (the default). DeleteSubject is one DELETE: once it
 // returns, no read on any node finds any of the subject's sessions. Consume is
 // one INSERT … ON CONFLICT … DO UPDATE … WHERE: among concurrent calls for one
