@@ -581,6 +581,10 @@ func (m *Manager) RevokeOwned(ctx context.Context, subject, id string) error {
 	return m.Revoke(ctx, id)
 }
 
+// keptSessionKey is the detail of a subject.revoked event that names the
+// session it spared, which the SSF transmitter passes on (ssf.ClaimKeptSession).
+const keptSessionKey = "kept_session_id"
+
 // RevokeSubject ends every session of subject but keepID (which may be empty),
 // atomically in the store, and returns how many it ended.
 func (m *Manager) RevokeSubject(ctx context.Context, subject, keepID string) (int, error) {
@@ -590,7 +594,7 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject, keepID string) (in
 	defer m.invalidateSubject(subject)
 	var detail map[string]any
 	if keepID != "" {
-		detail = map[string]any{"kept_session_id": keepID}
+		detail = map[string]any{keptSessionKey: keepID}
 	}
 	ev := m.newEvent(ctx, EventSubjectRevoked, subject, "", detail)
 	n, err := m.store.DeleteSubject(ctx, subject, keepID, ev)
@@ -664,7 +668,13 @@ func (m *Manager) setRoles(ctx context.Context, subject string, roles []string, 
 			// Revoke first: should setting the roles then fail, the sessions
 			// are gone and the roles unchanged, which is safe; the other order
 			// could leave old sessions holding the new privilege.
-			ev := m.newEvent(ctx, EventSubjectRevoked, subject, "", map[string]any{"reason": "privilege_gain", "gained": gained})
+			revoked := map[string]any{"reason": "privilege_gain", "gained": gained}
+			if keepID != "" {
+				// As RevokeSubject records it: a receiver of the SET spares
+				// what it derived from the kept session (ssf.ClaimKeptSession).
+				revoked[keptSessionKey] = keepID
+			}
+			ev := m.newEvent(ctx, EventSubjectRevoked, subject, "", revoked)
 			if _, err := m.store.DeleteSubject(ctx, subject, keepID, ev); err != nil {
 				return fmt.Errorf("tether: set roles: revoke on privilege gain: %w", err)
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,8 +120,13 @@ const (
 // isBookkeeping reports whether subject holds records origin.go keeps for
 // itself rather than anyone's sessions.
 func isBookkeeping(subject string) bool {
-	return strings.HasPrefix(subject, originIndexPrefix) || strings.HasPrefix(subject, tombstonePrefix)
+	return slices.ContainsFunc(BookkeepingPrefixes(), func(p string) bool { return strings.HasPrefix(subject, p) })
 }
+
+// BookkeepingPrefixes returns the prefixes of the reserved subjects whose
+// records the service keeps for itself, whose expiry ExpiryEvents does not
+// report: for a store that must apply that rule inside its own query.
+func BookkeepingPrefixes() []string { return []string{originIndexPrefix, tombstonePrefix} }
 
 // originIndexSubjectKey is the index entry's metadata key that holds the
 // indexed session's subject.

@@ -58,6 +58,59 @@ func TestReceiveRetriedAfterStoreFailure(t *testing.T) {
 	}
 }
 
+// TestPrivilegeGainSparesNewSession: at A (sessions.on_privilege_gain:
+// revoke) a session created with a role its subject lacked ends the
+// subject's other sessions, not itself; the SET A sends for that makes B end
+// what it derived from the others and spare what it derived from the new
+// one, which B may have made before the SET arrives (a late delivery).
+func TestPrivilegeGainSparesNewSession(t *testing.T) {
+	a, err := tether.NewManager(tether.Config{Store: memstore.New(), OnPrivilegeGain: tether.PrivilegeGainRevoke})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	_, old, err := a.Create(t.Context(), tether.CreateParams{Subject: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, gained, err := a.Create(t.Context(), tether.CreateParams{Subject: "alice", Roles: []string{"admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := a.Events(t.Context(), tether.EventQuery{Type: tether.EventSubjectRevoked})
+	if err != nil || len(page.Events) != 1 {
+		t.Fatalf("subject.revoked events at A: %+v, %v; want the privilege gain's alone", page.Events, err)
+	}
+	claims, ok := fromEvent("https://a.example", "https://b.example", &page.Events[0], time.Now())
+	if !ok {
+		t.Fatalf("no SET for %+v", page.Events[0])
+	}
+
+	r, s, auth := testReceiver(t, memstore.New())
+	derived := map[string]string{} // A's session ID → B's token
+	for _, sid := range []string{old.ID, gained.ID} {
+		token, _, err := r.cfg.Manager.Create(t.Context(), tether.CreateParams{Subject: "alice",
+			Origin: tether.Origin{Issuer: "https://a.example", Subject: "alice", SessionID: sid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		derived[sid] = token
+	}
+	set, err := s.sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.Receive(t.Context(), auth, ContentType, []byte(set)); err != nil || out.Revoked != 1 {
+		t.Fatalf("Receive: %+v, %v; want 1 session revoked", out, err)
+	}
+	for sid, token := range derived {
+		_, err := r.cfg.Manager.Validate(t.Context(), token)
+		if ended := sid == old.ID; ended != errors.Is(err, tether.ErrInvalidToken) {
+			t.Errorf("B's session from A's %s: Validate got %v, want ended %v", sid, err, ended)
+		}
+	}
+}
+
 // TestReceiveKeptSession: a revocation of every session of a subject but
 // one (ClaimKeptSession) ends the sessions derived from the others and
 // spares those derived from the kept one; the claim anywhere else, or not

@@ -51,6 +51,12 @@ func TestExpiryEvents(t *testing.T) {
 		s, _ := openTemp(t, Options{SweepInterval: 50 * time.Millisecond})
 		return s
 	})
+	// No sweep within the case: only Create can report the replaced
+	// session's expiry.
+	storetest.RunExpiryOnReplace(t, func(t *testing.T) tether.Store {
+		s, _ := openTemp(t, Options{SweepInterval: time.Hour})
+		return s
+	})
 }
 
 // clock is a settable Options.Now.

@@ -21,6 +21,12 @@ func TestExpiryEvents(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+	// No sweep: only Create can report the replaced session's expiry.
+	storetest.RunExpiryOnReplace(t, func(t *testing.T) tether.Store {
+		s := memstore.NewWithOptions(memstore.Options{})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 // BenchmarkEventCost: what an event adds to a revocation and to creates.

@@ -18,12 +18,41 @@ import (
 // column) where cond holds, so they commit or roll back with the change in the
 // same statement. An event's empty subject is taken from src.
 func insertEvents(src, cond string, param int) string {
-	return fmt.Sprintf(`ev AS (
+	return writeEvents(eventRows(src, cond, param))
+}
+
+// writeEvents is a data-modifying CTE that writes the events the query rows
+// selects, as (subject, session_id, body), in its order.
+func writeEvents(rows string) string {
+	return `ev AS (
 	INSERT INTO tether_events (time, type, subject, session_id, body)
-	SELECT (e->>'time')::timestamptz, e->>'type', coalesce(nullif(e->>'subject', ''), %[1]s.subject),
-		coalesce(e->>'session_id', ''), e
-	FROM %[1]s, json_array_elements($%[3]d::json) e WHERE %[2]s
-)`, src, cond, param)
+	SELECT (body->>'time')::timestamptz, body->>'type', subject, session_id, body FROM (` + rows + `) rows
+)`
+}
+
+// eventRows selects, for writeEvents, the events passed as a JSON array in
+// parameter $param, once per row of src where cond holds.
+func eventRows(src, cond string, param int) string {
+	return fmt.Sprintf(`SELECT coalesce(nullif(e->>'subject', ''), %[1]s.subject) AS subject,
+		coalesce(e->>'session_id', '') AS session_id, e AS body
+	FROM %[1]s, json_array_elements($%[3]d::json) e WHERE %[2]s`, src, cond, param)
+}
+
+// expiryRows selects, for writeEvents, the session.expired event of each row
+// of src (id, subject, expires_at, idle_expires_at: a session removed because
+// it expired) whose subject begins with none of the prefixes in parameter
+// $prefixes: what tether.ExpiryEvents would make of it, built in SQL from
+// parameter $template, ExpiryEvents' event for a record with the ID alone,
+// whose detail it replaces. expired_at is formatted as Go's RFC3339Nano
+// formats a microsecond time in UTC (trailing zeros dropped).
+func expiryRows(src string, template, prefixes int) string {
+	return fmt.Sprintf(`SELECT %[1]s.subject AS subject, %[1]s.id AS session_id,
+		($%[2]d::jsonb || jsonb_build_object('subject', %[1]s.subject, 'detail', jsonb_build_object(
+			'reason', CASE WHEN %[1]s.idle_expires_at < %[1]s.expires_at THEN '%[4]s' ELSE '%[5]s' END,
+			'expired_at', regexp_replace(to_char(least(%[1]s.idle_expires_at, %[1]s.expires_at) AT TIME ZONE 'UTC',
+				'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.?0+$', '') || 'Z')))::json AS body
+	FROM %[1]s WHERE NOT EXISTS (SELECT 1 FROM unnest($%[3]d::text[]) p WHERE starts_with(%[1]s.subject, p))`,
+		src, template, prefixes, tether.ExpiryIdleTimeout, tether.ExpiryLifetime)
 }
 
 // eventsParam encodes evs for insertEvents.

@@ -1,8 +1,12 @@
 package pgstore
 
 import (
+	"encoding/json"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tetherhq/tether"
@@ -63,5 +67,61 @@ func TestEventsLateCommit(t *testing.T) {
 	}
 	if len(p.Events) != 2 || p.Events[0].Subject != "early" || p.Events[1].Subject != "late" {
 		t.Fatalf("after the commit: %+v; want early, then late", p.Events)
+	}
+}
+
+// TestExpiryRowsMatchGo: the session.expired events Create builds in SQL
+// (expiryRows) are those tether.ExpiryEvents makes, in every field a reader
+// sees, for times whose fraction Go prints in full, shortened or not at all.
+func TestExpiryRowsMatchGo(t *testing.T) {
+	dbURL, _ := freshDB(t)
+	s := openStore(t, dbURL, Options{SweepInterval: -1})
+	base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	cases := []struct {
+		name                string
+		subject             string
+		expires, idleExpire time.Time
+	}{
+		{"LifetimeWholeSecond", "alice", base, base},
+		{"LifetimeMicros", "alice", base.Add(123456 * time.Microsecond), base.Add(time.Hour)},
+		{"IdleTrailingZeros", "alice", base.Add(time.Hour), base.Add(120 * time.Millisecond)},
+		{"IdleOneMicro", "alice", base.Add(time.Hour), base.Add(time.Microsecond)},
+		{"Bookkeeping", tether.BookkeepingPrefixes()[1] + "x", base, base},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := &tether.Record{ID: tether.NewID(), Subject: c.subject, ExpiresAt: c.expires, IdleExpiresAt: c.idleExpire}
+			now := base.Add(2 * time.Hour)
+			template := tether.ExpiryEvents(&tether.Record{ID: r.ID}, now)[0]
+			rows, err := s.pool.Query(ctx, `
+WITH d AS (SELECT $1::text AS id, $2::text AS subject, $3::timestamptz AS expires_at, $4::timestamptz AS idle_expires_at)
+SELECT body FROM (`+expiryRows("d", 5, 6)+`) rows`,
+				r.ID, r.Subject, r.ExpiresAt, r.IdleExpiresAt, tether.MarshalEvent(&template), tether.BookkeepingPrefixes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			bodies, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []tether.Event
+			for _, b := range bodies {
+				e, err := tether.UnmarshalEvent(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e)
+			}
+			want := tether.ExpiryEvents(r, now)
+			for i := range want {
+				want[i].ID = template.ID // random: the template's is the one kept
+				if err := json.Unmarshal(tether.MarshalEvent(&want[i]), &want[i]); err != nil {
+					t.Fatal(err) // as read back: detail values as JSON decodes them
+				}
+			}
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("events (-Go +SQL):\n%s", diff)
+			}
+		})
 	}
 }

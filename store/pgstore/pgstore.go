@@ -31,7 +31,8 @@
 // # Guarantees
 //
 // Every write is a single SQL statement (an implicit transaction), so it is
-// atomic; it is durable once it returns nil, as PostgreSQL's COMMIT is with
+// atomic (a Create that finds its ID taken, which changes nothing, is
+// followed by one that replaces the row if it has expired); it is durable once it returns nil, as PostgreSQL's COMMIT is with
 // synchronous_commit on (the default). DeleteSubject is one DELETE: once it
 // returns, no read on any node finds any of the subject's sessions. Consume is
 // one INSERT … ON CONFLICT … DO UPDATE … WHERE: among concurrent calls for one
@@ -275,8 +276,14 @@ const recordColumns = `id, secret_hash, subject, created_at, last_seen_at, expir
 	idle_expires_at, idle_timeout, metadata, auth_time, auth_method, dpop_jkt, dbsc_jkt,
 	origin_iss, origin_sub, origin_sid`
 
-// Create inserts r. An expired row with the same ID counts as absent and is
-// replaced; a live one is ErrExists.
+// Create inserts r. An expired row with the same ID counts as absent: it is
+// deleted, with its session.expired event, and r takes its place.
+//
+// The first statement (createSQL) inserts r unless the ID is taken. Only
+// then, which random IDs make rare, does replaceSQL delete a dead row and
+// insert r in one statement, so that the event of the row it replaces is
+// built from that row's values: ON CONFLICT DO UPDATE cannot return them, and
+// doing this in every Create costs it about 20 µs of the database's time.
 func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Event) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
@@ -288,26 +295,15 @@ func (s *Store) Create(ctx context.Context, r *tether.Record, evs ...tether.Even
 	if len(r.Metadata) > 0 {
 		md = r.Metadata
 	}
-	err := s.pool.QueryRow(ctx, `
-WITH c AS (
-INSERT INTO tether_sessions (`+recordColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-ON CONFLICT (id) DO UPDATE SET
-	secret_hash = EXCLUDED.secret_hash, subject = EXCLUDED.subject,
-	created_at = EXCLUDED.created_at, last_seen_at = EXCLUDED.last_seen_at,
-	expires_at = EXCLUDED.expires_at, idle_expires_at = EXCLUDED.idle_expires_at,
-	idle_timeout = EXCLUDED.idle_timeout, metadata = EXCLUDED.metadata,
-	auth_time = EXCLUDED.auth_time, auth_method = EXCLUDED.auth_method, dpop_jkt = EXCLUDED.dpop_jkt,
-	dbsc_jkt = EXCLUDED.dbsc_jkt,
-	origin_iss = EXCLUDED.origin_iss, origin_sub = EXCLUDED.origin_sub, origin_sid = EXCLUDED.origin_sid
-WHERE NOT (tether_sessions.expires_at > now() AND tether_sessions.idle_expires_at > now())
-RETURNING subject, `+live+` AS live
-), `+insertEvents("c", "c.live", 17)+`
-SELECT true FROM c`,
-		r.ID, r.SecretHash[:], r.Subject, r.CreatedAt, r.LastSeenAt, r.ExpiresAt,
+	args := []any{r.ID, r.SecretHash[:], r.Subject, r.CreatedAt, r.LastSeenAt, r.ExpiresAt,
 		r.IdleExpiresAt, interval(r.IdleTimeout), md, authTime, r.AuthMethod, r.JKT, r.DBSC,
-		r.Origin.Issuer, r.Origin.Subject, r.Origin.SessionID, eventsParam(evs),
-	).Scan(new(bool))
+		r.Origin.Issuer, r.Origin.Subject, r.Origin.SessionID, eventsParam(evs)}
+	err := s.pool.QueryRow(ctx, createSQL, args...).Scan(new(bool))
+	if errors.Is(err, pgx.ErrNoRows) {
+		expiry := tether.ExpiryEvents(&tether.Record{ID: r.ID}, s.now())
+		args = append(args, tether.MarshalEvent(&expiry[0]), tether.BookkeepingPrefixes())
+		err = s.pool.QueryRow(ctx, replaceSQL, args...).Scan(new(bool))
+	}
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -319,6 +315,43 @@ SELECT true FROM c`,
 	}
 	return nil
 }
+
+// createSQL inserts a record ($1…$16) with its events ($17) unless its ID is
+// taken, and then returns no row.
+var createSQL = `
+WITH c AS (
+	INSERT INTO tether_sessions (` + recordColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+	ON CONFLICT (id) DO NOTHING
+	RETURNING subject, ` + live + ` AS live
+), ` + insertEvents("c", "c.live", 17) + `
+SELECT true FROM c`
+
+// replaceSQL is createSQL for an ID that was taken: it deletes the row if it
+// has expired, with its session.expired event (expiryRows: $18 and $19) before
+// the new record's, and inserts the record. The DELETE takes the dead row's
+// lock and the INSERT runs after it (it reads d), so a concurrent Create of
+// the same ID, or the sweeper (SKIP LOCKED), finds the row gone: the expiry is
+// reported once. The INSERT then conflicts only with a live row, or one a
+// concurrent Create inserted after this statement's snapshot (that Create
+// won), and returns no row.
+var replaceSQL = `
+WITH d AS (
+	DELETE FROM tether_sessions WHERE id = $1 AND NOT (` + live + `)
+	RETURNING id, subject, expires_at, idle_expires_at
+), c AS (
+	INSERT INTO tether_sessions (` + recordColumns + `)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+	FROM (SELECT count(*) FROM d) AS after_delete
+	ON CONFLICT (id) DO NOTHING
+	RETURNING subject, ` + live + ` AS live
+), ` + writeEvents(`
+	SELECT subject, session_id, body FROM (
+		SELECT 0 AS ord, * FROM (`+expiryRows("d", 18, 19)+`) expired
+		UNION ALL
+		SELECT 1, * FROM (`+eventRows("c", "c.live", 17)+`) created
+	) ordered ORDER BY ord`) + `
+SELECT true FROM c`
 
 // Get returns the live record with id.
 func (s *Store) Get(ctx context.Context, id string) (*tether.Record, error) {

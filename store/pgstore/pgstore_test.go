@@ -43,6 +43,10 @@ func TestExpiryEvents(t *testing.T) {
 	storetest.RunExpiryEvents(t, func(t *testing.T) tether.Store {
 		return openStore(t, dbURL, Options{SweepInterval: 50 * time.Millisecond})
 	})
+	// No sweep: only Create can report the replaced session's expiry.
+	storetest.RunExpiryOnReplace(t, func(t *testing.T) tether.Store {
+		return openStore(t, dbURL, Options{SweepInterval: -1})
+	})
 }
 
 func TestRoundTrip(t *testing.T) {

@@ -30,7 +30,12 @@ import (
 // their events, and hands them to expireScript, pipelined across the
 // slots, which removes each entry that is still due, with its record if
 // Redis has not dropped it yet, and writes its event, in one atomic step on
-// the slot; a concurrent sweep on another node finds nothing left to do. On standalone
+// the slot; a concurrent sweep on another node finds nothing left to do. A
+// record under the entry's ID whose own entry differs is a later session's
+// (a Create that reused the ID once Redis dropped the first): the entry is
+// reported and the record left alone. Only a reuse with the same subject
+// and ExpiresAt shares the entry, and then one expiry of the two goes
+// unreported. On standalone
 // Redis and Sentinel there is one index; on a Cluster one per slot, beside
 // the slot's outbox (outbox.go).
 

@@ -51,6 +51,7 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, newStore)
 	storetest.RunEvents(t, newStore)
 	storetest.RunExpiryEvents(t, expiryOpener("redis://"+addr+"/0", addr))
+	storetest.RunExpiryOnReplace(t, expiryOpener("redis://"+addr+"/0", addr))
 }
 
 // expiryOpener opens stores on url that sweep every 50ms, as RunExpiryEvents
@@ -70,6 +71,7 @@ func TestConformanceCluster(t *testing.T) {
 	storetest.Run(t, newStore)
 	storetest.RunEvents(t, newStore)
 	storetest.RunExpiryEvents(t, expiryOpener(url, ""))
+	storetest.RunExpiryOnReplace(t, expiryOpener(url, ""))
 	runOutbox(t, url)
 }
 
@@ -328,6 +330,7 @@ func TestConformanceSentinel(t *testing.T) {
 	storetest.Run(t, newStore)
 	storetest.RunEvents(t, newStore)
 	storetest.RunExpiryEvents(t, expiryOpener(url, ""))
+	storetest.RunExpiryOnReplace(t, expiryOpener(url, ""))
 }
 
 // TestMinReplicasUnreached: with min_replicas set and no replica to

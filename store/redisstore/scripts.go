@@ -216,14 +216,15 @@ return v
 
 // expireScript records the expiry of sessions whose expiry index entries the
 // sweep found due (expiry.go): for each entry still in the index with the
-// same end, whose record is gone or dead by the caller's clock, it removes
-// the entry and the record, and writes the event. It returns the IDs of the
-// events written.
+// same end, whose record is gone, dead by the caller's clock, or another
+// session's (a Create that reused the ID once it expired), it removes the
+// entry and the record if it is the entry's, and writes the event. It
+// returns the IDs of the events written.
 //
 // KEYS[1] expiry index, KEYS[2] event stream, KEYS[3…] the entries' records;
 // ARGV[1] now (Unix µs), then for each entry its member, its end (Unix µs)
 // and its event (empty: none).
-var expireScript = newScript(`
+var expireScript = newScript(recordLua + `
 local now = tonumber(ARGV[1])
 local written = {}
 for i = 2, #ARGV, 3 do
@@ -231,9 +232,10 @@ for i = 2, #ARGV, 3 do
   local ends = redis.call('ZSCORE', KEYS[1], member)
   if ends and tonumber(ends) == tonumber(ARGV[i + 1]) then
     local v = redis.call('GET', rec)
-    if not v or struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then
+    local own = v and expiryMember(string.sub(member, 2, 1 + string.byte(member, 1)), v) == member
+    if not own or struct.unpack('>i8', v, 10) <= now or struct.unpack('>i8', v, 18) <= now then
       redis.call('ZREM', KEYS[1], member)
-      if v then redis.call('DEL', rec) end
+      if own then redis.call('DEL', rec) end
       if ARGV[i + 2] ~= '' then
         written[#written + 1] = redis.call('XADD', KEYS[2], '*', 'e', ARGV[i + 2], 's', '')
       end

@@ -130,20 +130,142 @@ func RunExpiryEvents(t *testing.T, newStore NewStore) {
 		if _, dup := got[e.SessionID]; dup {
 			t.Errorf("a second session.expired for %s", e.SessionID)
 		}
-		reason, _ := e.Detail["reason"].(string)
-		got[e.SessionID] = reason
-		at := r.ExpiresAt
-		if reason == tether.ExpiryIdleTimeout {
-			at = r.IdleExpiresAt
-		}
-		if e.Subject != r.Subject || e.Actor != (tether.Actor{Kind: tether.ActorSystem}) ||
-			e.Detail["expired_at"] != at.UTC().Format(time.RFC3339Nano) || e.Time.Before(at) {
-			t.Errorf("session.expired for %s = %+v; want subject %s, actor system, expired_at %s, recorded after it",
-				e.SessionID, e, r.Subject, at.UTC().Format(time.RFC3339Nano))
-		}
+		got[e.SessionID] = checkExpired(t, &e, r)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("session.expired reasons by session (-want +got):\n%s", diff)
+	}
+}
+
+// checkExpired reports an error unless e is as the session.expired of r
+// should be, whatever its reason, which it returns.
+func checkExpired(t *testing.T, e *tether.Event, r *tether.Record) string {
+	t.Helper()
+	reason, _ := e.Detail["reason"].(string)
+	at := r.ExpiresAt
+	if reason == tether.ExpiryIdleTimeout {
+		at = r.IdleExpiresAt
+	}
+	if e.Subject != r.Subject || e.Actor != (tether.Actor{Kind: tether.ActorSystem}) ||
+		e.Detail["expired_at"] != at.UTC().Format(time.RFC3339Nano) || e.Time.Before(at) {
+		t.Errorf("session.expired for %s = %+v; want subject %s, actor system, expired_at %s, recorded after it",
+			e.SessionID, e, r.Subject, at.UTC().Format(time.RFC3339Nano))
+	}
+	return reason
+}
+
+// RunExpiryOnReplace checks that a Create reusing the ID of a session that
+// has expired, but that no sweep has removed yet, leaves that session's
+// expiry reported (DESIGN §10): exactly one session.expired, with the
+// expired session's subject, reason and time, as RunExpiryEvents wants it,
+// and none for the service's bookkeeping records (tether.BookkeepingPrefixes);
+// of Creates racing for the ID, one wins and the others get ErrExists and
+// write nothing; the winner's record then stands alone under the ID.
+//
+// A store that records the expiry in Create is held to it by a newStore that
+// opens stores which do not sweep (or not within a minute): then nothing else
+// can report it. A store that leaves it to its sweep (Redis, whose records
+// vanish by themselves) must sweep at least every 200ms, as for
+// RunExpiryEvents.
+func RunExpiryOnReplace(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	expiry := now().Add(300 * time.Millisecond)
+	cases := []struct {
+		name, subject string
+		idle          bool
+		wantReason    string // empty: no event
+	}{
+		{"ReplacedLifetime", subject(t), false, tether.ExpiryLifetime},
+		{"ReplacedIdleTimeout", subject(t), true, tether.ExpiryIdleTimeout},
+		{"ReplacedBookkeeping", tether.BookkeepingPrefixes()[0] + subject(t), false, ""},
+	}
+	old := make([]*tether.Record, len(cases))
+	for i, c := range cases {
+		r := record(c.subject, time.Hour)
+		if c.idle {
+			r.IdleExpiresAt = expiry
+		} else {
+			r.ExpiresAt, r.IdleExpiresAt = expiry, expiry
+		}
+		mustCreate(t, s, r)
+		old[i] = r
+	}
+	time.Sleep(time.Until(expiry.Add(10 * time.Millisecond)))
+
+	// Several Creates race for each ID: exactly one wins, and the expiry is
+	// still reported once.
+	const racers = 4
+	successors := make([]*tether.Record, len(cases))
+	var losers []*tether.Record
+	for i := range cases {
+		var wg sync.WaitGroup
+		errs := make([]error, racers)
+		rivals := make([]*tether.Record, racers)
+		for k := range racers {
+			rivals[k] = record(subject(t), time.Hour)
+			rivals[k].ID = old[i].ID
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[k] = s.Create(ctx, rivals[k], event(tether.EventSessionCreated, rivals[k].Subject, old[i].ID))
+			}()
+		}
+		wg.Wait()
+		for k, err := range errs {
+			switch {
+			case err == nil && successors[i] == nil:
+				successors[i] = rivals[k]
+			case err == nil || !errors.Is(err, tether.ErrExists):
+				t.Fatalf("racing Creates over the expired %s: %v; want one nil, the others ErrExists", old[i].ID, errs)
+			default:
+				losers = append(losers, rivals[k])
+			}
+		}
+		if successors[i] == nil {
+			t.Fatalf("racing Creates over the expired %s: %v; want one nil", old[i].ID, errs)
+		}
+	}
+	expired := func(i int) []tether.Event {
+		return allEvents(t, s, tether.EventQuery{Subject: old[i].Subject, Type: tether.EventSessionExpired})
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for i, c := range cases {
+		for c.wantReason != "" && len(expired(i)) == 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond) // a poll interval, well under the sweep's
+		}
+	}
+
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var reasons []string
+			for _, e := range expired(i) {
+				if e.SessionID != old[i].ID {
+					t.Errorf("session.expired for %s; want only %s's", e.SessionID, old[i].ID)
+					continue
+				}
+				reasons = append(reasons, checkExpired(t, &e, old[i]))
+			}
+			var want []string
+			if c.wantReason != "" {
+				want = []string{c.wantReason}
+			}
+			if diff := cmp.Diff(want, reasons); diff != "" {
+				t.Errorf("session.expired reasons of the replaced session (-want +got):\n%s", diff)
+			}
+			got, err := s.Get(ctx, old[i].ID)
+			if err != nil || !cmp.Equal(got, successors[i], cmpRecord) {
+				t.Errorf("Get(%s) = %+v, %v; want the new record %+v", old[i].ID, got, err, successors[i])
+			}
+			evs := allEvents(t, s, tether.EventQuery{Subject: successors[i].Subject})
+			if types := eventTypes(evs); !slices.Equal(types, []string{tether.EventSessionCreated + "/" + successors[i].Subject}) {
+				t.Errorf("events of the new record's subject = %v; want its session.created alone", types)
+			}
+		})
+	}
+	for _, r := range losers {
+		if evs := allEvents(t, s, tether.EventQuery{Subject: r.Subject}); len(evs) != 0 {
+			t.Errorf("events of a Create that lost the race: %v", eventTypes(evs))
+		}
 	}
 }
 
