@@ -35,9 +35,8 @@ import (
 // (a Create that reused the ID once Redis dropped the first): the entry is
 // reported and the record left alone. Only a reuse with the same subject
 // and ExpiresAt shares the entry, and then one expiry of the two goes
-// unreported. On standalone
-// Redis and Sentinel there is one index; on a Cluster one per slot, beside
-// the slot's outbox (outbox.go).
+// unreported. On standalone Redis and Sentinel there is one index; on a
+// Cluster one per slot, beside the slot's outbox (outbox.go).
 
 // expiryBatch bounds the entries one expireScript call handles.
 const expiryBatch = 500
