@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -254,6 +255,51 @@ func (o *outbox) markWritten(m mark) {
 		last.entries = nil
 	case n < maxMarks:
 		o.marks = append(o.marks, m)
+	}
+}
+
+// moveDelay is how long a Cluster store's mover (outbox.run) gathers marks
+// before it moves their events into the log: what another node's reader
+// waits for at most beyond the move itself (this node's own reads drain at
+// once).
+const moveDelay = 2 * time.Millisecond
+
+// run moves queued marks as they come, sends trims, and retries a failed
+// move a second later.
+func (o *outbox) run(ctx context.Context) {
+	var retry <-chan time.Time
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.kick:
+			// Let the marks of writes close behind gather: one move then
+			// carries them all, and busy nodes pay one round trip to the
+			// log's node per moveDelay rather than one per write.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(moveDelay):
+			}
+		case <-retry:
+		}
+		retry = nil
+		err := o.drain(ctx)
+		if err == nil {
+			o.sendTrims(ctx)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			failing = false
+		default:
+			if !failing {
+				o.s.log.Warn("redisstore: moving events into the log failed; retrying", "err", err)
+			}
+			failing, retry = true, time.After(min(time.Second, o.s.sweepEvery))
+		}
 	}
 }
 
